@@ -1,0 +1,75 @@
+"""The on-disk cache: fine-tuned teachers and the teacher's outputs on the training set.
+
+Keys are content hashes, so a cache entry is reused exactly when the same teacher meets the same
+tokenised data, whichever run, trial or worker asks. Entries are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from bench.features import Collator
+from bench.storage import save_array
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """`cache_dir`, else `$KDBENCH_CACHE`, else `~/.cache/kdbench`."""
+    return Path(cache_dir or os.environ.get("KDBENCH_CACHE") or Path.home() / ".cache" / "kdbench")
+
+
+def digest(*parts: object) -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+def model_fingerprint(model: PreTrainedModel) -> str:
+    """A hash of a model's weights and architecture: the same weights give the same key wherever loaded."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def dataset_fingerprint(ds: datasets.Dataset) -> str:
+    """A hash of every value of a (tokenised) dataset, in order."""
+    return digest(ds[:])  # all rows, through any index mapping left by a subset
+
+
+@torch.inference_mode()
+def predict_logits(model: PreTrainedModel, ds: datasets.Dataset, collator: Collator, batch_size: int,
+                   desc: str = "teacher outputs") -> np.ndarray:
+    """The model's logits on every example of a tokenised dataset, in order, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = ds.remove_columns([c for c in ds.column_names if c == "labels"])
+    outputs = []
+    for batch in tqdm(DataLoader(inputs, batch_size=batch_size, collate_fn=collator), desc=desc, unit="batch"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        outputs.append(logits.float().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def cached_teacher_logits(teacher: PreTrainedModel, ds: datasets.Dataset, collator: Collator, *,
+                          batch_size: int, cache_dir: str | Path | None = None) -> tuple[np.ndarray, bool]:
+    """The teacher's logits on `ds`, computed once per (teacher weights, data) and then read from
+    disk. Returns the logits and whether they came from the cache."""
+    key = digest(model_fingerprint(teacher), dataset_fingerprint(ds))
+    path = cache_root(cache_dir) / "teacher-outputs" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path), True
+    logits = predict_logits(teacher, ds, collator, batch_size)
+    save_array(path, logits)
+    return logits, False

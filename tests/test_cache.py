@@ -1,0 +1,54 @@
+"""The teacher-output cache: computed once per (teacher, data), then read back identically."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench.cache import cached_teacher_logits, predict_logits
+from bench.data import load_task
+from bench.features import Collator, tokenize
+from bench.models import load_classifier, load_tokenizer
+from bench.tasks import get_task
+from tests.conftest import write_sst2
+
+
+def _setup(tiny_teacher, root, n_train=48):
+    tokenizer = load_tokenizer(str(tiny_teacher))
+    data = load_task("sst2", data_dir=write_sst2(root, n_train=n_train))
+    return tokenizer, tokenize(data.splits["train"], tokenizer, 32), load_classifier(str(tiny_teacher), get_task("sst2"))
+
+
+def test_outputs_are_cached_and_reused(tiny_teacher, tmp_path, monkeypatch):
+    tokenizer, train, teacher = _setup(tiny_teacher, tmp_path / "glue")
+    first, hit = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
+    assert not hit and first.shape == (48, 2)
+    assert list((tmp_path / "teacher-outputs").iterdir())[0].suffix == ".npy"  # no temporary files left
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("teacher recomputed despite the cache")
+
+    monkeypatch.setattr("bench.cache.predict_logits", must_not_run)
+    second, hit = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=8, cache_dir=tmp_path)
+    assert hit and np.array_equal(first, second)
+
+
+def test_cached_outputs_equal_the_teacher_in_eval_mode(tiny_teacher, tmp_path):
+    tokenizer, train, teacher = _setup(tiny_teacher, tmp_path / "glue")
+    teacher.train()  # dropout on: the cache must still hold eval-mode outputs
+    cached, _ = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
+    again = predict_logits(teacher, train, Collator(tokenizer), batch_size=48)
+    assert np.allclose(cached, again, atol=1e-5)
+
+
+def test_other_data_or_other_teacher_is_a_cache_miss(tiny_teacher, tmp_path):
+    tokenizer, train, teacher = _setup(tiny_teacher, tmp_path / "glue")
+    cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
+    _, other_train, _ = _setup(tiny_teacher, tmp_path / "glue2", n_train=40)
+    _, hit = cached_teacher_logits(teacher, other_train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
+    assert not hit
+    with torch.no_grad():
+        teacher.classifier.bias.add_(1.0)
+    _, hit = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
+    assert not hit
+    assert len(list((tmp_path / "teacher-outputs").iterdir())) == 3

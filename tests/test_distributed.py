@@ -1,0 +1,29 @@
+"""Data parallelism comes from the engine: two CPU processes under torchrun share one KD run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench.records import RECORD_FILE
+from tests.conftest import write_sst2
+
+
+def test_two_processes_split_the_data(tiny_teacher, tmp_path):
+    glue = write_sst2(tmp_path / "glue", n_train=64, n_dev=16)
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+               "-m", "bench.cli", "distill", "--task", "sst2", "--data-dir", str(glue), "--teacher", str(tiny_teacher),
+               "--student", "teacher-layers:0", "--max-length", "32", "--num-train-epochs", "1",
+               "--per-device-train-batch-size", "8", "--output-dir", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KDBENCH_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((out / RECORD_FILE).read_text())
+    assert record["throughput"]["world_size"] == 2
+    # 64 examples, 8 per process and step, 2 processes: 4 steps for the whole epoch
+    assert record["throughput"]["global_steps"] == 4
+    assert record["throughput"]["train_examples"] == 64
+    assert len(list((tmp_path / "cache" / "teacher-outputs").iterdir())) == 1
