@@ -468,7 +468,8 @@ def test_custom_argument_errors(tmp_path):
 
 # Real GLUE files ---------------------------------------------------------------------------------
 
-REAL_GLUE = Path(os.environ.get("KDBENCH_GLUE_DIR") or "/work/shared/glue")
+# read at import, before the autouse fixture clears the variable; else ../shared/glue beside the repo
+REAL_GLUE = Path(os.environ.get("KDBENCH_GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "glue")
 
 
 @pytest.mark.skipif(not (REAL_GLUE / "SST-2").is_dir(), reason="no real GLUE folder")
