@@ -126,28 +126,29 @@ def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
     return record
 
 
-def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: str) -> Path:
-    """Where the teacher fine-tuned from `base` on this data with these settings is cached."""
-    key = digest(base, dataset_fingerprint(prepared.train), {n: dataset_fingerprint(d) for n, d in prepared.evals.items()},
-                 asdict(config.teacher_train))
+def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTrainedModel) -> Path:
+    """Where the teacher fine-tuned from `base` on this data with these settings is cached; keyed by
+    the weights, not the name, so `minilm` and its hub id share one entry."""
+    key = digest(model_fingerprint(base), dataset_fingerprint(prepared.train),
+                 {name: dataset_fingerprint(ds) for name, ds in prepared.evals.items()}, asdict(config.teacher_train))
     return cache_root(config.cache_dir) / "teachers" / f"{prepared.data.task.name}-{key}"
 
 
 def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
-    (a model folder with the run record inside), its record and whether it came from the cache. The cache key covers the encoder, the
-    tokenised data and the training settings; the folder appears only once complete."""
+    (a model folder with the run record inside), its record and whether it came from the cache.
+    The folder appears only once complete; an interrupted fine-tuning resumes from its checkpoint."""
     started, timer = time.perf_counter(), PhaseTimer()
     tokenizer = load_tokenizer(config.model)
     with timer.phase("data"):
         prepared = prepare_data(config.data, tokenizer)
-    folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, config.model)
+    set_seed(config.teacher_train.seed)  # the new task head's initialisation is part of the key
+    model = load_classifier(config.model, prepared.data.task)
+    folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, model)
     if (folder / RECORD_FILE).is_file():
         return folder, read_record(folder), True
     state = distributed_state()
     partial = folder.parent / f".{folder.name}.partial"
-    set_seed(config.teacher_train.seed)
-    model = load_classifier(config.model, prepared.data.task)
     model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
                           config.teacher_train, config.kd, partial, timer, resume=True)
     teacher_config = replace(config, train=config.teacher_train)
