@@ -299,7 +299,8 @@ def _read_records(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[st
     """The named columns of each record of a CSV, TSV or JSON Lines file, with its line number.
 
     Every named column must be present with a non-empty value. TSV is read without quoting,
-    like GLUE's files; CSV with standard quoting.
+    like GLUE's files; CSV with standard quoting. Read here rather than by `datasets`' csv/json
+    builders so that every problem is reported with its file and line.
     """
     if not path.is_file():
         raise KdbenchError(f"data file {path} not found")
