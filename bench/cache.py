@@ -63,10 +63,12 @@ def predict_logits(model: PreTrainedModel, ds: datasets.Dataset, collator: Colla
 
 
 def cached_teacher_logits(teacher: PreTrainedModel, ds: datasets.Dataset, collator: Collator, *,
-                          batch_size: int, cache_dir: str | Path | None = None) -> tuple[np.ndarray, bool]:
+                          batch_size: int, cache_dir: str | Path | None = None,
+                          teacher_fingerprint: str | None = None) -> tuple[np.ndarray, bool]:
     """The teacher's logits on `ds`, computed once per (teacher weights, data) and then read from
-    disk. Returns the logits and whether they came from the cache."""
-    key = digest(model_fingerprint(teacher), dataset_fingerprint(ds))
+    disk. Returns the logits and whether they came from the cache. Pass `teacher_fingerprint` if
+    already computed (hashing a large teacher takes a moment)."""
+    key = digest(teacher_fingerprint or model_fingerprint(teacher), dataset_fingerprint(ds))
     path = cache_root(cache_dir) / "teacher-outputs" / f"{key}.npy"
     if path.is_file():
         return np.load(path), True

@@ -211,17 +211,17 @@ def run_distill(config: RunConfig) -> dict:
     task = prepared.data.task
     with timer.phase("teacher_inference"):
         teacher = load_classifier(teacher_name, task, require_trained_head=True)
-        state = distributed_state()
-        with state.main_process_first():  # one process computes and caches, the others read the cache
+        fingerprint = model_fingerprint(teacher)
+        with distributed_state().main_process_first():  # one process computes and caches, the others read
             logits, cache_hit = cached_teacher_logits(teacher, prepared.train, Collator(tokenizer),
                                                       batch_size=config.train.per_device_eval_batch_size,
-                                                      cache_dir=config.cache_dir)
+                                                      cache_dir=config.cache_dir, teacher_fingerprint=fingerprint)
     train_ds = prepared.train.add_column(TEACHER_LOGITS, logits.tolist())
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
     student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, config.kd, output_dir,
                             timer, resume=config.resume)
-    teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": model_fingerprint(teacher),
+    teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
                     "outputs_cache_hit": cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
