@@ -49,6 +49,6 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
     kd = run_distill(RunConfig(**common, method="none", output_dir=str(out / "distill")))
     table = pd.DataFrame([_row("teacher (MiniLM)", teacher_record, cached), _row("student, no KD", no_kd),
                           _row("student, KD", kd)])
-    return (f"SST-2, {max_train_examples} training examples (subset seed {data.subset_seed}), max length 64, dev set of "
-            f"{kd['data']['eval_examples']['validation']}; seed {seed}; teacher: {teacher_dir}\n"
+    return (f"SST-2, {max_train_examples} training examples (subset seed {data.subset_seed}), max length 64, "
+            f"dev set of {kd['data']['eval_examples']['validation']}; seed {seed}; teacher: {teacher_dir}\n"
             f"{table.to_string(index=False)}\nrun records: {out}/finetune/record.json, {out}/distill/record.json")
