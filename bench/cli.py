@@ -38,7 +38,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str
         kind = _field_type(hints[f.name])
         default = (defaults or {}).get(f.name, f.default)
         flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help
         if kind is bool:
             section.add_argument(*flags, dest=f"{group}.{f.name}", action=argparse.BooleanOptionalAction,
                                  default=default, help=help_text)
@@ -52,6 +52,7 @@ def dataclass_from_args(args: argparse.Namespace, cls: type, group: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.generator import GeneratorSettings
     from bench.runs import DataConfig
     from bench.training import KDConfig, TrainConfig
 
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "distillation of pre-trained transformers: one harness, every method.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tasks", help="list the GLUE tasks and their metrics")
-    commands.add_parser("methods", help="list the augmentation methods")
+    methods = commands.add_parser("methods", help="list the augmentation methods and their parameters")
+    methods.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="import a module (or .py file) that registers more methods; repeatable")
 
     def run_command(name: str, help_text: str, model_help: str, model_default: str | None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -87,24 +90,45 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--finetune-teacher", action="store_true",
                          help="fine-tune --teacher on the task first (cached) with default settings")
     distill.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
+    distill.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
+    distill.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="import a module (or .py file) that registers more methods; repeatable")
+    distill.add_argument("--pool-seed", type=int, default=42,
+                         help="seed of a pool method's generation, fixed across training seeds (default: 42)")
     distill.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
     add_dataclass_options(distill, KDConfig, "kd")
 
-    demo = commands.add_parser("demo", help="SST-2 subset: teacher, student without KD, student with KD",
+    generator = commands.add_parser(
+        "make-generator", help="build a masked-LM generator for the mlm method (offline: no MLM weights exist)",
+        description="Continue masked-LM training of an encoder (default: the offline MiniLM; a fine-tuned teacher "
+        "folder works too) with a new MLM head tied to its embeddings, on the task's training text; cached. "
+        "Pass the printed folder to `kdbench distill --method mlm --param generator=FOLDER`.")
+    generator.add_argument("--model", default="minilm", help="encoder: hub id, folder, or 'minilm' (default)")
+    generator.add_argument("--output-dir", help="save here instead of the cache")
+    generator.add_argument("--cache-dir", help="cache folder (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+    add_dataclass_options(generator, DataConfig, "data")
+    add_dataclass_options(generator, GeneratorSettings, "generator")
+
+    demo = commands.add_parser("demo", help="SST-2 subset: teacher, no-KD student, KD student under each method",
                                description="The main job: on a 2,000-example seeded SST-2 subset (max length 64), "
                                "fine-tune the MiniLM teacher (cached), then train a 3-layer student taken from it "
-                               "without and with KD, and print dev accuracy and wall-clock.")
+                               "without KD and with KD under each augmentation method, and print dev accuracy and "
+                               "wall-clock (augmentation, teacher labelling and training apart).")
     demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
     demo.add_argument("--output-dir", default="kdbench-results/demo", help="folder for the run records")
     demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
     demo.add_argument("--max-train-examples", type=int, default=2000, help="training subset size")
     demo.add_argument("--seed", type=int, default=42, help="training seed")
+    demo.add_argument("--methods", default="none,ad2,eda,backtranslation,mlm",
+                      help="comma-separated methods to compare (default: %(default)s)")
     return parser
 
 
 def _run_config(args: argparse.Namespace):
     from bench.runs import DataConfig, RunConfig
     from bench.training import KDConfig, TrainConfig
+    from methods.registry import parse_assignment
 
     return RunConfig(
         data=dataclass_from_args(args, DataConfig, "data"),
@@ -114,6 +138,8 @@ def _run_config(args: argparse.Namespace):
         teacher=getattr(args, "teacher", None),
         finetune_teacher=getattr(args, "finetune_teacher", False),
         method=getattr(args, "method", "none"),
+        method_params=dict(map(parse_assignment, getattr(args, "param", []))),
+        pool_seed=getattr(args, "pool_seed", 42),
         output_dir=args.output_dir,
         cache_dir=args.cache_dir,
         resume=getattr(args, "resume", False),
@@ -121,15 +147,27 @@ def _run_config(args: argparse.Namespace):
 
 
 def _validate_names(config) -> None:
-    """Check task and method names before any model or data is loaded."""
+    """Check task, method and parameter names and values before any model or data is loaded."""
     from bench.tasks import get_task
     from methods import get_method
 
     if not config.data.train_file:
         get_task(config.data.task)
-    get_method(config.method)
+    get_method(config.method).parse_params(config.method_params)
     if config.kd.alpha_kd == 0 and config.kd.alpha_ce == 0:
         raise KdbenchError("--alpha-kd and --alpha-ce are both 0: the student would learn nothing")
+
+
+def _method_listing(methods) -> str:
+    """Each method with its kind and description, then its parameters: name, type, default, help."""
+    blocks = []
+    for method in methods:
+        lines = [f"{method.name} ({method.kind}): {method.description}"]
+        for p in method.params:
+            choices = f" [{'|'.join(map(str, p.choices))}]" if p.choices else ""
+            lines.append(f"    {p.name:16} {p.type_name:6} default {p.default!s:10} {p.help}{choices}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def _summary(record: dict) -> str:
@@ -159,18 +197,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "regression" if task.is_regression else f"{task.num_labels} classes"
                 print(f"{task.name:6} {'pair' if task.is_pair else 'single':6} {kind:11} {', '.join(task.metrics)}")
         elif args.command == "methods":
-            from methods import list_methods
+            from methods import list_methods, load_plugins
 
-            for method in list_methods():
-                print(f"{method.name:10} {method.kind:8} {method.description}")
+            load_plugins(args.plugin)
+            print(_method_listing(list_methods()))
         elif args.command == "demo":
             from bench.demo import run_demo
 
+            from methods import get_method
+
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            for name in methods:
+                get_method(name)
             print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
-                           max_train_examples=args.max_train_examples, seed=args.seed))
+                           max_train_examples=args.max_train_examples, seed=args.seed, methods=methods))
+        elif args.command == "make-generator":
+            from bench.generator import GeneratorSettings, make_generator
+            from bench.runs import DataConfig
+            from bench.tasks import get_task
+
+            data = dataclass_from_args(args, DataConfig, "data")
+            if not data.train_file:
+                get_task(data.task)
+            folder, cached = make_generator(args.model, data, dataclass_from_args(args, GeneratorSettings, "generator"),
+                                            cache_dir=args.cache_dir, output_dir=args.output_dir)
+            info = json.loads((folder / "generator.json").read_text())
+            print(f"generator{' (cached)' if cached else ''}: {folder}\nmasked-LM dev loss "
+                  f"{info['eval_loss_before']:.3f} -> {info['eval_loss_after']:.3f} in {info['train_seconds']} s; "
+                  f"use it with --method mlm --param generator={folder}")
         else:
             from bench.runs import finetune_teacher, run_distill, run_finetune
 
+            from methods import load_plugins
+
+            load_plugins(getattr(args, "plugin", []))
             config = _run_config(args)
             _validate_names(config)
             if args.command == "finetune-teacher":

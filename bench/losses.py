@@ -9,6 +9,8 @@ mathematical KL per example; the t^2 factor keeps gradient sizes comparable acro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -43,3 +45,24 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, l
     if alpha_ce and labels is not None:
         loss = loss + alpha_ce * label_loss(student_logits, labels, regression=regression)
     return loss
+
+
+@dataclass
+class KDObjective:
+    """The KD loss of one batch with its settings and hard labels bound, as handed to in-loop methods."""
+
+    temperature: float
+    alpha_kd: float
+    alpha_ce: float
+    regression: bool
+    labels: torch.Tensor | None = None
+
+    def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """The whole loss: weighted KD term plus the hard-label term."""
+        return kd_loss(student_logits, teacher_logits, self.labels, temperature=self.temperature,
+                       alpha_kd=self.alpha_kd, alpha_ce=self.alpha_ce, regression=self.regression)
+
+    def kd_term(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """The weighted KD term alone (for extra views of a batch, whose hard labels are counted once)."""
+        return self.alpha_kd * kd_divergence(student_logits, teacher_logits, temperature=self.temperature,
+                                             regression=self.regression)

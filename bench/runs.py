@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import datasets
 from transformers import PreTrainedModel, set_seed
@@ -23,9 +24,11 @@ from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.models import build_student, load_classifier, load_tokenizer, parse_student
 from bench.records import RECORD_FILE, PhaseTimer, read_record, write_record
+from bench.pools import cached_pool
 from bench.storage import publish_directory
 from bench.training import KDConfig, TrainConfig, distributed_state, train
 from methods import get_method
+from methods.base import MethodContext
 
 
 @dataclass
@@ -56,6 +59,8 @@ class RunConfig:
     finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
     teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
     method: str = "none"
+    method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
+    pool_seed: int = 42  # seed of a pool method's generation (fixed across training seeds, like the subset)
     output_dir: str | None = None
     cache_dir: str | None = None
     resume: bool = False
@@ -194,11 +199,13 @@ def run_finetune(config: RunConfig) -> dict:
 
 def run_distill(config: RunConfig) -> dict:
     """Task-specific KD: teacher logits on the training set computed once (cached), student trained
-    with the KD loss under the chosen augmentation method."""
+    with the KD loss under the chosen augmentation method (a cached pool of augmented examples with
+    their own cached teacher logits, or an in-loop loss)."""
     if config.teacher is None:
         raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
                            "(or a pre-trained encoder with --finetune-teacher)")
     method = get_method(config.method)
+    params = method.parse_params(config.method_params)
     started, timer = time.perf_counter(), PhaseTimer()
     teacher_name = config.teacher
     if config.finetune_teacher:
@@ -209,20 +216,45 @@ def run_distill(config: RunConfig) -> dict:
     with timer.phase("data"):
         prepared = prepare_data(config.data, tokenizer)
     task = prepared.data.task
+    state = distributed_state()
     with timer.phase("teacher_inference"):
-        teacher = load_classifier(teacher_name, task, require_trained_head=True)
+        teacher = load_classifier(teacher_name, task, require_trained_head=True).to(state.device)
         fingerprint = model_fingerprint(teacher)
-        with distributed_state().main_process_first():  # one process computes and caches, the others read
-            logits, cache_hit = cached_teacher_logits(teacher, prepared.train, Collator(tokenizer),
-                                                      batch_size=config.train.per_device_eval_batch_size,
-                                                      cache_dir=config.cache_dir, teacher_fingerprint=fingerprint)
-    train_ds = prepared.train.add_column(TEACHER_LOGITS, logits.tolist())
+        train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint)
+    context = MethodContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
+                            tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device)
+    augmentation, in_loop = None, None
+    if method.kind == "pool":
+        with timer.phase("augmentation"):
+            with state.main_process_first():  # one process generates and caches, the others read
+                pool = cached_pool(method, params, lambda: method.implementation(params, context),
+                                   prepared.data.splits["train"], seed=config.pool_seed, cache_dir=config.cache_dir)
+        with timer.phase("teacher_labelling"):
+            pool_ds = tokenize(pool.examples.remove_columns("origin"), tokenizer, config.data.max_length)
+            pool_ds, _ = _with_teacher_logits(pool_ds, teacher, tokenizer, config, fingerprint)
+        train_ds = datasets.concatenate_datasets([train_ds, pool_ds.cast(train_ds.features)])
+        augmentation = {"pool_size": len(pool_ds), "copies": pool.copies, "pool_seed": config.pool_seed,
+                        "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
+                        "pool_folder": str(pool.folder)}
+    elif method.kind == "in-loop":
+        in_loop = method.implementation(params, context)
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
     student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, config.kd, output_dir,
-                            timer, resume=config.resume)
+                            timer, in_loop=in_loop, resume=config.resume)
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
-                    "outputs_cache_hit": cache_hit,
+                    "outputs_cache_hit": outputs_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
-                   teacher=teacher_info, method_info=method.describe())
+                   teacher=teacher_info, method_info=method.describe(params), augmentation=augmentation)
+
+
+def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,
+                         fingerprint: str) -> tuple[datasets.Dataset, bool]:
+    """`ds` with the teacher's logits as a column, computed once per (teacher, data) and cached;
+    and whether they came from the cache."""
+    with distributed_state().main_process_first():  # one process computes and caches, the others read
+        logits, hit = cached_teacher_logits(teacher, ds, Collator(tokenizer),
+                                            batch_size=config.train.per_device_eval_batch_size,
+                                            cache_dir=config.cache_dir, teacher_fingerprint=fingerprint)
+    return ds.add_column(TEACHER_LOGITS, logits.tolist()), hit

@@ -15,13 +15,14 @@ import datasets
 import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
-from transformers.trainer_callback import ProgressCallback
 
 from bench.features import TEACHER_LOGITS, Collator
-from bench.losses import kd_loss, label_loss
+from bench.losses import KDObjective, kd_loss, label_loss
 from bench.metrics import trainer_metrics
+from bench.progress import use_loss_progress
 from bench.records import PhaseTimer
 from bench.tasks import TaskSpec
+from methods.base import InLoopMethod
 
 
 @dataclass
@@ -52,23 +53,9 @@ class KDConfig:
     alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term"})
 
 
-class LossProgressCallback(ProgressCallback):
-    """Trainer's progress bar, with the latest loss and learning rate shown on the bar, and one line
-    per evaluation instead of a bar per evaluation."""
-
-    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-        pass
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.training_bar is not None and logs and "loss" in logs:
-            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2e}")
-        elif state.is_world_process_zero and logs and any(k.startswith("eval_") for k in logs):
-            shown = {k: round(v, 4) for k, v in logs.items() if k.endswith("_score") or k.endswith("accuracy")}
-            (self.training_bar.write if self.training_bar else print)(f"step {state.global_step}: {shown}")
-
-
 class DistillationTrainer(Trainer):
-    """A Trainer whose loss is the KD loss when the batch carries teacher logits, the label loss otherwise.
+    """A Trainer whose loss is the KD loss when the batch carries teacher logits, the label loss otherwise;
+    an in-loop method (AD2), if given, computes the training loss of KD batches instead.
 
     Without teacher logits (fine-tuning a teacher, the no-KD baseline, evaluation) it is plain
     fine-tuning. Evaluation time is accumulated in `timer` so training time can be told apart.
@@ -76,13 +63,17 @@ class DistillationTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # our loss is a per-batch mean
 
-    def __init__(self, *args, task: TaskSpec, kd: KDConfig, timer: PhaseTimer, **kwargs):
+    def __init__(self, *args, task: TaskSpec, kd: KDConfig, timer: PhaseTimer, in_loop: InLoopMethod | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.task, self.kd, self.timer = task, kd, timer
+        self.task, self.kd, self.timer, self.in_loop = task, kd, timer, in_loop
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         labels = inputs.pop("labels", None)
+        if teacher_logits is not None and self.in_loop is not None and model.training:
+            objective = KDObjective(labels=labels, regression=self.task.is_regression, **asdict(self.kd))
+            return self.in_loop.loss(model, inputs, teacher_logits, objective)
         outputs = model(**inputs)
         if teacher_logits is None:
             loss = label_loss(outputs.logits, labels, regression=self.task.is_regression)
@@ -138,7 +129,8 @@ def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, di
 
 def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_dss: dict[str, datasets.Dataset],
           task: TaskSpec, config: TrainConfig, kd: KDConfig, output_dir: Path, timer: PhaseTimer, *,
-          resume: bool = False, disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
+          in_loop: InLoopMethod | None = None, resume: bool = False,
+          disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
     """Train `model` on `train_ds` (with a `teacher_logits` column for KD), evaluating on `eval_dss`;
     returns the best-dev model and the run's history. Checkpoints live in `output_dir/checkpoints`
     while training (for `resume`) and are removed once the best model is back in memory."""
@@ -152,11 +144,10 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         data_collator=Collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=trainer_metrics(task),
-        task=task, kd=kd, timer=timer,
+        task=task, kd=kd, timer=timer, in_loop=in_loop,
     )
     if not disable_tqdm:
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(LossProgressCallback)
+        use_loss_progress(trainer)
     evaluation_before = timer.seconds["evaluation"]
     with timer.phase("training"):
         trainer.train(resume_from_checkpoint=resume and any(checkpoints.glob("checkpoint-*")) or None)

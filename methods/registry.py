@@ -1,48 +1,177 @@
-"""The registry of augmentation methods: one decorator registers a method under its name.
+"""The registry of augmentation methods: one decorator registers a method, its kind and its parameters.
 
 Modelled on lm-evaluation-harness's and timm's registries: `@register_method("name", ...)` on a
 class, `get_method(name)` to look one up (unknown names get the nearest valid ones), and
-`list_methods()` for the listing command.
+`list_methods()` for the listing command. A method's parameters are a dataclass whose fields use
+`param(default, help)`, so they are typed, defaulted and documented in one place, and
+`MethodSpec.parse_params(["eps=1e-4"])` turns command-line strings into that dataclass.
+
+Methods outside this repository register themselves the same way; `load_plugins` imports them,
+from `--plugin module` or from packages that declare a `kdbench.methods` entry point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
 from bench.errors import KdbenchError, UnknownNameError
 
 KINDS = ("none", "in-loop", "pool")  # no augmentation; perturb inside the training step; generate text before
+ENTRY_POINT_GROUP = "kdbench.methods"
+
+
+def param(default: Any, help: str, *, choices: Iterable[Any] | None = None) -> Any:
+    """A method parameter: a dataclass field with its one-line description (and allowed values)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a method, as listed by `kdbench methods`."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def type_name(self) -> str:
+        return self.type.__name__
+
+    def convert(self, text: str) -> Any:
+        """The value of `text` as this parameter's type; `none` means None where None is allowed."""
+        if text.lower() in ("none", "null") and self.default is None:
+            return None
+        try:
+            if self.type is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = text.lower() in ("true", "1", "yes")
+            else:
+                value = self.type(text)
+        except ValueError:
+            raise KdbenchError(f"parameter {self.name} takes a {self.type_name}, got {text!r}") from None
+        if self.choices and value not in self.choices:
+            raise UnknownNameError(f"value of {self.name}", str(value), [str(c) for c in self.choices])
+        return value
+
+
+def _base_type(annotation) -> type:
+    """`float | None` -> float."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """The parameters of a method that has none."""
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its name, kind and one-line description."""
+    """A registered method: name, kind, one-line description, implementation and parameter class."""
 
     name: str
     kind: str
     description: str
     implementation: type
+    params_class: type = NoParams
 
-    def describe(self) -> dict[str, str]:
-        return {"name": self.name, "kind": self.kind, "description": self.description}
+    @property
+    def params(self) -> list[Param]:
+        hints = typing.get_type_hints(self.params_class)
+        return [Param(f.name, _base_type(hints[f.name]), f.default, f.metadata.get("help", ""), f.metadata.get("choices"))
+                for f in dataclasses.fields(self.params_class)]
+
+    def parse_params(self, assignments: Iterable[str] | dict[str, Any] = ()) -> Any:
+        """The parameter dataclass from `key=value` strings (or a dict); the rest keep their defaults."""
+        by_name = {p.name: p for p in self.params}
+        pairs = assignments.items() if isinstance(assignments, dict) else map(parse_assignment, assignments)
+        values = {}
+        for key, value in pairs:
+            if key not in by_name:
+                raise UnknownNameError(f"parameter of method {self.name}", key, by_name)
+            values[key] = by_name[key].convert(value) if isinstance(value, str) else value
+        return self.params_class(**values)
+
+    def describe(self, params: Any = None) -> dict[str, Any]:
+        """Name, kind, description and parameter values (the defaults unless `params` is given)."""
+        values = dataclasses.asdict(params) if params is not None else {p.name: p.default for p in self.params}
+        return {"name": self.name, "kind": self.kind, "description": self.description, "params": values}
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """`"eps=1e-4"` -> `("eps", "1e-4")`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise KdbenchError(f"--param takes key=value, got {text!r}")
+    return key.strip(), value.strip()
 
 
 _METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, *, kind: str, description: str) -> Callable[[type], type]:
-    """Class decorator adding a method to the registry."""
+def register_method(name: str, *, kind: str, description: str, params: type = NoParams) -> Callable[[type], type]:
+    """Class decorator adding a method to the registry; `params` is its parameter dataclass."""
     if kind not in KINDS:
         raise KdbenchError(f"method kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not dataclasses.is_dataclass(params):
+        raise KdbenchError(f"the parameters of method {name!r} must be a dataclass, got {params!r}")
 
     def decorate(cls: type) -> type:
-        if name in _METHODS:
+        if name in _METHODS and _METHODS[name].implementation is not cls:
             raise KdbenchError(f"method {name!r} is registered twice ({_METHODS[name].implementation} and {cls})")
-        _METHODS[name] = MethodSpec(name, kind, description, cls)
+        _METHODS[name] = MethodSpec(name, kind, description, cls, params)
         return cls
 
     return decorate
+
+
+def load_plugins(modules: Iterable[str] = ()) -> None:
+    """Import `modules` (from `--plugin`) and every installed `kdbench.methods` entry point, so the
+    methods they define register themselves."""
+    if os.getcwd() not in sys.path:  # a console script does not put the current folder on the path
+        sys.path.append(os.getcwd())
+    for module in modules:
+        try:
+            if module.endswith(".py"):
+                _import_file(Path(module))
+            else:
+                importlib.import_module(module)
+        except (ImportError, FileNotFoundError) as error:
+            raise KdbenchError(f"cannot import plugin {module!r} ({error}): give a module importable from the "
+                               "current folder or the Python path, or a .py file") from None
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        entry.load()
+
+
+def _import_file(path: Path) -> None:
+    """Import a .py file as a module (once: importing it again is a no-op, as for a module name)."""
+    name = f"kdbench_plugin_{path.stem.replace('-', '_')}"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    sys.modules[name] = module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 def get_method(name: str) -> MethodSpec:

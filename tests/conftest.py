@@ -44,16 +44,25 @@ def tiny_encoder(tmp_path_factory, tokenizer_dir) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher(tmp_path_factory, tokenizer_dir) -> Path:
-    """A binary classifier folder standing in for a fine-tuned teacher."""
+def _tiny_classifier(folder: Path, tokenizer_dir: Path, num_labels: int) -> Path:
     import torch
 
     torch.manual_seed(1)
-    folder = tmp_path_factory.mktemp("tiny-teacher")
-    BertForSequenceClassification(tiny_config(num_labels=2)).save_pretrained(folder)
+    BertForSequenceClassification(tiny_config(num_labels=num_labels)).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tokenizer_dir) -> Path:
+    """A binary classifier folder standing in for a fine-tuned teacher."""
+    return _tiny_classifier(tmp_path_factory.mktemp("tiny-teacher"), tokenizer_dir, num_labels=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_regression_teacher(tmp_path_factory, tokenizer_dir) -> Path:
+    """A one-output regressor folder standing in for a fine-tuned STS-B teacher."""
+    return _tiny_classifier(tmp_path_factory.mktemp("tiny-regressor"), tokenizer_dir, num_labels=1)
 
 
 def _sentence(rng: random.Random, label: int) -> str:

@@ -1,6 +1,6 @@
 """Prints the ratios the benchmarks exist for, measured side by side in the same run."""
 
-from tests.benchmarks import test_throughput
+from tests.benchmarks import test_augmentation, test_mlm_batching, test_throughput
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -9,3 +9,11 @@ def pytest_terminal_summary(terminalreporter):
         write = terminalreporter.write_line
         write(f"KD / fine-tuning time:         {results['kd'] / results['finetune']:.3f}  (target <= 1.10)")
         write(f"harness KD / hand-written loop: {results['kd'] / results['hand-loop']:.3f}  (target <= 1.10)")
+    if {"kd", "ad2"} <= set(results):
+        terminalreporter.write_line(f"AD2 / KD step time:            {results['ad2'] / results['kd']:.3f}")
+    for method, rate in test_augmentation.THROUGHPUT.items():
+        terminalreporter.write_line(f"{method} pool generation: {rate:,.1f} sentences/s")
+    batching = test_mlm_batching.RESULTS
+    if {"batched", "per-word"} <= set(batching):
+        terminalreporter.write_line(f"masked-LM candidates, batched / one forward per word: "
+                                    f"{batching['per-word'] / batching['batched']:.1f}x faster  (target >= 10)")

@@ -1,0 +1,114 @@
+"""Pools of augmented training examples, generated once per (method, parameters, data, seed) and cached.
+
+A pool method augments sentences; this module turns that into training examples. For a sentence
+pair, each augmented example changes one side and keeps the other: copy `j` of example `i`
+changes side `(i + j) % 2`, so with one copy per example half the pairs vary their first
+sentence and half their second. Versions identical to the original, or repeated, are dropped.
+The pool keeps each example's label (for a hard-label term) and its `origin` row.
+
+Sentences are augmented in fixed-size chunks, each with a seed derived from the run's seed, so a
+pool does not depend on anything but its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+from tqdm.auto import tqdm
+
+from bench.cache import cache_root, digest
+from bench.storage import atomic_file, write_json
+from methods.base import PoolAugmenter
+from methods.registry import MethodSpec
+
+CHUNK = 256  # sentences per augment() call: fixed, because chunk seeds derive from chunk positions
+POOL_FILE, META_FILE = "pool.jsonl", "meta.json"
+
+
+@dataclass
+class Pool:
+    """A generated (or cached) pool and how it was obtained."""
+
+    examples: datasets.Dataset  # text_a[, text_b], label, origin
+    cache_hit: bool
+    generation_s: float  # time it took to generate, measured when it was generated
+    copies: int  # augmented versions asked for per original example
+    folder: Path
+
+
+def side_copies(n_examples: int, copies: int, pair: bool) -> dict[str, list[int]]:
+    """How many versions of each side every example asks for (see the module docstring)."""
+    if not pair:
+        return {"text_a": [copies] * n_examples}
+    first = [(copies + (i % 2 == 0)) // 2 for i in range(n_examples)]
+    return {"text_a": first, "text_b": [copies - n for n in first]}
+
+
+def chunk_seed(seed: int, side: int, chunk: int) -> int:
+    return int(np.random.SeedSequence([seed, side, chunk]).generate_state(1)[0])
+
+
+def generate_pool(augmenter: PoolAugmenter, data: datasets.Dataset, *, seed: int,
+                  desc: str = "augmenting") -> datasets.Dataset:
+    """The augmented examples of `data` (columns text_a[, text_b], label), in a fixed order."""
+    pair = "text_b" in data.column_names
+    wanted = side_copies(len(data), augmenter.copies, pair)
+    versions: dict[str, list[list[str]]] = {}
+    with tqdm(total=sum(len(c) for c in wanted.values()), desc=desc, unit="sentence") as bar:
+        for side_index, (side, copies) in enumerate(wanted.items()):
+            sentences, versions[side] = data[side], []
+            for start in range(0, len(sentences), CHUNK):
+                stop = start + CHUNK
+                versions[side] += augmenter.augment(sentences[start:stop], copies[start:stop],
+                                                    chunk_seed(seed, side_index, start // CHUNK))
+                bar.update(len(sentences[start:stop]))
+    rows: dict[str, list] = {column: [] for column in [*wanted, "label", "origin"]}
+    for i, example in enumerate(data):
+        for side in wanted:
+            kept = dict.fromkeys(v for v in versions[side][i] if v.strip() and v != example[side])
+            for text in list(kept)[:wanted[side][i]]:
+                for column in wanted:
+                    rows[column].append(text if column == side else example[column])
+                rows["label"].append(example["label"])
+                rows["origin"].append(i)
+    return datasets.Dataset.from_dict(rows, features=_features(data))
+
+
+def _features(data: datasets.Dataset) -> datasets.Features:
+    return datasets.Features({**{c: data.features[c] for c in data.column_names if c in ("text_a", "text_b", "label")},
+                              "origin": datasets.Value("int64")})
+
+
+def pool_key(method: MethodSpec, params, data: datasets.Dataset, seed: int) -> str:
+    """The cache key: method, parameter values, every training text and label, seed."""
+    texts = data.select_columns([c for c in ("text_a", "text_b", "label") if c in data.column_names])
+    return digest(method.name, dataclasses.asdict(params), texts[:], seed, CHUNK)
+
+
+def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], data: datasets.Dataset, *,
+                seed: int, cache_dir: str | Path | None = None) -> Pool:
+    """The pool of `method` on `data`, generated with the augmenter `build()` returns (only called
+    when the pool is not cached yet) and stored atomically: pool file first, metadata last."""
+    folder = cache_root(cache_dir) / "pools" / f"{method.name}-{pool_key(method, params, data, seed)}"
+    if (folder / META_FILE).is_file():
+        meta = json.loads((folder / META_FILE).read_text())
+        examples = datasets.Dataset.from_json(str(folder / POOL_FILE), features=_features(data))
+        return Pool(examples, True, meta["generation_s"], meta["copies"], folder)
+    started = time.perf_counter()
+    augmenter = build()
+    examples = generate_pool(augmenter, data, seed=seed, desc=f"{method.name} pool")
+    generation_s = time.perf_counter() - started
+    with atomic_file(folder / POOL_FILE) as handle:
+        for row in examples:
+            handle.write(json.dumps(row) + "\n")
+    write_json(folder / META_FILE, {"method": method.describe(params), "seed": seed, "examples": len(data),
+                                    "pool_size": len(examples), "copies": augmenter.copies,
+                                    "generation_s": round(generation_s, 3)})
+    return Pool(examples, False, generation_s, augmenter.copies, folder)

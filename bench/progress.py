@@ -1,0 +1,26 @@
+"""Trainer's progress display, made readable: one bar with the running loss, one line per evaluation."""
+
+from __future__ import annotations
+
+from transformers.trainer_callback import ProgressCallback
+
+
+class LossProgressCallback(ProgressCallback):
+    """Trainer's progress bar, with the latest loss and learning rate shown on the bar, and one line
+    per evaluation instead of a bar per evaluation."""
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs.get('learning_rate', 0):.2e}")
+        elif state.is_world_process_zero and logs and any(k.startswith("eval_") for k in logs):
+            shown = {k: round(v, 4) for k, v in logs.items() if k.endswith(("_score", "accuracy", "eval_loss"))}
+            (self.training_bar.write if self.training_bar else print)(f"step {state.global_step}: {shown}")
+
+
+def use_loss_progress(trainer) -> None:
+    """Replace a Trainer's default progress callback (a bar per evaluation, a dict per log) by ours."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(LossProgressCallback)

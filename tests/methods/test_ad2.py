@@ -1,0 +1,140 @@
+"""AD2: the perturbation stays in its ball and off padding, the ascent raises the divergence, the
+target switch follows the embeddings, and the whole method trains single sentences, pairs and
+regression under the harness."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+from bench.errors import KdbenchError
+from bench.losses import KDObjective
+from bench.runs import DataConfig, run_distill
+from bench.tasks import get_task
+from methods import get_method
+from methods.ad2 import AD2
+from methods.base import MethodContext
+from tests.conftest import tiny_config
+from tests.test_runs import distill_config
+
+SENTENCES = [("the film was good", "a fine story , really"), ("really bad acting , dull plot", "awful")]
+
+
+def models(hidden: int = 32, labels: int = 2, seed: int = 0):
+    torch.manual_seed(seed)
+    teacher = BertForSequenceClassification(tiny_config(num_labels=labels)).eval()
+    student = BertForSequenceClassification(tiny_config(num_labels=labels, hidden_size=hidden,
+                                                        num_hidden_layers=2)).eval()
+    return teacher, student
+
+
+def batch(tokenizer_dir, pair: bool = False) -> dict[str, torch.Tensor]:
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    texts = list(zip(*SENTENCES)) if pair else ([a for a, _ in SENTENCES],)
+    return dict(tokenizer(*texts, padding=True, return_tensors="pt"))
+
+
+def ad2(teacher, task: str = "sst2", **params) -> AD2:
+    spec = get_method("ad2")
+    context = MethodContext(task=get_task(task), train_size=100, teacher="tiny", teacher_model=teacher)
+    return spec.implementation(spec.parse_params(params), context)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf", "sign"])
+@pytest.mark.parametrize("init", ["zero", "gaussian", "uniform"])
+def test_perturbation_stays_in_the_ball_and_off_padding(tokenizer_dir, norm, init):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)
+    eps = 1e-2
+    method = ad2(teacher, eps=eps, eta=1.0, steps=3, norm=norm, init=init)  # eta >> eps: projection must bind
+    delta = method.perturbation(student, inputs, teacher(**inputs).logits)
+    size = delta.norm(dim=-1) if norm == "l2" else delta.abs().amax(dim=-1)
+    assert size.max() <= eps * (1 + 1e-5)
+    assert size.max() >= eps * 0.99  # a step 100x the radius ends on the sphere
+    padding = inputs["attention_mask"] == 0
+    assert padding.any() and delta[padding].abs().max() == 0
+
+
+def test_no_steps_and_zero_init_is_no_perturbation(tokenizer_dir):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    delta = ad2(teacher, steps=0, init="zero").perturbation(student, inputs, teacher(**inputs).logits)
+    assert delta.abs().max() == 0
+
+
+@pytest.mark.parametrize("target", ["teacher_perturbed", "teacher_clean"])
+def test_ascent_increases_the_divergence(tokenizer_dir, target):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    method = ad2(teacher, eps=0.5, eta=0.5, steps=1, init="zero", target=target)
+    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
+    with torch.no_grad():
+        clean_target = teacher(**inputs).logits
+        before = objective(student(**inputs).logits, clean_target)
+    delta = method.perturbation(student, inputs, clean_target)
+    embeds = student.get_input_embeddings()(inputs["input_ids"]) + delta
+    rest = {k: v for k, v in inputs.items() if k != "input_ids"}
+    with torch.no_grad():
+        after_target = (teacher(inputs_embeds=teacher.get_input_embeddings()(inputs["input_ids"]) + delta, **rest).logits
+                        if target == "teacher_perturbed" else clean_target)
+        after = objective(student(inputs_embeds=embeds, **rest).logits, after_target)
+    assert after > before
+
+
+def test_same_seed_same_perturbation(tokenizer_dir):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    logits = teacher(**inputs).logits
+    deltas = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        deltas.append(ad2(teacher, steps=2).perturbation(student, inputs, logits))
+    assert torch.equal(deltas[0], deltas[1]) and deltas[0].abs().max() > 0
+
+
+def test_target_follows_the_embedding_shapes(tokenizer_dir):
+    teacher, narrow_student = models(hidden=16)
+    inputs = batch(tokenizer_dir)
+    logits = teacher(**inputs).logits
+    method = ad2(teacher)  # auto
+    method.perturbation(narrow_student, inputs, logits)
+    assert method._perturbed_target is False
+    same = ad2(teacher)
+    same.perturbation(models()[1], inputs, logits)
+    assert same._perturbed_target is True
+    with pytest.raises(KdbenchError, match="target=teacher_clean"):
+        ad2(teacher, target="teacher_perturbed").perturbation(narrow_student, inputs, logits)
+
+
+def test_loss_is_clean_kd_plus_alpha_times_perturbed_kd(tokenizer_dir):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    objective = KDObjective(temperature=2.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
+    clean = objective(student(**inputs).logits, logits)
+    assert torch.allclose(ad2(teacher, alpha=0.0).loss(student, inputs, logits, objective), clean)
+    assert ad2(teacher, alpha=1.0, eps=0.1).loss(student, inputs, logits, objective) > clean
+
+
+def test_regression_uses_mse(tokenizer_dir):
+    teacher, student = models(labels=1)
+    inputs = batch(tokenizer_dir, pair=True)
+    method = ad2(teacher, task="stsb", eps=0.1, eta=0.1)
+    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=True)
+    loss = method.loss(student, inputs, teacher(**inputs).logits.detach(), objective)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("task", ["sst2", "stsb"])
+def test_ad2_distils_single_sentences_and_regression_pairs(glue_dir, tiny_teacher, tiny_regression_teacher,
+                                                           tmp_path, task):
+    teacher_dir = tiny_regression_teacher if task == "stsb" else tiny_teacher
+    data = DataConfig(task=task, data_dir=str(glue_dir), max_length=32)
+    record = run_distill(distill_config(glue_dir, teacher_dir, tmp_path / "run", method="ad2",
+                                        method_params={"steps": "2"}, data=data))
+    assert record["method_info"]["name"] == "ad2" and record["method_info"]["params"]["steps"] == 2
+    assert record["best"]["value"] is not None
+    plain = run_distill(distill_config(glue_dir, teacher_dir, tmp_path / "plain", data=data))
+    assert record["evaluations"][-1]["eval_validation_loss"] != plain["evaluations"][-1]["eval_validation_loss"]

@@ -1,0 +1,129 @@
+"""Pools: one side of a pair changes at a time, copies and duplicates are handled, a pool is cached
+under its key and identical across runs; a plugin pool method distils end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import datasets
+import pytest
+
+from bench.cli import main
+from bench.pools import cached_pool, generate_pool, side_copies
+from bench.records import RECORD_FILE
+from bench.runs import DataConfig, run_distill
+from methods import get_method, load_plugins
+from methods.base import PoolAugmenter
+from tests.test_runs import distill_config
+
+PLUGIN = "examples/word_dropout.py"
+
+
+class Tagger(PoolAugmenter):
+    """Appends '#k' for copy k; the first copy of every third sentence is the sentence itself."""
+
+    copies = 3
+
+    def augment(self, sentences, copies, seed):
+        rng = random.Random(seed)
+        return [[s if (i % 3 == 0 and k == 0) else f"{s} #{k}{rng.choice('xy')}" for k in range(n)] + [f"{s} #0x"]
+                for i, (s, n) in enumerate(zip(sentences, copies))]
+
+
+def pairs(n: int = 6) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"text_a": [f"premise {i}" for i in range(n)],
+                                       "text_b": [f"hypothesis {i}" for i in range(n)], "label": [i % 2 for i in range(n)]})
+
+
+def test_side_copies_alternate_between_the_two_sentences():
+    assert side_copies(3, 2, pair=False) == {"text_a": [2, 2, 2]}
+    assert side_copies(4, 1, pair=True) == {"text_a": [1, 0, 1, 0], "text_b": [0, 1, 0, 1]}
+    assert side_copies(2, 3, pair=True) == {"text_a": [2, 1], "text_b": [1, 2]}
+
+
+def test_each_augmented_pair_changes_one_side_and_keeps_the_other():
+    data = pairs()
+    pool = generate_pool(Tagger(), data, seed=1)
+    assert set(pool.column_names) == {"text_a", "text_b", "label", "origin"}
+    for row in pool:
+        original = data[row["origin"]]
+        changed = [side for side in ("text_a", "text_b") if row[side] != original[side]]
+        assert len(changed) == 1 and row["label"] == original["label"]
+    per_origin = pool.to_pandas().groupby("origin").size()
+    assert per_origin.max() <= Tagger.copies
+    texts = pool.to_pandas()[["text_a", "text_b"]].apply(tuple, axis=1)
+    assert not texts.duplicated().any()  # repeated versions are dropped
+    assert not any(row["text_a"] == data[row["origin"]]["text_a"] and row["text_b"] == data[row["origin"]]["text_b"]
+                   for row in pool)  # versions identical to the original are dropped
+
+
+def test_pool_is_cached_under_its_key_and_identical_across_runs(tmp_path):
+    method = get_method("none")  # any spec: the key uses its name and parameters
+    data = pairs()
+    built = []
+
+    def build():
+        built.append(1)
+        return Tagger()
+
+    first = cached_pool(method, method.parse_params(), build, data, seed=1, cache_dir=tmp_path)
+    again = cached_pool(method, method.parse_params(), build, data, seed=1, cache_dir=tmp_path)
+    assert (first.cache_hit, again.cache_hit, len(built)) == (False, True, 1)
+    assert first.examples.to_list() == again.examples.to_list()
+    assert again.generation_s == pytest.approx(first.generation_s, abs=1e-3)
+    fresh = cached_pool(method, method.parse_params(), Tagger, data, seed=1, cache_dir=tmp_path / "other")
+    assert fresh.examples.to_list() == first.examples.to_list()  # regenerated from scratch: same pool
+    other_seed = cached_pool(method, method.parse_params(), Tagger, data, seed=2, cache_dir=tmp_path)
+    assert not other_seed.cache_hit and other_seed.folder != first.folder
+
+
+def test_plugin_method_is_listed_with_its_parameters(capsys):
+    assert main(["methods", "--plugin", PLUGIN]) == 0
+    out = capsys.readouterr().out
+    assert "word-dropout (pool)" in out and "p " in out and "copies" in out
+    assert main(["methods", "--plugin", "no_such_module_here"]) == 2
+    assert "cannot import plugin" in capsys.readouterr().err
+
+
+def test_plugin_pool_method_distils_and_records_its_pool(glue_dir, tiny_teacher, tmp_path):
+    load_plugins([PLUGIN])
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "run", method="word-dropout",
+                            method_params={"p": "0.3", "copies": "2"})
+    record = run_distill(config)
+    augmentation = record["augmentation"]
+    assert record["method_info"]["params"] == {"p": 0.3, "copies": 2}
+    assert augmentation["cache_hit"] is False and 0 < augmentation["pool_size"] <= 2 * 48
+    assert record["throughput"]["train_examples"] == 2 * (48 + augmentation["pool_size"])  # 2 epochs
+    assert {"augmentation", "teacher_labelling"} <= set(record["timings_s"])
+    second = run_distill(config.__class__(**{**config.__dict__, "output_dir": str(tmp_path / "again")}))
+    assert second["augmentation"]["cache_hit"] is True
+    assert second["augmentation"]["pool_size"] == augmentation["pool_size"]
+
+
+def test_distill_cli_rejects_unknown_parameters_before_loading_anything(glue_dir, tmp_path, capsys):
+    code = main(["distill", "--teacher", str(tmp_path / "missing"), "--data-dir", str(glue_dir),
+                 "--method", "ad2", "--param", "radius=1e-3"])
+    assert code == 2
+    assert "unknown parameter of method ad2 'radius'" in capsys.readouterr().err
+    assert main(["distill", "--teacher", "x", "--method", "ad2", "--param", "eps"]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_record_written_by_cli_for_an_in_loop_method(glue_dir, tiny_teacher, tmp_path):
+    out = tmp_path / "cli"
+    code = main(["distill", "--teacher", str(tiny_teacher), "--data-dir", str(glue_dir), "--max-length", "32",
+                 "--student", "teacher-layers:0", "--num-train-epochs", "1", "--per-device-train-batch-size", "16",
+                 "--method", "ad2", "--param", "eps=1e-3", "--param", "norm=sign", "--output-dir", str(out)])
+    assert code == 0
+    record = json.loads((out / RECORD_FILE).read_text())
+    assert record["method_info"]["params"]["eps"] == 1e-3 and record["method_info"]["params"]["norm"] == "sign"
+    assert record["augmentation"] is None
+
+
+def test_regression_pairs_flow_through_a_pool_method(glue_dir, tiny_regression_teacher, tmp_path):
+    load_plugins([PLUGIN])
+    config = distill_config(glue_dir, tiny_regression_teacher, tmp_path / "run", method="word-dropout",
+                            data=DataConfig(task="stsb", data_dir=str(glue_dir), max_length=32))
+    record = run_distill(config)
+    assert record["augmentation"]["pool_size"] > 0 and record["best"]["metric"] == "validation_score"
