@@ -182,3 +182,21 @@ def test_registry_lists_parameters():
         ("alpha", float, None), ("num_aug", int, None), ("operations", str, "sr,ri,rs,rd")]
     assert all(p.help for p in spec.params)
     assert spec.parse_params(["alpha=0.2", "num_aug=none"]) == EDAParams(alpha=0.2)
+
+
+def test_a_pair_changes_one_side_and_the_pool_is_the_same_for_one_seed():
+    import datasets
+
+    from bench.pools import generate_pool
+
+    pairs = datasets.Dataset.from_dict({
+        "text_a": ["A man is playing a large flute.", "Three boys are running through the park happily."],
+        "text_b": ["A man is playing the guitar loudly.", "The children walk slowly in a small garden."],
+        "label": [0, 1]})
+    eda = make_eda(alpha=0.2, num_aug=4)
+    pool = generate_pool(eda, pairs, seed=3)
+    assert len(pool) > 0
+    for row in pool:
+        original = pairs[row["origin"]]
+        assert (row["text_a"] == original["text_a"]) != (row["text_b"] == original["text_b"])
+    assert generate_pool(make_eda(alpha=0.2, num_aug=4), pairs, seed=3).to_list() == pool.to_list()
