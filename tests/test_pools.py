@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import datasets
 import pytest
@@ -127,3 +128,18 @@ def test_regression_pairs_flow_through_a_pool_method(glue_dir, tiny_regression_t
                             data=DataConfig(task="stsb", data_dir=str(glue_dir), max_length=32))
     record = run_distill(config)
     assert record["augmentation"]["pool_size"] > 0 and record["best"]["metric"] == "validation_score"
+
+
+def test_entry_points_of_installed_packages_are_loaded(monkeypatch):
+    import methods.registry
+
+    loaded = []
+
+    class EntryPoint:
+        def load(self):
+            loaded.append(methods.registry._import_file(Path(PLUGIN)))
+
+    monkeypatch.setattr(methods.registry, "entry_points",
+                        lambda group: [EntryPoint()] if group == methods.registry.ENTRY_POINT_GROUP else [])
+    load_plugins()
+    assert loaded and get_method("word-dropout").kind == "pool"
