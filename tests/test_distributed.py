@@ -1,4 +1,5 @@
-"""Data parallelism comes from the engine: two CPU processes under torchrun share one KD run."""
+"""Data parallelism comes from the engine: two CPU processes under torchrun share one KD run, with
+plain KD and with an in-loop method (AD2 runs several forwards through the DDP-wrapped student)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench.records import RECORD_FILE
 from tests.conftest import write_sst2
 
 
-def test_two_processes_split_the_data(tiny_teacher, tmp_path):
+@pytest.mark.parametrize("method", ["none", "ad2"])
+def test_two_processes_split_the_data(tiny_teacher, tmp_path, method):
     glue = write_sst2(tmp_path / "glue", n_train=64, n_dev=16)
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+               "29517" if method == "none" else "29519",
                "-m", "bench.cli", "distill", "--task", "sst2", "--data-dir", str(glue), "--teacher", str(tiny_teacher),
                "--student", "teacher-layers:0", "--max-length", "32", "--num-train-epochs", "1",
-               "--per-device-train-batch-size", "8", "--output-dir", str(out)]
+               "--per-device-train-batch-size", "8", "--output-dir", str(out), "--method", method]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KDBENCH_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
