@@ -99,6 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
     add_dataclass_options(distill, KDConfig, "kd")
 
+    search = run_command("search", "the paper's protocol: learning-rate x batch-size grid, then the best over seeds",
+                         student_help, "teacher-layers:0,2,4")
+    search.add_argument("--teacher", help="fine-tuned teacher (distill) or the student's layer source")
+    search.add_argument("--baseline", choices=("distill", "finetune"), default="distill",
+                        help="distill (KD with --method) or finetune (the no-KD baseline)")
+    search.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
+    search.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
+    search.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="module registering methods")
+    search.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                        help="quick (CPU: subset, length 64, 2 epochs, 2x2 grid) or paper (METHODS.md as is)")
+    search.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal:PATH "
+                        "(default: sqlite:///OUTPUT_DIR/studies.db)")
+    add_dataclass_options(search, KDConfig, "kd")
+    worker = commands.add_parser("worker", help="join a search started elsewhere (same storage) until it is complete")
+    worker.add_argument("--storage", required=True, help="the search's Optuna storage URL")
+    worker.add_argument("--study", required=True, help="the search's name (printed by `kdbench search`)")
+    worker.add_argument("--output-dir", default="kdbench-results/search", help="folder for this worker's runs")
+    worker.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="module registering methods")
+    results = commands.add_parser("results", help="export every run of a storage as CSV or Parquet")
+    results.add_argument("--storage", default="sqlite:///kdbench-results/search/studies.db", help="Optuna storage")
+    results.add_argument("--output", default="kdbench-results/search/results.csv", help="a .csv or .parquet file")
+
     generator = commands.add_parser(
         "make-generator", help="build a masked-LM generator for the mlm method (offline: no MLM weights exist)",
         description="Continue masked-LM training of an encoder (default: the offline MiniLM; a fine-tuned teacher "
@@ -211,6 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 get_method(name)
             print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
                            max_train_examples=args.max_train_examples, seed=args.seed, methods=methods))
+        elif args.command in ("worker", "results"):
+            from bench.search import export_results, open_storage, run_worker
+
+            if args.command == "worker":
+                from methods import load_plugins
+
+                load_plugins(args.plugin)
+                print(json.dumps(run_worker(open_storage(args.storage), args.study, args.output_dir), indent=2))
+            else:
+                table = export_results(open_storage(args.storage), args.output)
+                print(f"{len(table)} runs -> {args.output}")
         elif args.command == "make-generator":
             from bench.generator import GeneratorSettings, make_generator
             from bench.runs import DataConfig
@@ -233,7 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_plugins(getattr(args, "plugin", []))
             config = _run_config(args)
             _validate_names(config)
-            if args.command == "finetune-teacher":
+            if args.command == "search":
+                from bench.search import search
+
+                summary = search(config, kind=args.baseline, profile=args.profile, storage=args.storage,
+                                 results_dir=args.output_dir or "kdbench-results/search")
+                print(json.dumps(summary, indent=2))
+            elif args.command == "finetune-teacher":
                 config.teacher_train = config.train
                 folder, record, cached = finetune_teacher(config)
                 print(f"teacher{' (cached)' if cached else ''}: {folder}\n{_summary(record)}")

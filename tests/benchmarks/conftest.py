@@ -1,6 +1,6 @@
 """Prints the ratios the benchmarks exist for, measured side by side in the same run."""
 
-from tests.benchmarks import test_augmentation, test_mlm_batching, test_throughput
+from tests.benchmarks import test_augmentation, test_mlm_batching, test_search_workers, test_throughput
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -17,3 +17,7 @@ def pytest_terminal_summary(terminalreporter):
     if {"batched", "per-word"} <= set(batching):
         terminalreporter.write_line(f"masked-LM candidates, batched / one forward per word: "
                                     f"{batching['per-word'] / batching['batched']:.1f}x faster  (target >= 10)")
+    rates = test_search_workers.TRIALS_PER_HOUR
+    if {1, 2} <= set(rates):
+        terminalreporter.write_line(f"search: {rates[1]:,.0f} trials/hour with 1 worker, {rates[2]:,.0f} with 2: "
+                                    f"{rates[2] / rates[1]:.2f}x")

@@ -1,0 +1,46 @@
+"""Search throughput: trials per hour with one and with two `kdbench worker` processes sharing one
+SQLite study (pytest-benchmark; `tox -e bench`). Tiny BERT teacher and student, a 4 x 2 grid and
+2 seeds (10 trials, one read back), 512 examples, each worker on one thread; on 2 cores, close to 2x is expected."""
+
+from __future__ import annotations
+
+import itertools
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import bench.search
+from bench.runs import DataConfig
+from bench.search import SearchProfile, create_search, open_storage
+from tests.conftest import write_sst2
+from tests.test_runs import distill_config
+from tests.test_search import _worker
+
+GRID = SearchProfile("bench", (1e-3, 2e-3, 3e-3, 4e-3), (8, 16), 2, 32, None, seeds=(1, 2))
+TRIALS_PER_HOUR: dict[int, float] = {}  # read by conftest's summary
+_fresh = itertools.count()
+
+
+def _search(workers: int, root, teacher) -> None:
+    folder = root / f"run-{next(_fresh)}"
+    glue = write_sst2(folder / "glue", n_train=512, n_dev=32)
+    config = distill_config(glue, teacher, folder / "unused", data=DataConfig(task="sst2", data_dir=str(glue)))
+    storage = f"sqlite:///{folder / 'studies.db'}"
+    name = create_search(config, kind="distill", profile="bench", storage=open_storage(storage))
+    processes = [_worker(storage, name, folder / "results") for _ in range(workers)]
+    for process in processes:
+        assert process.wait(timeout=900) == 0, process.stderr.read()[-3000:]
+    done = [t for stage in ("grid", "seeds") for t in optuna.load_study(study_name=f"{name}/{stage}",
+                                                                        storage=storage).trials]
+    assert all(t.state == TrialState.COMPLETE for t in done) and len(done) == 10
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_trials_per_hour(benchmark, tiny_teacher, tmp_path_factory, monkeypatch, workers):
+    monkeypatch.setitem(bench.search.PROFILES, "bench", GRID)
+    root = tmp_path_factory.mktemp("search-bench")
+    benchmark.group = "search: 10 trials (4 x 2 grid, 2 seeds), tiny models"
+    benchmark.pedantic(_search, args=(workers, root, tiny_teacher), rounds=2, warmup_rounds=0)
+    TRIALS_PER_HOUR[workers] = 10 / benchmark.stats.stats.mean * 3600
+    benchmark.extra_info["trials_per_hour"] = TRIALS_PER_HOUR[workers]

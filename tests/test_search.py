@@ -1,0 +1,117 @@
+"""The search on a tiny model: the whole grid, then the seeds; a finished search is reused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import bench.search
+from bench.runs import DataConfig
+from bench.search import SearchProfile, create_search, open_storage, search, spread
+from tests.test_runs import distill_config
+
+TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3))
+
+
+def test_spread_of_seed_scores():
+    assert spread([0.5, 0.9, 0.7, 0.6, 0.8]) == {"median": 0.7, "min": 0.5, "max": 0.9, "iqr": pytest.approx(0.2),
+                                                 "n": 5}
+
+
+def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    result = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
+    storage = f"sqlite:///{tmp_path / 'results' / 'studies.db'}"
+    grid = optuna.load_study(study_name=f"{result['study']}/grid", storage=storage)
+    points = sorted((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in grid.trials)
+    assert points == [(1e-3, 8), (1e-3, 16), (3e-3, 8), (3e-3, 16)]
+    assert all(t.user_attrs["record"]["seed"] == 1 for t in grid.trials)
+    assert result["n"] == 3 and result["best_params"] == grid.best_params
+    assert result["median"] == sorted(result["scores"])[1]
+    again = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
+    assert again["scores"] == result["scores"]
+    assert len(optuna.load_study(study_name=f"{result['study']}/grid", storage=storage).trials) == 4
+
+
+def _worker(storage: str, name: str, results) -> subprocess.Popen:
+    code = ("import sys; from bench.search import open_storage, run_worker; "
+            "run_worker(open_storage(sys.argv[1], heartbeat_interval=1, grace_period=3), sys.argv[2], sys.argv[3])")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, storage, name, str(results)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch) -> tuple[str, str]:
+    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    name = create_search(config, kind="distill", profile="tiny", storage=open_storage(storage))
+    return storage, name
+
+
+def _assert_complete_without_duplicates(storage: str, name: str) -> None:
+    grid = optuna.load_study(study_name=f"{name}/grid", storage=storage)
+    done = [t for t in grid.trials if t.state == TrialState.COMPLETE]
+    points = sorted((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in done)
+    assert points == [(1e-3, 8), (1e-3, 16), (3e-3, 8), (3e-3, 16)]
+    seeds = optuna.load_study(study_name=f"{name}/seeds", storage=storage)
+    assert sorted(t.params["seed"] for t in seeds.trials if t.state == TrialState.COMPLETE) == [1, 2, 3]
+
+
+def test_two_workers_share_one_study(glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    workers = [_worker(storage, name, tmp_path / "results") for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-3000:]
+    _assert_complete_without_duplicates(storage, name)
+    grid = optuna.load_study(study_name=f"{name}/grid", storage=storage)
+    assert len(grid.trials) == 4  # no trial run twice
+
+
+def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    victim = _worker(storage, name, tmp_path / "results")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it in the middle of a trial
+        trials = optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
+        if any(t.state == TrialState.RUNNING for t in trials) and len(trials) >= 2:
+            break
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    restarted = _worker(storage, name, tmp_path / "results")
+    assert restarted.wait(timeout=300) == 0, restarted.stderr.read()[-3000:]
+    _assert_complete_without_duplicates(storage, name)
+
+
+def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypatch, capsys):
+    import json
+
+    import pandas as pd
+
+    from bench.cli import main
+
+    monkeypatch.setitem(bench.search.PROFILES, "quick", TINY)
+    out = tmp_path / "search"
+    assert main(["search", "--data-dir", str(glue_dir), "--teacher", str(tiny_teacher), "--student",
+                 "teacher-layers:0", "--output-dir", str(out), "--method", "ad2", "--param", "eps=1e-3"]) == 0
+    summary = json.loads(next((out / "summaries").glob("*.json")).read_text())
+    assert summary["n"] == 3 and summary["profile"] == "tiny"
+    storage = f"sqlite:///{out / 'studies.db'}"
+    assert main(["results", "--storage", storage, "--output", str(tmp_path / "runs.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "runs.parquet")
+    assert len(table) == 7 and set(table["method"]) == {"ad2"} and (table["state"] == "COMPLETE").all()
+    seeds = table[table["study"].str.endswith("/seeds")]
+    assert sorted(seeds["seed"]) == [1, 2, 3]
+    assert summary["median"] == sorted(seeds["value"])[1]
+    assert len(list((out / "runs").iterdir())) == 6  # the grid's best at seed 1 is reused, not retrained
