@@ -18,7 +18,7 @@ import json
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -378,3 +378,31 @@ def _read_jsonl(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str,
                     values[column] = json.dumps(value)
             records.append((line, values))
     return records
+
+
+@dataclass
+class DataConfig:
+    """Which data a run uses: a GLUE task, or the user's own files."""
+
+    task: str = field(default="sst2", metadata={"help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)"})
+    data_dir: str | None = field(default=None, metadata={"help": "GLUE folder in download_glue_data.py layout (default: $KDBENCH_GLUE_DIR, else the hub)"})
+    train_file: str | None = field(default=None, metadata={"help": "own task: training file (.csv, .tsv or .jsonl)"})
+    validation_file: str | None = field(default=None, metadata={"help": "own task: dev file"})
+    text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
+    label_column: str = field(default="label", metadata={"help": "own task: label column"})
+    regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set"})
+    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)"})
+    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens"})
+
+
+def load_data(config: DataConfig) -> TaskData:
+    """The data a `DataConfig` names: a GLUE task, or the user's own files."""
+    if config.train_file:
+        if not (config.validation_file and config.text_columns):
+            raise KdbenchError("an own task needs --train-file, --validation-file and --text-columns")
+        return load_custom(config.train_file, config.validation_file, text_columns=config.text_columns.split(","),
+                           label_column=config.label_column, regression=config.regression,
+                           max_train_examples=config.max_train_examples, seed=config.subset_seed)
+    return load_task(config.task, data_dir=config.data_dir, max_train_examples=config.max_train_examples,
+                     seed=config.subset_seed)

@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import datasets
 import torch
@@ -35,14 +34,11 @@ from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling,
                           TrainingArguments, set_seed)
 
 from bench.cache import cache_root, digest, model_fingerprint
-from bench.data import TEXT_COLUMNS, TaskData, load_custom, load_task
+from bench.data import TEXT_COLUMNS, DataConfig, load_data
 from bench.errors import KdbenchError
 from bench.models import load_tokenizer, resolve_model
 from bench.progress import use_loss_progress
 from bench.storage import publish_directory, write_json
-
-if TYPE_CHECKING:  # bench.runs imports the methods package, whose `mlm` imports this module
-    from bench.runs import DataConfig
 
 INFO_FILE = "generator.json"  # written last: its presence marks a finished generator folder
 
@@ -95,18 +91,6 @@ def load_masked_lm(encoder: str, seed: int) -> tuple[PreTrainedModel, bool]:
     return model, bool(info["missing_keys"])
 
 
-def training_text(data: DataConfig) -> TaskData:
-    """The task named by `data` (a GLUE task or the user's own files), loaded as text."""
-    if data.train_file:
-        if not (data.validation_file and data.text_columns):
-            raise KdbenchError("an own task needs --train-file, --validation-file and --text-columns")
-        return load_custom(data.train_file, data.validation_file, text_columns=data.text_columns.split(","),
-                           label_column=data.label_column, regression=data.regression,
-                           max_train_examples=data.max_train_examples, seed=data.subset_seed)
-    return load_task(data.task, data_dir=data.data_dir, max_train_examples=data.max_train_examples,
-                     seed=data.subset_seed)
-
-
 def sentences(ds: datasets.Dataset) -> list[str]:
     """Every text of a split, both sides of sentence pairs, in order."""
     return [text for column in TEXT_COLUMNS if column in ds.column_names for text in ds[column]]
@@ -121,7 +105,7 @@ def make_generator(encoder: str, data: DataConfig, settings: GeneratorSettings |
     masked-LM loss on the dev text before and after training) and whether it came from the cache.
     `output_dir` saves there instead of the cache (`$KDBENCH_CACHE/generators/TASK-KEY`)."""
     settings = settings or GeneratorSettings()
-    task_data = training_text(data)
+    task_data = load_data(data)
     tokenizer = load_tokenizer(encoder)
     model, new_head = load_masked_lm(encoder, settings.seed)
     train_text = sentences(task_data.splits["train"])

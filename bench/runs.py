@@ -19,7 +19,7 @@ import datasets
 from transformers import PreTrainedModel, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.data import TaskData, load_custom, load_task
+from bench.data import DataConfig, TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.models import build_student, load_classifier, load_tokenizer, parse_student
@@ -29,22 +29,6 @@ from bench.storage import publish_directory
 from bench.training import KDConfig, TrainConfig, distributed_state, train
 from methods import get_method
 from methods.base import MethodContext
-
-
-@dataclass
-class DataConfig:
-    """Which data a run uses: a GLUE task, or the user's own files."""
-
-    task: str = field(default="sst2", metadata={"help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)"})
-    data_dir: str | None = field(default=None, metadata={"help": "GLUE folder in download_glue_data.py layout (default: $KDBENCH_GLUE_DIR, else the hub)"})
-    train_file: str | None = field(default=None, metadata={"help": "own task: training file (.csv, .tsv or .jsonl)"})
-    validation_file: str | None = field(default=None, metadata={"help": "own task: dev file"})
-    text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
-    label_column: str = field(default="label", metadata={"help": "own task: label column"})
-    regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set"})
-    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)"})
-    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens"})
 
 
 @dataclass
@@ -75,15 +59,7 @@ class PreparedData:
 
 def prepare_data(config: DataConfig, tokenizer) -> PreparedData:
     """Load the task (GLUE or own files) and tokenise it."""
-    if config.train_file:
-        if not (config.validation_file and config.text_columns):
-            raise KdbenchError("an own task needs --train-file, --validation-file and --text-columns")
-        data = load_custom(config.train_file, config.validation_file, text_columns=config.text_columns.split(","),
-                           label_column=config.label_column, regression=config.regression,
-                           max_train_examples=config.max_train_examples, seed=config.subset_seed)
-    else:
-        data = load_task(config.task, data_dir=config.data_dir, max_train_examples=config.max_train_examples,
-                         seed=config.subset_seed)
+    data = load_data(config)
     tokenised = {name: tokenize(ds, tokenizer, config.max_length) for name, ds in data.splits.items()}
     return PreparedData(data, tokenised["train"], {s: tokenised[s] for s in data.task.eval_splits})
 
