@@ -14,6 +14,7 @@ that already finished (the grid's best at the first seed) is read back, not trai
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 import warnings
@@ -28,13 +29,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from bench.cache import digest
+from bench.errors import UnknownNameError
 from bench.records import RECORD_FILE, read_record
+from bench.runs import RunConfig, run_distill, run_finetune
 from bench.storage import write_json
-from bench.runs import DataConfig, RunConfig, run_distill, run_finetune
-from bench.training import KDConfig, TrainConfig
 
 GRID, SEEDS = "grid", "seeds"
-_CLASSES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_train": TrainConfig}
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,12 @@ def spread(values: list[float]) -> dict[str, float]:
             "n": len(values)}
 
 
-def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Path, fixed: dict):
+def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Path, fixed: dict,
+               space: dict[str, list]):
     run = run_distill if kind == "distill" else run_finetune
 
     def objective(trial: optuna.Trial) -> float:
-        values = {**fixed, **{k: trial.suggest_categorical(k, v) for k, v in _space(trial, profile, fixed).items()}}
+        values = {**fixed, **{k: trial.suggest_categorical(k, v) for k, v in space.items()}}
         train = replace(config.train, learning_rate=values["learning_rate"],
                         per_device_train_batch_size=values["per_device_train_batch_size"], seed=values["seed"])
         folder = results / "runs" / digest(dataclasses.asdict(config), kind, values)
@@ -109,12 +110,6 @@ def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Pa
         return record["best"]["value"]
 
     return objective
-
-
-def _space(trial: optuna.Trial, profile: SearchProfile, fixed: dict) -> dict:
-    if "seed" in fixed:
-        return {"learning_rate": list(profile.learning_rates), "per_device_train_batch_size": list(profile.batch_sizes)}
-    return {"seed": list(profile.seeds)}
 
 
 def _complete(study: optuna.Study, objective, n_trials: int, poll_s: float = 1.0) -> None:
@@ -135,7 +130,9 @@ def _complete(study: optuna.Study, objective, n_trials: int, poll_s: float = 1.0
 
 def config_from_dict(values: dict) -> RunConfig:
     """The RunConfig stored with a study (nested dataclasses rebuilt from their dicts)."""
-    return RunConfig(**{k: (_CLASSES[k](**v) if k in _CLASSES else v) for k, v in values.items()})
+    nested = {f.name: f.default_factory for f in dataclasses.fields(RunConfig)
+              if dataclasses.is_dataclass(f.default_factory)}
+    return RunConfig(**{k: nested[k](**v) if k in nested else v for k, v in values.items()})
 
 
 def create_search(config: RunConfig, *, kind: str, profile: str, storage: optuna.storages.BaseStorage) -> str:
@@ -152,18 +149,29 @@ def create_search(config: RunConfig, *, kind: str, profile: str, storage: optuna
 
 def run_worker(storage: optuna.storages.BaseStorage, name: str, results_dir: str | Path) -> dict:
     """Take part in search `name` until its grid and its seeds are complete; return the summary."""
-    grid = optuna.load_study(study_name=f"{name}/{GRID}", storage=storage)
-    attrs = grid.user_attrs
+    try:
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(f"{name}/{GRID}"))
+    except KeyError:
+        searches = [s.study_name.removesuffix(f"/{GRID}") for s in optuna.get_all_study_summaries(storage)
+                    if s.study_name.endswith(f"/{GRID}")]
+        raise UnknownNameError("search", name, searches) from None
     config, kind = config_from_dict(attrs["config"]), attrs["kind"]
     chosen = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
     results = Path(results_dir)
-    grid = _study(storage, name, GRID, _grid_space(chosen))
-    _complete(grid, _objective(config, kind, chosen, results, {"seed": chosen.seeds[0]}), len(grid_points(chosen)))
-    best = grid.best_params
-    seeds = _study(storage, name, SEEDS, {"seed": list(chosen.seeds)})
-    _complete(seeds, _objective(config, kind, chosen, results, best), len(chosen.seeds))
+    grid = _run_stage(storage, name, GRID, _grid_space(chosen), config, kind, chosen, results, {"seed": chosen.seeds[0]})
+    seeds = _run_stage(storage, name, SEEDS, {"seed": list(chosen.seeds)}, config, kind, chosen, results,
+                       grid.best_params)
     scores = [t.value for t in seeds.trials if t.state == TrialState.COMPLETE]
-    return {"study": name, "profile": chosen.name, "best_params": best, "scores": scores, **spread(scores)}
+    return {"study": name, "profile": chosen.name, "best_params": grid.best_params, "scores": scores,
+            **spread(scores)}
+
+
+def _run_stage(storage, name: str, stage: str, space: dict[str, list], config: RunConfig, kind: str,
+               profile: SearchProfile, results: Path, fixed: dict) -> optuna.Study:
+    """One stage's study (GridSampler over `space`, the rest `fixed`), run until every point is complete."""
+    study = _study(storage, name, stage, space)
+    _complete(study, _objective(config, kind, profile, results, fixed, space), math.prod(map(len, space.values())))
+    return study
 
 
 def search(config: RunConfig, *, kind: str = "distill", profile: str = "quick", storage: str | None = None,
@@ -176,10 +184,6 @@ def search(config: RunConfig, *, kind: str = "distill", profile: str = "quick", 
     summary = run_worker(store, create_search(config, kind=kind, profile=profile, storage=store), results)
     write_json(results / "summaries" / f"{summary['study']}.json", summary)
     return summary
-
-
-def grid_points(profile: SearchProfile) -> list[tuple[float, int]]:
-    return [(lr, bs) for lr in profile.learning_rates for bs in profile.batch_sizes]
 
 
 def _grid_space(profile: SearchProfile) -> dict[str, list]:

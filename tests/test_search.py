@@ -115,3 +115,12 @@ def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypat
     assert sorted(seeds["seed"]) == [1, 2, 3]
     assert summary["median"] == sorted(seeds["value"])[1]
     assert len(list((out / "runs").iterdir())) == 6  # the grid's best at seed 1 is reused, not retrained
+
+
+def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    from bench.errors import UnknownNameError
+    from bench.search import run_worker
+
+    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    with pytest.raises(UnknownNameError, match=name):
+        run_worker(open_storage(storage), name[:-1] + "x", tmp_path / "results")
