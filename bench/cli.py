@@ -11,20 +11,13 @@ import argparse
 import dataclasses
 import json
 import sys
-import types
 import typing
 from collections.abc import Sequence
 
 from bench.errors import KdbenchError
+from bench.fields import base_type
 
 PROG = "kdbench"
-
-
-def _field_type(annotation) -> type:
-    """`int | None` -> int, `bool` -> bool, ..."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return next(a for a in typing.get_args(annotation) if a is not type(None))
-    return annotation
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -35,7 +28,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        kind = _field_type(hints[f.name])
+        kind = base_type(hints[f.name])
         default = (defaults or {}).get(f.name, f.default)
         flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
         help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help
@@ -51,6 +44,19 @@ def dataclass_from_args(args: argparse.Namespace, cls: type, group: str):
     return cls(**values)
 
 
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a module (or .py file) that registers more methods; repeatable")
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """--method, --param and --plugin: which augmentation method a run uses, with what settings."""
+    parser.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
+    add_plugin_option(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.generator import GeneratorSettings
     from bench.runs import DataConfig
@@ -60,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "distillation of pre-trained transformers: one harness, every method.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tasks", help="list the GLUE tasks and their metrics")
-    methods = commands.add_parser("methods", help="list the augmentation methods and their parameters")
-    methods.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                         help="import a module (or .py file) that registers more methods; repeatable")
+    add_plugin_option(commands.add_parser("methods", help="list the augmentation methods and their parameters"))
 
     def run_command(name: str, help_text: str, model_help: str, model_default: str | None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -89,11 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "hub id; with --finetune-teacher a pre-trained encoder to fine-tune first")
     distill.add_argument("--finetune-teacher", action="store_true",
                          help="fine-tune --teacher on the task first (cached) with default settings")
-    distill.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
-    distill.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                         help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
-    distill.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                         help="import a module (or .py file) that registers more methods; repeatable")
+    add_method_options(distill)
     distill.add_argument("--pool-seed", type=int, default=42,
                          help="seed of a pool method's generation, fixed across training seeds (default: 42)")
     distill.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
@@ -104,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--teacher", help="fine-tuned teacher (distill) or the student's layer source")
     search.add_argument("--baseline", choices=("distill", "finetune"), default="distill",
                         help="distill (KD with --method) or finetune (the no-KD baseline)")
-    search.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
-    search.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
-    search.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="module registering methods")
+    add_method_options(search)
     search.add_argument("--profile", choices=("quick", "paper"), default="quick",
                         help="quick (CPU: subset, length 64, 2 epochs, 2x2 grid) or paper (METHODS.md as is)")
     search.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal:PATH "
@@ -116,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--storage", required=True, help="the search's Optuna storage URL")
     worker.add_argument("--study", required=True, help="the search's name (printed by `kdbench search`)")
     worker.add_argument("--output-dir", default="kdbench-results/search", help="folder for this worker's runs")
-    worker.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="module registering methods")
+    add_plugin_option(worker)
     results = commands.add_parser("results", help="export every run of a storage as CSV or Parquet")
     results.add_argument("--storage", default="sqlite:///kdbench-results/search/studies.db", help="Optuna storage")
     results.add_argument("--output", default="kdbench-results/search/results.csv", help="a .csv or .parquet file")
@@ -226,11 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from bench.demo import run_demo
 
-            from methods import get_method
-
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            for name in methods:
-                get_method(name)
             print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
                            max_train_examples=args.max_train_examples, seed=args.seed, methods=methods))
         elif args.command in ("worker", "results"):

@@ -17,7 +17,7 @@ from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from bench.features import TEACHER_LOGITS, Collator
-from bench.losses import KDObjective, kd_loss, label_loss
+from bench.losses import KDObjective, label_loss
 from bench.metrics import trainer_metrics
 from bench.progress import use_loss_progress
 from bench.records import PhaseTimer
@@ -71,15 +71,14 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         labels = inputs.pop("labels", None)
+        objective = KDObjective(labels=labels, regression=self.task.is_regression, **asdict(self.kd))
         if teacher_logits is not None and self.in_loop is not None and model.training:
-            objective = KDObjective(labels=labels, regression=self.task.is_regression, **asdict(self.kd))
             return self.in_loop.loss(model, inputs, teacher_logits, objective)
         outputs = model(**inputs)
         if teacher_logits is None:
             loss = label_loss(outputs.logits, labels, regression=self.task.is_regression)
         else:
-            loss = kd_loss(outputs.logits, teacher_logits, labels, regression=self.task.is_regression,
-                           **asdict(self.kd))
+            loss = objective(outputs.logits, teacher_logits)
         return (loss, outputs) if return_outputs else loss
 
     def evaluate(self, *args, **kwargs):

@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import KdbenchError, UnknownNameError
+from bench.fields import base_type
 
 KINDS = ("none", "in-loop", "pool")  # no augmentation; perturb inside the training step; generate text before
 ENTRY_POINT_GROUP = "kdbench.methods"
@@ -68,13 +68,6 @@ class Param:
         return value
 
 
-def _base_type(annotation) -> type:
-    """`float | None` -> float."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return next(a for a in typing.get_args(annotation) if a is not type(None))
-    return annotation
-
-
 @dataclass(frozen=True)
 class NoParams:
     """The parameters of a method that has none."""
@@ -93,7 +86,7 @@ class MethodSpec:
     @property
     def params(self) -> list[Param]:
         hints = typing.get_type_hints(self.params_class)
-        return [Param(f.name, _base_type(hints[f.name]), f.default, f.metadata.get("help", ""), f.metadata.get("choices"))
+        return [Param(f.name, base_type(hints[f.name]), f.default, f.metadata.get("help", ""), f.metadata.get("choices"))
                 for f in dataclasses.fields(self.params_class)]
 
     def parse_params(self, assignments: Iterable[str] | dict[str, Any] = ()) -> Any:
