@@ -3,7 +3,8 @@
 A pool method augments sentences; this module turns that into training examples. For a sentence
 pair, each augmented example changes one side and keeps the other: copy `j` of example `i`
 changes side `(i + j) % 2`, so with one copy per example half the pairs vary their first
-sentence and half their second. Versions identical to the original, or repeated, are dropped.
+sentence and half their second. Versions identical to the original, or repeated, are dropped;
+spacing does not count (GLUE's SST-2 lines end in a space that a translation does not keep).
 The pool keeps each example's label (for a hard-label term) and its `origin` row.
 
 Sentences are augmented in fixed-size chunks, each with a seed derived from the run's seed, so a
@@ -29,6 +30,7 @@ from methods.base import PoolAugmenter
 from methods.registry import MethodSpec
 
 CHUNK = 256  # sentences per augment() call: fixed, because chunk seeds derive from chunk positions
+FORMAT = 2  # in the cache key: 2 compares versions up to spacing (1 kept GLUE's trailing-space twins)
 POOL_FILE, META_FILE = "pool.jsonl", "meta.json"
 
 
@@ -72,13 +74,24 @@ def generate_pool(augmenter: PoolAugmenter, data: datasets.Dataset, *, seed: int
     rows: dict[str, list] = {column: [] for column in [*wanted, "label", "origin"]}
     for i, example in enumerate(data):
         for side in wanted:
-            kept = dict.fromkeys(v for v in versions[side][i] if v.strip() and v != example[side])
-            for text in list(kept)[:wanted[side][i]]:
+            for text in _new_versions(example[side], versions[side][i])[:wanted[side][i]]:
                 for column in wanted:
                     rows[column].append(text if column == side else example[column])
                 rows["label"].append(example["label"])
                 rows["origin"].append(i)
     return datasets.Dataset.from_dict(rows, features=_features(data))
+
+
+def _new_versions(original: str, versions: list[str]) -> list[str]:
+    """`versions` less blanks, repeats and the original, comparing words and not spacing (a
+    tokenizer does not see spacing)."""
+    seen, kept = {" ".join(original.split())}, []
+    for version in versions:
+        words = " ".join(version.split())
+        if words and words not in seen:
+            seen.add(words)
+            kept.append(version)
+    return kept
 
 
 def _features(data: datasets.Dataset) -> datasets.Features:
@@ -89,7 +102,7 @@ def _features(data: datasets.Dataset) -> datasets.Features:
 def pool_key(method: MethodSpec, params, data: datasets.Dataset, seed: int) -> str:
     """The cache key: method, parameter values, every training text and label, seed."""
     texts = data.select_columns([c for c in ("text_a", "text_b", "label") if c in data.column_names])
-    return digest(method.name, dataclasses.asdict(params), texts[:], seed, CHUNK)
+    return digest(method.name, dataclasses.asdict(params), texts[:], seed, CHUNK, FORMAT)
 
 
 def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], data: datasets.Dataset, *,

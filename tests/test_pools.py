@@ -143,3 +143,15 @@ def test_entry_points_of_installed_packages_are_loaded(monkeypatch):
                         lambda group: [EntryPoint()] if group == methods.registry.ENTRY_POINT_GROUP else [])
     load_plugins()
     assert loaded and get_method("word-dropout").kind == "pool"
+
+
+def test_versions_that_differ_only_in_spacing_are_the_original():
+    class Respacer(PoolAugmenter):
+        copies = 3
+
+        def augment(self, sentences, copies, seed):
+            return [[" ".join(s.split()), f"{s}  ", f"new {s}", f" new  {s}"] for s in sentences]
+
+    data = datasets.Dataset.from_dict({"text_a": ["a film ", "two  spaces"], "label": [0, 1]})
+    pool = generate_pool(Respacer(), data, seed=0)
+    assert pool["text_a"] == ["new a film ", "new two  spaces"]
