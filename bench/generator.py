@@ -10,9 +10,9 @@ A head the encoder lacks starts from scratch, so two things speed up its trainin
 bias starts at the log unigram frequencies of the training text (the first thing a new head
 learns anyway), and it trains at a higher learning rate than the pre-trained encoder.
 Measured from the offline MiniLM on 2,000 SST-2 sentences (max length 64), 2 CPU cores, default
-settings: 300 steps of 32 in 2.7 minutes; dev masked-LM loss 10.8 with a random head, 7.7 after the
-unigram start, 5.65 after training; the top predictions for "a [MASK] and moving film about love"
-go from "officially, formally, socially, ##osition" to "best, good, remarkable, great, smart".
+settings: 300 steps of 32 in 157 s; dev masked-LM loss 7.67 after the unigram start, 5.65 after
+training; the top predictions for "a [MASK] and moving film" are then "best, smart, remarkable,
+good, beautiful" (README: the command that reproduces it).
 
 Generators are cached like fine-tuned teachers: keyed by the encoder's weights, the training text
 and the settings, written to a temporary folder and published by one rename, so a finished folder
