@@ -1,4 +1,5 @@
-"""The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, demo.
+"""The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, search, worker, results,
+make-generator, ablate, speed, demo.
 
 Options mirror the config dataclasses field by field (`--learning-rate` or `--learning_rate` for
 TrainConfig.learning_rate, ...), so the help text and the run record always agree. Errors the
@@ -13,6 +14,7 @@ import json
 import sys
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench.errors import KdbenchError
 from bench.fields import base_type
@@ -130,6 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(generator, DataConfig, "data")
     add_dataclass_options(generator, GeneratorSettings, "generator")
 
+    ablate = commands.add_parser(
+        "ablate", help="run ablation specs (ablations/*.toml) through the search and write their tables",
+        description="Each task x variant of the spec is one search (grid, then seeds) in one Optuna storage: "
+        "rerun to resume; run the same command on other machines with the same --storage to share the work.")
+    ablate.add_argument("specs", nargs="+", metavar="SPEC", help="TOML spec file(s), e.g. ablations/ad2-eps.toml")
+    ablate.add_argument("--dry-run", action="store_true", help="check the specs and print what would run")
+    speed = commands.add_parser(
+        "speed", help="wall-clock and memory of each method of a spec, side by side, with ratios to KD and AD2",
+        description="Train each variant of the spec (default: ablations/speed.toml) at the profile's first grid "
+        "point, each in a new process with an empty cache, and tabulate generation, teacher, training, "
+        "time-to-best, examples/s and peak memory, also divided by plain KD's and AD2's.")
+    speed.add_argument("spec", nargs="?", metavar="SPEC", help="TOML spec (default: ablations/speed.toml)")
+    speed.add_argument("--repeats", type=int, default=1, help="measurements per variant, interleaved; the "
+                       "median is reported (default: 1)")
+    for sub, default in ((ablate, "kdbench-results/ablations"), (speed, "kdbench-results/speed")):
+        sub.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
+        sub.add_argument("--output-dir", default=default, help="results folder (default: %(default)s)")
+        sub.add_argument("--cache-dir", help="cache of teachers, generators and teacher outputs")
+        add_plugin_option(sub)
+    ablate.add_argument("--storage", help="Optuna storage shared by workers (default: sqlite:///OUTPUT_DIR/studies.db)")
+
     demo = commands.add_parser("demo", help="SST-2 subset: teacher, no-KD student, KD student under each method",
                                description="The main job: on a 2,000-example seeded SST-2 subset (max length 64), "
                                "fine-tune the MiniLM teacher (cached), then train a 3-layer student taken from it "
@@ -227,6 +250,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
             print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
                            max_train_examples=args.max_train_examples, seed=args.seed, methods=methods))
+        elif args.command in ("ablate", "speed"):
+            from ablations import SPEC_DIR
+            from ablations.spec import load_spec
+            from methods import load_plugins
+
+            load_plugins(args.plugin)
+            if args.command == "speed":
+                from ablations.speed import run_speed
+
+                if args.repeats < 1:
+                    raise KdbenchError(f"--repeats must be at least 1, got {args.repeats}")
+                spec = load_spec(args.spec or SPEC_DIR / "speed.toml")
+                run_speed(spec, data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
+                          repeats=args.repeats, plugins=args.plugin)
+                print((Path(args.output_dir) / f"{spec.name}.md").read_text())
+            else:
+                from ablations.study import plan, run_ablation
+
+                specs = [load_spec(path) for path in args.specs]  # all checked before any runs
+                for spec in specs:
+                    print(plan(spec))
+                    if not args.dry_run:
+                        run_ablation(spec, data_dir=args.data_dir, output_dir=args.output_dir,
+                                     storage=args.storage, cache_dir=args.cache_dir)
+                        print((Path(args.output_dir) / "tables" / f"{spec.name}.md").read_text())
         elif args.command in ("worker", "results"):
             from bench.search import export_results, open_storage, run_worker
 

@@ -81,11 +81,23 @@ def device_info() -> dict[str, object]:
 
 def peak_memory_mb() -> dict[str, float]:
     """Peak resident memory of this process, and peak GPU memory allocated when on CUDA."""
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    peak = {"cpu_rss_mb": rss_kb / 1024}
+    peak = {"cpu_rss_mb": _peak_rss_kb() / 1024}
     if torch.cuda.is_available():
         peak["cuda_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return peak
+
+
+def _peak_rss_kb() -> int:
+    """Linux's VmHWM: the peak of this process image. Not ru_maxrss, which Linux carries over from
+    the parent at exec, so a run in a fresh process would report its launcher's peak if larger."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux and the BSDs
 
 
 def environment() -> dict[str, object]:
@@ -99,10 +111,15 @@ def environment() -> dict[str, object]:
     }
 
 
+def with_environment(record: dict) -> dict:
+    """`record` completed with the environment and this process's peak memory so far."""
+    return {**record, "environment": environment(), "peak_memory": peak_memory_mb()}
+
+
 def write_record(output_dir: str | Path, record: dict) -> Path:
-    """Complete `record` with the environment and write it atomically to `output_dir/record.json`."""
+    """Write `record` atomically to `output_dir/record.json`."""
     path = Path(output_dir) / RECORD_FILE
-    write_json(path, {**record, "environment": environment(), "peak_memory": peak_memory_mb()})
+    write_json(path, record)
     return path
 
 

@@ -23,7 +23,7 @@ from bench.data import DataConfig, TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.models import build_student, load_classifier, load_tokenizer, parse_student
-from bench.records import RECORD_FILE, PhaseTimer, read_record, write_record
+from bench.records import RECORD_FILE, PhaseTimer, read_record, with_environment, write_record
 from bench.pools import cached_pool
 from bench.storage import publish_directory
 from bench.training import KDConfig, TrainConfig, distributed_state, train
@@ -99,7 +99,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
 def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrainedModel, tokenizer, result,
             timer: PhaseTimer, started: float, output_dir: Path, model_dir: Path | None = None, **extra) -> dict:
     """Save the best model and write the record, on the main process only; the record goes last."""
-    record = _record(kind, config, prepared, model, result, timer, started, **extra)
+    record = with_environment(_record(kind, config, prepared, model, result, timer, started, **extra))
     if distributed_state().is_main_process:
         model.save_pretrained(model_dir or output_dir / "model")
         tokenizer.save_pretrained(model_dir or output_dir / "model")

@@ -9,6 +9,8 @@ file (`journal:PATH`) lets many `kdbench worker` processes share the studies. Gr
 trial number i the i-th grid point, so workers never run one point twice; a trial whose worker
 died is failed once its heartbeat is stale and retried (RetryHeartbeatStaleTrialCallback). A run
 that already finished (the grid's best at the first seed) is read back, not trained again.
+Workers advance a search one trial at a time (`advance`), so a worker given many searches (an
+ablation) moves to another one while a search's remaining points run elsewhere.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
     fixed = dataclasses.asdict(replace(config, output_dir=None, resume=False,
                                        train=replace(config.train, learning_rate=0, per_device_train_batch_size=0,
                                                      seed=0)))
-    return f"{config.data.task}-{kind}-{config.method}-{digest(fixed, profile.name)}"
+    return f"{config.data.task}-{kind}-{config.method}-{digest(fixed, dataclasses.asdict(profile))}"
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
@@ -112,20 +114,63 @@ def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Pa
     return objective
 
 
-def _complete(study: optuna.Study, objective, n_trials: int, poll_s: float = 1.0) -> None:
-    """Run trials one at a time until `n_trials` are complete. When every remaining point is
-    running in another worker, wait (failing stale trials, whose retries then come back as
-    waiting trials) rather than start a duplicate."""
-    while True:
+DONE, RAN, BUSY = "done", "ran", "busy"  # what one call of `advance` did
+
+
+def advance(storage: optuna.storages.BaseStorage, name: str, results: Path) -> str:
+    """Run at most one trial of search `name`: RAN after a trial, DONE when its grid and seeds are
+    complete, BUSY when every remaining point is running in another worker (then stale trials are
+    failed, and their retries come back as waiting trials) rather than start a duplicate."""
+    config, kind, profile = load_search(storage, name)
+    fixed: dict = {"seed": profile.seeds[0]}
+    for stage, space in ((GRID, _grid_space(profile)), (SEEDS, {"seed": list(profile.seeds)})):
+        study = _study(storage, name, stage, space)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
-        if complete >= n_trials:
-            return
-        if complete + running >= n_trials and TrialState.WAITING not in states:
-            fail_stale_trials(study)
+        points = math.prod(map(len, space.values()))
+        if complete < points:
+            if complete + running >= points and TrialState.WAITING not in states:
+                fail_stale_trials(study)
+                return BUSY
+            study.optimize(_objective(config, kind, profile, results, fixed, space), n_trials=1)
+            return RAN
+        fixed = study.best_params
+    return DONE
+
+
+def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results_dir: str | Path,
+                 poll_s: float = 1.0) -> list[dict]:
+    """Work on searches `names` until all are complete, one trial at a time in turn, so workers on
+    other machines running the same list spread over its searches; return their summaries."""
+    pending = list(names)
+    while pending:
+        states = {name: advance(storage, name, Path(results_dir)) for name in pending}
+        pending = [name for name in pending if states[name] != DONE]
+        if pending and all(states[name] == BUSY for name in pending):
             time.sleep(poll_s)
-            continue
-        study.optimize(objective, n_trials=1)
+    return [search_summary(storage, name) for name in names]
+
+
+def search_summary(storage: optuna.storages.BaseStorage, name: str) -> dict:
+    """The grid's best point and the spread of its per-seed scores, with the seed trials' records."""
+    _, _, profile = load_search(storage, name)
+    grid, seeds = (optuna.load_study(study_name=f"{name}/{stage}", storage=storage) for stage in (GRID, SEEDS))
+    trials = sorted((t for t in seeds.trials if t.state == TrialState.COMPLETE), key=lambda t: t.params["seed"])
+    scores = [t.value for t in trials]
+    return {"study": name, "profile": profile.name, "best_params": grid.best_params, "scores": scores,
+            **spread(scores), "records": [t.user_attrs["record"] for t in trials]}
+
+
+def load_search(storage: optuna.storages.BaseStorage, name: str) -> tuple[RunConfig, str, SearchProfile]:
+    """The configuration, kind (distill or finetune) and profile stored with search `name`."""
+    try:
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(f"{name}/{GRID}"))
+    except KeyError:
+        searches = [s.study_name.removesuffix(f"/{GRID}") for s in optuna.get_all_study_summaries(storage)
+                    if s.study_name.endswith(f"/{GRID}")]
+        raise UnknownNameError("search", name, searches) from None
+    profile = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
+    return config_from_dict(attrs["config"]), attrs["kind"], profile
 
 
 def config_from_dict(values: dict) -> RunConfig:
@@ -135,9 +180,10 @@ def config_from_dict(values: dict) -> RunConfig:
     return RunConfig(**{k: nested[k](**v) if k in nested else v for k, v in values.items()})
 
 
-def create_search(config: RunConfig, *, kind: str, profile: str, storage: optuna.storages.BaseStorage) -> str:
+def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
+                  storage: optuna.storages.BaseStorage) -> str:
     """Create (or find) the grid study of this configuration and store what a worker needs to run it."""
-    chosen = PROFILES[profile]
+    chosen = PROFILES[profile] if isinstance(profile, str) else profile
     config = apply_profile(config, chosen)
     name = study_name(config, kind, chosen)
     grid = _study(storage, name, GRID, _grid_space(chosen))
@@ -149,41 +195,25 @@ def create_search(config: RunConfig, *, kind: str, profile: str, storage: optuna
 
 def run_worker(storage: optuna.storages.BaseStorage, name: str, results_dir: str | Path) -> dict:
     """Take part in search `name` until its grid and its seeds are complete; return the summary."""
-    try:
-        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(f"{name}/{GRID}"))
-    except KeyError:
-        searches = [s.study_name.removesuffix(f"/{GRID}") for s in optuna.get_all_study_summaries(storage)
-                    if s.study_name.endswith(f"/{GRID}")]
-        raise UnknownNameError("search", name, searches) from None
-    config, kind = config_from_dict(attrs["config"]), attrs["kind"]
-    chosen = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
-    results = Path(results_dir)
-    grid = _run_stage(storage, name, GRID, _grid_space(chosen), config, kind, chosen, results, {"seed": chosen.seeds[0]})
-    seeds = _run_stage(storage, name, SEEDS, {"seed": list(chosen.seeds)}, config, kind, chosen, results,
-                       grid.best_params)
-    scores = [t.value for t in seeds.trials if t.state == TrialState.COMPLETE]
-    return {"study": name, "profile": chosen.name, "best_params": grid.best_params, "scores": scores,
-            **spread(scores)}
+    summary = run_searches(storage, [name], results_dir)[0]
+    summary.pop("records")
+    return summary
 
 
-def _run_stage(storage, name: str, stage: str, space: dict[str, list], config: RunConfig, kind: str,
-               profile: SearchProfile, results: Path, fixed: dict) -> optuna.Study:
-    """One stage's study (GridSampler over `space`, the rest `fixed`), run until every point is complete."""
-    study = _study(storage, name, stage, space)
-    _complete(study, _objective(config, kind, profile, results, fixed, space), math.prod(map(len, space.values())))
-    return study
-
-
-def search(config: RunConfig, *, kind: str = "distill", profile: str = "quick", storage: str | None = None,
-           results_dir: str = "kdbench-results/search") -> dict:
+def search(config: RunConfig, *, kind: str = "distill", profile: str | SearchProfile = "quick",
+           storage: str | None = None, results_dir: str = "kdbench-results/search") -> dict:
     """Grid, then seeds, in this process (other workers may join); returns the best configuration
     and the spread of its per-seed scores, also written to RESULTS/summaries/STUDY.json."""
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    store = open_storage(storage or f"sqlite:///{results / 'studies.db'}")
+    store = open_storage(storage or default_storage(results))
     summary = run_worker(store, create_search(config, kind=kind, profile=profile, storage=store), results)
     write_json(results / "summaries" / f"{summary['study']}.json", summary)
     return summary
+
+
+def default_storage(results_dir: str | Path) -> str:
+    return f"sqlite:///{Path(results_dir) / 'studies.db'}"
 
 
 def _grid_space(profile: SearchProfile) -> dict[str, list]:
@@ -191,8 +221,12 @@ def _grid_space(profile: SearchProfile) -> dict[str, list]:
 
 
 def _study(storage, name: str, stage: str, space: dict[str, list]) -> optuna.Study:
-    return optuna.create_study(storage=storage, study_name=f"{name}/{stage}", direction="maximize",
-                               load_if_exists=True, sampler=optuna.samplers.GridSampler(space, seed=0))
+    sampler = optuna.samplers.GridSampler(space, seed=0)
+    try:  # loading first: create_study(load_if_exists=True) logs a line each time a worker polls
+        return optuna.load_study(study_name=f"{name}/{stage}", storage=storage, sampler=sampler)
+    except KeyError:
+        return optuna.create_study(storage=storage, study_name=f"{name}/{stage}", direction="maximize",
+                                   load_if_exists=True, sampler=sampler)
 
 
 def export_results(storage: optuna.storages.BaseStorage, path: str | Path) -> pd.DataFrame:

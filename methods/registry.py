@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import base_type
+from bench.fields import a_type, base_type, check_type
 
 KINDS = ("none", "in-loop", "pool")  # no augmentation; perturb inside the training step; generate text before
 ENTRY_POINT_GROUP = "kdbench.methods"
@@ -62,7 +62,14 @@ class Param:
             else:
                 value = self.type(text)
         except ValueError:
-            raise KdbenchError(f"parameter {self.name} takes a {self.type_name}, got {text!r}") from None
+            raise KdbenchError(f"parameter {self.name} takes {a_type(self.type)}, got {text!r}") from None
+        return self._allowed(value)
+
+    def accept(self, value: Any) -> Any:
+        """A typed value (from a TOML spec or Python) checked against this parameter's type and choices."""
+        return self._allowed(check_type(value, self.type, f"parameter {self.name}", optional=self.default is None))
+
+    def _allowed(self, value: Any) -> Any:
         if self.choices and value not in self.choices:
             raise UnknownNameError(f"value of {self.name}", str(value), [str(c) for c in self.choices])
         return value
@@ -97,7 +104,7 @@ class MethodSpec:
         for key, value in pairs:
             if key not in by_name:
                 raise UnknownNameError(f"parameter of method {self.name}", key, by_name)
-            values[key] = by_name[key].convert(value) if isinstance(value, str) else value
+            values[key] = by_name[key].convert(value) if isinstance(value, str) else by_name[key].accept(value)
         return self.params_class(**values)
 
     def describe(self, params: Any = None) -> dict[str, Any]:

@@ -1,0 +1,247 @@
+"""Ablation specs: one TOML file per study, checked whole before anything runs.
+
+A spec names the tasks, the teacher (a pre-trained encoder fine-tuned on each task, cached), the
+student, the search profile and its seeds, and the variants to compare: either a sweep of one
+parameter of the method (`[sweep] parameter = "eps"`, or a KD setting such as `"kd.temperature"`)
+or an explicit list of `[[variants]]` (the method comparison, with `baseline = "finetune"` for the
+no-KD student). Optional tables set the rest, by the field names of the harness's dataclasses:
+`[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
+`mlm` variants is made from each task's teacher, since no masked-LM weights exist offline).
+
+Every key, table field, method, parameter and value type is checked by `load_spec`, so a typo
+stops the study with one clear error instead of hours later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.data import DataConfig
+from bench.errors import KdbenchError, UnknownNameError
+from bench.fields import base_type, check_type
+from bench.generator import GeneratorSettings
+from bench.search import PROFILES, SearchProfile
+from bench.tasks import get_task
+from bench.training import KDConfig, TrainConfig
+from methods import get_method
+
+BASELINES = ("distill", "finetune")  # KD (with a method), or the no-KD student trained on labels
+SEARCHED = ("learning_rate", "per_device_train_batch_size", "seed", "num_train_epochs")  # set by the profile
+# The fields of a SearchProfile a spec may override at its top level (the profile is named by `profile`).
+PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(SearchProfile) if f.name != "name")
+TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_train": TrainConfig,
+          "generator": GeneratorSettings}
+TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", "method", "params",
+             "profile", "pool_seed", "sweep", "variants", *PROFILE_KEYS, *TABLES)
+
+
+class SpecError(KdbenchError):
+    """A spec that cannot run, located by its file."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of the study: a baseline kind, a method with its parameter values, KD overrides."""
+
+    label: str
+    baseline: str = "distill"
+    method: str = "none"
+    params: dict[str, Any] = field(default_factory=dict)
+    kd: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """A validated spec; `swept` names what the variants differ in (a parameter, or "variant")."""
+
+    name: str
+    description: str
+    tasks: tuple[str, ...]
+    teacher: str
+    finetune_teacher: bool
+    student: str
+    profile: SearchProfile
+    variants: tuple[Variant, ...]
+    swept: str
+    pool_seed: int = 42
+    data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    teacher_train: TrainConfig = field(default_factory=TrainConfig)
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    source: str = ""
+
+
+def load_spec(path: str | Path) -> AblationSpec:
+    """Read and check the spec at `path`; every problem is a SpecError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no ablation spec at {path}: give a .toml file (examples in ablations/)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return parse_spec(raw, name=path.stem, source=str(path))
+    except KdbenchError as error:
+        raise SpecError(f"{path}: {error}") from None
+
+
+def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationSpec:
+    """The spec from its parsed TOML; `name` is the default study name (the file's stem)."""
+    _known_keys(raw, TOP_LEVEL, "key")
+    tasks = tuple(get_task(task).name for task in _typed_list(_required(raw, "tasks"), str, "tasks"))
+    if ("sweep" in raw) == ("variants" in raw):
+        raise KdbenchError("give either [sweep] (one parameter and its values) or [[variants]], not "
+                           f"{'both' if 'sweep' in raw else 'neither'}")
+    if "sweep" in raw:
+        base = Variant("base", method=_text(raw.get("method", "none"), "method"), params=raw.get("params", {}))
+        swept, variants = _sweep(raw["sweep"], base)
+    else:
+        if "method" in raw or "params" in raw:
+            raise KdbenchError("with [[variants]], give each variant its own method and params")
+        swept, variants = "variant", tuple(_variant(v, i) for i, v in enumerate(_list(raw["variants"], "variants")))
+    if len({v.label for v in variants}) < len(variants):
+        raise KdbenchError("two variants have the same label: give each a distinct `label`")
+    tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
+    return AblationSpec(
+        name=_text(raw.get("name", name), "name"),
+        description=_text(raw.get("description", ""), "description"),
+        tasks=tasks,
+        teacher=_text(raw.get("teacher", "minilm"), "teacher"),
+        finetune_teacher=check_type(raw.get("finetune_teacher", True), bool, "finetune_teacher"),
+        student=_text(raw.get("student", "teacher-layers:0,2,4"), "student"),
+        profile=_profile(raw),
+        variants=variants,
+        swept=swept,
+        pool_seed=check_type(raw.get("pool_seed", 42), int, "pool_seed"),
+        data=_data_fields(raw.get("data", {})),
+        source=source,
+        **tables,
+    )
+
+
+def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
+    """One variant per value of the swept parameter: a parameter of the method, or `kd.FIELD`."""
+    table = _table(table, "[sweep]")
+    _known_keys(table, ("parameter", "values"), "key of [sweep]")
+    parameter = _text(_required(table, "parameter", "[sweep]"), "[sweep] parameter")
+    values = _list(_required(table, "values", "[sweep]"), "[sweep] values")
+    if not values:
+        raise KdbenchError("[sweep] values is empty: list the values to compare")
+    variants = []
+    for value in values:
+        label = f"{parameter}={value}"
+        if parameter.startswith("kd."):
+            variants.append(_checked(replace(base, label=label, kd={parameter.removeprefix("kd."): value})))
+        else:
+            variants.append(_checked(replace(base, label=label, params={**base.params, parameter: value})))
+    return parameter, tuple(variants)
+
+
+def _variant(table: Any, index: int) -> Variant:
+    where = f"[[variants]] #{index + 1}"
+    table = _table(table, where)
+    _known_keys(table, [f.name for f in dataclasses.fields(Variant)], f"key of {where}")
+    method = _text(table.get("method", "none"), f"{where} method")
+    variant = Variant(label=_text(table.get("label", method), f"{where} label"),
+                      baseline=_text(table.get("baseline", "distill"), f"{where} baseline"), method=method,
+                      params=_table(table.get("params", {}), f"{where} params"),
+                      kd=_table(table.get("kd", {}), f"{where} kd"))
+    if variant.baseline not in BASELINES:
+        raise UnknownNameError(f"baseline of {where}", variant.baseline, BASELINES)
+    if variant.baseline == "finetune" and (variant.method != "none" or variant.params or variant.kd):
+        raise KdbenchError(f"{where}: a finetune baseline (no KD) takes no method, params or kd")
+    return _checked(variant)
+
+
+def _checked(variant: Variant) -> Variant:
+    """The variant with its method parameters and KD settings checked and typed."""
+    params = get_method(variant.method).parse_params(_table(variant.params, f"params of {variant.label}"))
+    given = {k: getattr(params, k) for k in variant.params}
+    _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
+    return replace(variant, params=given, kd={k: _field_value(KDConfig, k, v, "kd") for k, v in variant.kd.items()})
+
+
+def _profile(raw: dict[str, Any]) -> SearchProfile:
+    name = _text(raw.get("profile", "quick"), "profile")
+    if name not in PROFILES:
+        raise UnknownNameError("profile", name, PROFILES)
+    overrides = {}
+    for key in PROFILE_KEYS:
+        if key in raw:
+            value = _field_value(SearchProfile, key, raw[key], "profile")
+            if isinstance(value, tuple) and not value:
+                raise KdbenchError(f"{key} is empty: list at least one value")
+            overrides[key] = value
+    return replace(PROFILES[name], **overrides)
+
+
+def _data_fields(table: Any) -> dict[str, Any]:
+    """DataConfig overrides: the task comes from `tasks`, the data folder from the command line."""
+    table = _table(table, "[data]")
+    for key in ("task", "data_dir"):
+        if key in table:
+            raise KdbenchError(f"[data] {key} is set by {'`tasks`' if key == 'task' else '--data-dir'}, not here")
+    _dataclass(DataConfig, table, "[data]")
+    return {k: _field_value(DataConfig, k, v, "[data]") for k, v in table.items()}
+
+
+def _dataclass(cls: type, table: Any, where: str):
+    """`cls` built from a TOML table, each field checked by name and type."""
+    table = _table(table, where)
+    _known_keys(table, [f.name for f in dataclasses.fields(cls)], f"field of {where}")
+    if cls is TrainConfig:
+        for key in SEARCHED:
+            if key in table:
+                raise KdbenchError(f"{where} {key} is set by the search profile: use learning_rates, "
+                                   "batch_sizes, seeds or num_train_epochs at the top of the spec")
+    return cls(**{k: _field_value(cls, k, v, where) for k, v in table.items()})
+
+
+def _field_value(cls: type, key: str, value: Any, where: str) -> Any:
+    """`value` checked against the type of field `key` of `cls` (tuples of a type from lists)."""
+    hint = typing.get_type_hints(cls)[key]
+    kind = base_type(hint)
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        return tuple(_typed_list(value, item, f"{where} {key}"))
+    optional = type(None) in typing.get_args(hint)
+    return check_type(value, kind, f"{where} {key}", optional=optional)
+
+
+def _known_keys(table: dict, valid, what: str) -> None:
+    for key in table:
+        if key not in valid:
+            raise UnknownNameError(what, key, valid)
+
+
+def _required(table: dict, key: str, where: str = "the spec") -> Any:
+    if key not in table:
+        raise KdbenchError(f"{where} has no `{key}`")
+    return table[key]
+
+
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise KdbenchError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise KdbenchError(f"{where} must be a list, got {value!r}")
+    return value
+
+
+def _typed_list(value: Any, kind: type, where: str) -> list:
+    return [check_type(v, kind, f"{where}[{i}]") for i, v in enumerate(_list(value, where))]
+
+
+def _text(value: Any, where: str) -> str:
+    return check_type(value, str, where)

@@ -1,0 +1,207 @@
+"""Ablation specs: checked whole before anything runs; a tiny ablation and a tiny speed run end to end."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ablations import SPEC_DIR
+from ablations.spec import SpecError, load_spec
+from ablations.speed import run_speed
+from ablations.study import run_ablation
+from bench.cli import main
+
+TINY = """
+tasks = {tasks}
+teacher = "{teacher}"
+student = "teacher-layers:0,2"
+profile = "quick"
+learning_rates = [3e-3]
+batch_sizes = [8, 16]
+seeds = [1, 2]
+num_train_epochs = 1
+max_length = 32
+"""
+
+
+def write_spec(folder: Path, body: str, *, name: str = "tiny", tasks: str = '["sst2"]', teacher: str = "minilm") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(TINY.format(tasks=tasks, teacher=teacher) + body)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(SPEC_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_specs_are_valid(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem and spec.variants
+
+
+def test_shipped_ad2_sweeps_are_the_issue_values():
+    values = {p.stem: [v.label.split("=", 1)[1] for v in load_spec(p).variants] for p in SPEC_DIR.glob("ad2-*.toml")}
+    assert values["ad2-eps"] == ["0", "1e-06", "1e-05", "0.0001", "0.001", "0.01"]
+    assert values["ad2-steps"] == ["1", "2", "3", "5"]
+    assert values["ad2-alpha"] == ["0", "0.25", "0.5", "1", "2"]
+    assert values["ad2-temperature"] == ["1", "2", "5", "10"]
+    assert load_spec(SPEC_DIR / "ad2-temperature.toml").variants[1].kd == {"temperature": 2.0}
+    assert [v.label for v in load_spec(SPEC_DIR / "methods.toml").variants] == [
+        "no KD", "KD", "AD2", "EDA", "back-translation", "masked-LM"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('method = "ad2"\n[sweep]\nparameter = "epss"\nvalues = [0]\n', "unknown parameter of method ad2 'epss': did you mean eps"),
+    ('method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0, "big"]\n', "parameter eps takes a float, got 'big'"),
+    ('method = "ad2"\n[sweep]\nparameter = "steps"\nvalues = [1, 2.5]\n', "parameter steps takes an int, got 2.5"),
+    ('method = "ad2"\n[sweep]\nparameter = "init"\nvalues = ["zeros"]\n', "unknown value of init 'zeros': did you mean zero?"),
+    ('method = "ad2"\n[sweep]\nparameter = "kd.temprature"\nvalues = [1]\n', "'temprature': did you mean temperature?"),
+    ('method = "ad2"\n[sweep]\nparameter = "kd.temperature"\nvalues = [true]\n', "temperature takes a float, got True"),
+    ('method = "adv2"\n[sweep]\nparameter = "eps"\nvalues = [0]\n', "unknown method 'adv2': did you mean ad2?"),
+    ('method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = []\n', "[sweep] values is empty"),
+    ('metod = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0]\n', "unknown key 'metod': did you mean method?"),
+    ('[[variants]]\nmethod = "none"\n', None),
+    ('[sweep]\nparameter = "eps"\nvalues = [0]\n[[variants]]\nmethod = "none"\n', "not both"),
+    ('[[variants]]\nlabel = "x"\nbaseline = "finetun"\n', "unknown baseline of [[variants]] #1 'finetun'"),
+    ('[[variants]]\nlabel = "x"\nbaseline = "finetune"\nmethod = "ad2"\n', "takes no method"),
+    ('[[variants]]\nmethod = "none"\n[[variants]]\nmethod = "none"\n', "same label"),
+    ('[[variants]]\nmethod = "none"\n[train]\nlearning_rate = 1e-4\n', "set by the search profile"),
+    ('[[variants]]\nmethod = "none"\n[kd]\nalpha_kd = "one"\n', "[kd] alpha_kd takes a float, got 'one'"),
+    ('[[variants]]\nmethod = "none"\n[data]\nmax_lenght = 8\n', "did you mean max_length?"),
+])
+def test_spec_errors_name_the_problem(tmp_path, body, message):
+    path = write_spec(tmp_path, body)
+    if message is None:
+        assert load_spec(path).swept == "variant"
+        return
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_spec_errors_for_tasks_profiles_and_toml(tmp_path):
+    assert load_spec(write_spec(tmp_path, '[[variants]]\nmethod = "none"\n', tasks='["SST-2"]')).tasks == ("sst2",)
+    with pytest.raises(SpecError, match="unknown task 'sts': did you mean stsb"):
+        load_spec(write_spec(tmp_path, '[[variants]]\nmethod = "none"\n', tasks='["sts"]'))
+    with pytest.raises(SpecError, match="max_train_examples takes an int, got 'all'"):
+        load_spec(write_spec(tmp_path, 'max_train_examples = "all"\n[[variants]]\nmethod = "none"\n'))
+    bare = tmp_path / "bare.toml"
+    bare.write_text('tasks = ["rte"]\nprofile = "quik"\nseeds = [1, "two"]\n[[variants]]\nmethod = "none"\n')
+    with pytest.raises(SpecError, match="unknown profile 'quik': did you mean quick"):
+        load_spec(bare)
+    bare.write_text('tasks = ["rte"]\nseeds = [1, "two"]\n[[variants]]\nmethod = "none"\n')
+    with pytest.raises(SpecError, match="seeds\\[1\\] takes an int, got 'two'"):
+        load_spec(bare)
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(write_spec(tmp_path, "[[variants]\n"))
+    with pytest.raises(SpecError, match="no ablation spec at"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_cli_checks_every_spec_before_running_any(tmp_path, capsys):
+    good = write_spec(tmp_path, '[[variants]]\nmethod = "none"\n', name="good")
+    bad = write_spec(tmp_path, 'method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = ["x"]\n', name="bad")
+    out = tmp_path / "results"
+    assert main(["ablate", str(good), str(bad), "--output-dir", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kdbench: error:") and "bad.toml" in error and "\n" not in error
+    assert not out.exists()
+
+
+def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
+    """A two-value AD2 sweep: teacher fine-tuned once, grid then seeds per value, the table from the
+    stored trials, and a rerun that trains nothing."""
+    spec = load_spec(write_spec(tmp_path, 'method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0, 1e-3]\n',
+                                teacher=str(tiny_encoder)))
+    out = tmp_path / "results"
+    table = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
+    assert list(table["eps"]) == ["0", "0.001"] and list(table["n"]) == [2, 2]
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'studies.db'}")
+    studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    assert len(studies) == 4  # grid and seeds per value
+    for name in studies:
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
+        if name.endswith("/seeds"):
+            scores = sorted(t.value for t in trials)
+            eps = trials[0].user_attrs["record"]["config"]["method_params"]["eps"]
+            row = table[table["eps"].astype(float) == eps]
+            assert row["median"].item() == pytest.approx(sum(scores) / 2)
+            assert (row["min"].item(), row["max"].item()) == (scores[0], scores[1])
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 6  # 2 grid points + 1 new seed, per value
+    markdown = (out / "tables" / "tiny.md").read_text()
+    assert "profile quick" in markdown and "seeds 1, 2" in markdown and "cpu" in markdown
+    first = table.iloc[0]
+    assert f"{first['median']:.4f} [{first['min']:.4f}, {first['max']:.4f}]" in markdown
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "tiny.csv", dtype={"eps": str}), table)
+
+    again = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
+    pd.testing.assert_frame_equal(again, table)
+    assert sorted((out / "runs").iterdir()) == runs
+
+
+def test_tiny_method_comparison_over_two_tasks(glue_dir, tiny_encoder, tmp_path):
+    body = '[[variants]]\nlabel = "no KD"\nbaseline = "finetune"\n[[variants]]\nlabel = "KD"\nmethod = "none"\n'
+    spec = load_spec(write_spec(tmp_path, body, tasks='["sst2", "stsb"]', teacher=str(tiny_encoder)))
+    table = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(tmp_path / "results"))
+    assert list(zip(table["task"], table["variant"])) == [("sst2", "no KD"), ("sst2", "KD"), ("stsb", "no KD"),
+                                                          ("stsb", "KD")]
+    assert list(table["metric"]) == ["validation_score"] * 4
+    markdown = (tmp_path / "results" / "tables" / "tiny.md").read_text()
+    kd = table[table["variant"] == "KD"]["median"]
+    kd_row = next(line for line in markdown.splitlines() if line.startswith("| KD "))
+    assert kd_row.rstrip(" |").endswith(f"{kd.mean():.4f}")  # the average over tasks
+    assert "teacher " in markdown and "sst2 0." in markdown and "stsb " in markdown
+
+
+def test_tiny_speed_run(glue_dir, tiny_encoder, tmp_path):
+    """Every variant measured from an empty cache in its own process; ratios to KD and AD2."""
+    body = ('[[variants]]\nlabel = "KD"\nmethod = "none"\n[[variants]]\nlabel = "AD2"\nmethod = "ad2"\n'
+            '[[variants]]\nlabel = "dropout"\nmethod = "word-dropout"\nparams = { copies = 1 }\n')
+    plugin = str(Path(__file__).parent.parent / "examples" / "word_dropout.py")
+    from methods import load_plugins
+
+    load_plugins([plugin])
+    spec = load_spec(write_spec(tmp_path, body, teacher=str(tiny_encoder)))
+    out = tmp_path / "speed"
+    table = run_speed(spec, data_dir=str(glue_dir), output_dir=str(out), repeats=2, plugins=[plugin])
+    assert list(table["variant"]) == ["KD", "AD2", "dropout"]
+    by = table.set_index("variant")
+    assert by.loc["KD", "generation_s"] == 0 and by.loc["AD2", "generation_s"] == 0
+    assert by.loc["dropout", "generation_s"] > 0  # generated, not read from a cache
+    assert by.loc["dropout", "train_examples"] > by.loc["KD", "train_examples"] == 48
+    assert (table["teacher_s"] > 0).all() and (table["peak_rss_mb"] > 100).all()
+    measured = pd.read_csv(out / "tiny.csv")
+    assert len(measured) == 6 and sorted(measured["repeat"].unique()) == [0, 1]
+    kd_epoch = measured[measured["variant"] == "KD"]["train_s_per_epoch"].median()
+    assert by.loc["KD", "train_s_per_epoch"] == pytest.approx(kd_epoch)
+    markdown = (out / "tiny.md").read_text()
+    assert "## divided by KD" in markdown and "## divided by AD2" in markdown and "28x" in markdown
+    ratio = by.loc["AD2", "train_s_per_epoch"] / by.loc["KD", "train_s_per_epoch"]
+    assert f"{round(ratio, 2):g}" in markdown.split("## divided by KD")[1].split("##")[0]
+    assert not [p for p in out.iterdir() if p.name.startswith(".fresh-")]  # fresh caches removed
+    assert not math.isnan(by.loc["AD2", "score"])
+
+
+def test_two_ablate_processes_share_one_storage(glue_dir, tiny_encoder, tmp_path):
+    """The same `kdbench ablate` on two machines (here processes): every grid point and seed of
+    every variant is trained once, and both print the same table."""
+    spec = write_spec(tmp_path, '[sweep]\nparameter = "kd.temperature"\nvalues = [1, 2]\n', teacher=str(tiny_encoder))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "bench.cli", "ablate", str(spec), "--data-dir", str(glue_dir),
+                                 "--storage", storage, "--output-dir", str(tmp_path / f"worker{i}")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    trials = [t for s in optuna.get_all_study_summaries(storage)
+              for t in optuna.load_study(study_name=s.study_name, storage=storage).trials]
+    assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)  # 2 variants x (2 grid + 2 seeds)
+    tables = [(tmp_path / f"worker{i}" / "tables" / "tiny.md").read_text() for i in range(2)]
+    assert "kd.temperature" in tables[0] and tables[0].split("\n\n")[-1] == tables[1].split("\n\n")[-1]
