@@ -9,6 +9,7 @@ Data flows one way: data -> teacher -> method -> student training -> run record.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from filelock import FileLock
 from transformers import PreTrainedModel, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
@@ -118,7 +120,10 @@ def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTraine
 def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
     (a model folder with the run record inside), its record and whether it came from the cache.
-    The folder appears only once complete; an interrupted fine-tuning resumes from its checkpoint."""
+    The folder appears only once complete; an interrupted fine-tuning resumes from its checkpoint.
+    Independent processes asking for the same teacher (workers of one ablation) take turns on a
+    file lock: one trains, the others then read its folder. Ranks of one data-parallel launch
+    train together instead, so they skip the lock."""
     started, timer = time.perf_counter(), PhaseTimer()
     tokenizer = load_tokenizer(config.model)
     with timer.phase("data"):
@@ -126,18 +131,20 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     set_seed(config.teacher_train.seed)  # the new task head's initialisation is part of the key
     model = load_classifier(config.model, prepared.data.task)
     folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, model)
-    if (folder / RECORD_FILE).is_file():
-        return folder, read_record(folder), True
     state = distributed_state()
     partial = folder.parent / f".{folder.name}.partial"
-    model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
-                          config.teacher_train, config.kd, partial, timer, resume=True)
-    teacher_config = replace(config, train=config.teacher_train)
-    record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
-                     partial, model_dir=partial)
-    if state.is_main_process:
-        publish_directory(partial, folder)
-    state.wait_for_everyone()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{partial}.lock") if state.num_processes == 1 else contextlib.nullcontext():
+        if (folder / RECORD_FILE).is_file():
+            return folder, read_record(folder), True
+        model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
+                              config.teacher_train, config.kd, partial, timer, resume=True)
+        teacher_config = replace(config, train=config.teacher_train)
+        record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
+                         partial, model_dir=partial)
+        if state.is_main_process:
+            publish_directory(partial, folder)
+        state.wait_for_everyone()
     return folder, record, False
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -68,10 +69,17 @@ def open_storage(url: str, *, heartbeat_interval: int = 60, grace_period: int = 
     stays running)."""
     if url.startswith("journal:"):
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # workers started together race to create a new database's schema; the loser finds it made
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
 
 
 def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
