@@ -134,7 +134,8 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     state = distributed_state()
     partial = folder.parent / f".{folder.name}.partial"
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{partial}.lock") if state.num_processes == 1 else contextlib.nullcontext():
+    lock = FileLock(folder.parent / f".{folder.name}.lock")  # the lock file stays; it holds nothing
+    with lock if state.num_processes == 1 else contextlib.nullcontext():
         if (folder / RECORD_FILE).is_file():
             return folder, read_record(folder), True
         model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
