@@ -78,11 +78,11 @@ def measure(kind: str, config: RunConfig, plugins: Sequence[str] = ()) -> dict:
 
 
 def _run(kind: str, config: RunConfig, plugins: tuple[str, ...]) -> dict:
-    from bench.cli import _quiet_libraries
+    from bench.cli import quiet_libraries
     from bench.runs import run_distill, run_finetune
     from methods import load_plugins
 
-    _quiet_libraries()
+    quiet_libraries()
     load_plugins(plugins)
     return (run_distill if kind == "distill" else run_finetune)(config)
 

@@ -219,7 +219,7 @@ def _summary(record: dict) -> str:
             f"{json.dumps(record['timings_s'])}")
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep the training progress bar; drop per-file loading bars and load reports."""
     import datasets
     import transformers
@@ -231,7 +231,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     try:
         if args.command == "tasks":
             from bench.tasks import TASKS
