@@ -163,9 +163,9 @@ def _variant(table: Any, index: int) -> Variant:
 def _checked(variant: Variant) -> Variant:
     """The variant with its method parameters and KD settings checked and typed."""
     params = get_method(variant.method).parse_params(_table(variant.params, f"params of {variant.label}"))
-    given = {k: getattr(params, k) for k in variant.params}
-    _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
-    return replace(variant, params=given, kd={k: _field_value(KDConfig, k, v, "kd") for k, v in variant.kd.items()})
+    kd = _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
+    return replace(variant, params={k: getattr(params, k) for k in variant.params},
+                   kd={k: getattr(kd, k) for k in variant.kd})
 
 
 def _profile(raw: dict[str, Any]) -> SearchProfile:
@@ -188,8 +188,8 @@ def _data_fields(table: Any) -> dict[str, Any]:
     for key in ("task", "data_dir"):
         if key in table:
             raise KdbenchError(f"[data] {key} is set by {'`tasks`' if key == 'task' else '--data-dir'}, not here")
-    _dataclass(DataConfig, table, "[data]")
-    return {k: _field_value(DataConfig, k, v, "[data]") for k, v in table.items()}
+    data = _dataclass(DataConfig, table, "[data]")
+    return {k: getattr(data, k) for k in table}
 
 
 def _dataclass(cls: type, table: Any, where: str):

@@ -57,9 +57,9 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
     params = dict(variant.params)
     if variant.method == "mlm" and "generator" not in params:
         params["generator"] = setup.generator
-    spec_params = get_method(variant.method).parse_params(params)
+    parsed = get_method(variant.method).parse_params(params)
     return RunConfig(data=setup.data, train=spec.train, kd=replace(spec.kd, **variant.kd), model=spec.student,
-                     teacher=setup.teacher, method=variant.method, method_params=dataclasses.asdict(spec_params),
+                     teacher=setup.teacher, method=variant.method, method_params=dataclasses.asdict(parsed),
                      pool_seed=spec.pool_seed, cache_dir=cache_dir)
 
 

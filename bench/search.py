@@ -125,11 +125,21 @@ def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Pa
 DONE, RAN, BUSY = "done", "ran", "busy"  # what one call of `advance` did
 
 
-def advance(storage: optuna.storages.BaseStorage, name: str, results: Path) -> str:
-    """Run at most one trial of search `name`: RAN after a trial, DONE when its grid and seeds are
+@dataclass(frozen=True)
+class StoredSearch:
+    """What a search's grid study holds for its workers: the run configuration, kind and profile."""
+
+    name: str
+    config: RunConfig
+    kind: str
+    profile: SearchProfile
+
+
+def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results: Path) -> str:
+    """Run at most one trial of `search`: RAN after a trial, DONE when its grid and seeds are
     complete, BUSY when every remaining point is running in another worker (then stale trials are
     failed, and their retries come back as waiting trials) rather than start a duplicate."""
-    config, kind, profile = load_search(storage, name)
+    name, config, kind, profile = search.name, search.config, search.kind, search.profile
     fixed: dict = {"seed": profile.seeds[0]}
     for stage, space in ((GRID, _grid_space(profile)), (SEEDS, {"seed": list(profile.seeds)})):
         study = _study(storage, name, stage, space)
@@ -150,18 +160,19 @@ def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results
                  poll_s: float = 1.0) -> list[dict]:
     """Work on searches `names` until all are complete, one trial at a time in turn, so workers on
     other machines running the same list spread over its searches; return their summaries."""
-    pending = list(names)
+    searches = [load_search(storage, name) for name in names]  # an unknown name fails before any training
+    pending = list(searches)
     while pending:
-        states = {name: advance(storage, name, Path(results_dir)) for name in pending}
-        pending = [name for name in pending if states[name] != DONE]
-        if pending and all(states[name] == BUSY for name in pending):
+        states = [advance(storage, search, Path(results_dir)) for search in pending]
+        pending = [search for search, state in zip(pending, states) if state != DONE]
+        if pending and all(state == BUSY for state in states if state != DONE):
             time.sleep(poll_s)
-    return [search_summary(storage, name) for name in names]
+    return [search_summary(storage, search) for search in searches]
 
 
-def search_summary(storage: optuna.storages.BaseStorage, name: str) -> dict:
+def search_summary(storage: optuna.storages.BaseStorage, search: StoredSearch) -> dict:
     """The grid's best point and the spread of its per-seed scores, with the seed trials' records."""
-    _, _, profile = load_search(storage, name)
+    name, profile = search.name, search.profile
     grid, seeds = (optuna.load_study(study_name=f"{name}/{stage}", storage=storage) for stage in (GRID, SEEDS))
     trials = sorted((t for t in seeds.trials if t.state == TrialState.COMPLETE), key=lambda t: t.params["seed"])
     scores = [t.value for t in trials]
@@ -169,7 +180,7 @@ def search_summary(storage: optuna.storages.BaseStorage, name: str) -> dict:
             **spread(scores), "records": [t.user_attrs["record"] for t in trials]}
 
 
-def load_search(storage: optuna.storages.BaseStorage, name: str) -> tuple[RunConfig, str, SearchProfile]:
+def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch:
     """The configuration, kind (distill or finetune) and profile stored with search `name`."""
     try:
         attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(f"{name}/{GRID}"))
@@ -178,7 +189,7 @@ def load_search(storage: optuna.storages.BaseStorage, name: str) -> tuple[RunCon
                     if s.study_name.endswith(f"/{GRID}")]
         raise UnknownNameError("search", name, searches) from None
     profile = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
-    return config_from_dict(attrs["config"]), attrs["kind"], profile
+    return StoredSearch(name, config_from_dict(attrs["config"]), attrs["kind"], profile)
 
 
 def config_from_dict(values: dict) -> RunConfig:
