@@ -14,15 +14,14 @@ import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
-
 from ablations.spec import AblationSpec, Variant
 from bench.generator import make_generator
 from bench.runs import DataConfig, RunConfig, finetune_teacher
 from bench.search import apply_profile, create_search, default_storage, open_storage, run_searches
-from bench.storage import write_json
 from methods import get_method
-from reports.tables import describe_machines, profile_note, write_tables
+from reports.scores import write_score_tables
+from reports.studies import MANIFEST_DIR, read_ablation, write_manifest
+from reports.tables import profile_note
 
 
 @dataclass(frozen=True)
@@ -76,65 +75,29 @@ def plan(spec: AblationSpec) -> str:
 
 
 def run_ablation(spec: AblationSpec, *, data_dir: str | None = None, output_dir: str = "kdbench-results/ablations",
-                 storage: str | None = None, cache_dir: str | None = None) -> pd.DataFrame:
-    """Run (or resume, or join) every search of the spec; write and return its table."""
+                 storage: str | None = None, cache_dir: str | None = None) -> Path:
+    """Run (or resume, or join) every search of the spec; write its table and return the Markdown file.
+    The study's manifest (`OUTPUT_DIR/studies/NAME.json`) is written first, so `kdbench report` can
+    show a study that is still running or was stopped."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = open_storage(storage or default_storage(out))
-    arms = []
+    searches = []
     for task in spec.tasks:
         setup = prepare_task(spec, task, data_dir=data_dir, cache_dir=cache_dir)
         for variant in spec.variants:
             config = run_config(spec, setup, variant, cache_dir=cache_dir)
-            arms.append((task, variant, create_search(config, kind=variant.baseline, profile=spec.profile,
-                                                      storage=store)))
-    summaries = run_searches(store, [name for _, _, name in arms], out)
-    table = ablation_table(spec, [(task, variant, summary) for (task, variant, _), summary in zip(arms, summaries)])
-    records = [record for summary in summaries for record in summary["records"]]
-    write_json(out / "summaries" / f"{spec.name}.json",
-               {"spec": spec.source, "profile": dataclasses.asdict(spec.profile),
-                "searches": [{"task": task, "variant": variant.label, **{k: v for k, v in s.items() if k != "records"}}
-                             for (task, variant, _), s in zip(arms, summaries)]})
-    write_tables(out / "tables" / spec.name, f"{spec.name}: {spec.description}",
-                 [profile_note(spec.profile), _teacher_note(summaries, spec), describe_machines(records),
-                  f"cells: median over {len(spec.profile.seeds)} seeds [min, max] of the task's score "
-                  "(the GLUE mean of its metrics); IQR, best learning rate and batch size in the CSV"],
-                 {"": _wide(table, spec.swept)}, table)
-    return table
+            searches.append({"task": task, "variant": variant.label,
+                             "study": create_search(config, kind=variant.baseline, profile=spec.profile,
+                                                    storage=store)})
+    manifest = out / MANIFEST_DIR / f"{spec.name}.json"
+    write_manifest(manifest, name=spec.name, title=spec.description, swept=spec.swept,
+                   profile=dataclasses.asdict(spec.profile), notes=[profile_note(spec.profile), _models_note(spec)],
+                   spec=spec.source, searches=searches)
+    run_searches(store, [s["study"] for s in searches], out)
+    return write_score_tables(read_ablation(manifest, storage), out / "tables")
 
 
-def ablation_table(spec: AblationSpec, results: list[tuple[str, Variant, dict]]) -> pd.DataFrame:
-    """One row per task and variant: the spread of the per-seed scores, the search's best point and
-    the median training time."""
-    rows = []
-    for task, variant, summary in results:
-        training = [record["timings_s"]["training"] for record in summary["records"]]
-        rows.append({"task": task, spec.swept: variant.label.removeprefix(f"{spec.swept}="),
-                     "metric": summary["records"][0]["best"]["metric"],
-                     **{k: summary[k] for k in ("median", "min", "max", "iqr", "n")},
-                     "learning_rate": summary["best_params"]["learning_rate"],
-                     "batch_size": summary["best_params"]["per_device_train_batch_size"],
-                     "train_s_median": float(pd.Series(training).median())})
-    return pd.DataFrame(rows)
-
-
-def _wide(table: pd.DataFrame, swept: str) -> pd.DataFrame:
-    """Variants as rows, tasks as columns, cells 'median [min, max]', and the average over tasks."""
-    cells = table.assign(cell=[f"{r.median:.4f} [{r.min:.4f}, {r.max:.4f}]" for r in table.itertuples()])
-    wide = cells.pivot(index=swept, columns="task", values="cell").reindex(table[swept].unique())
-    wide = wide[list(table["task"].unique())]
-    if table["task"].nunique() > 1:
-        wide["average (median)"] = table.groupby(swept, sort=False)["median"].mean().map("{:.4f}".format)
-    return wide.reset_index()
-
-
-def _teacher_note(summaries: list[dict], spec: AblationSpec) -> str:
-    scores = {}
-    for summary in summaries:
-        for record in summary["records"]:
-            teacher = record.get("teacher") or {}
-            if teacher.get("best"):
-                scores[record["task"]] = teacher["best"]["value"]
-    kind = "fine-tuned on each task's profile data, one run" if spec.finetune_teacher else "as given"
-    return (f"teacher {spec.teacher} ({kind}): " + ", ".join(f"{t} {v:.4f}" for t, v in scores.items())
-            if scores else f"teacher {spec.teacher}")
+def _models_note(spec: AblationSpec) -> str:
+    teacher = "fine-tuned on each task's profile data, one run" if spec.finetune_teacher else "as given"
+    return f"teacher {spec.teacher} ({teacher}); student {spec.student}"

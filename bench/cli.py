@@ -20,6 +20,7 @@ from bench.errors import KdbenchError
 from bench.fields import base_type
 
 PROG = "kdbench"
+DEFAULT_RESULTS = ("kdbench-results/ablations", "kdbench-results/speed", "kdbench-results/demo")  # report inputs
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -153,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         add_plugin_option(sub)
     ablate.add_argument("--storage", help="Optuna storage shared by workers (default: sqlite:///OUTPUT_DIR/studies.db)")
 
+    report = commands.add_parser(
+        "report", help="tables (Markdown, LaTeX) and figures (PDF, PNG) of studies, all shown in index.html",
+        description="Read the studies that `kdbench ablate`, `speed` and `demo` wrote (finished or not) and write "
+        "their tables (main table, ablation tables, speed table) and figures (ablation curves, dev score against "
+        "wall-clock, training curves), with an index.html showing them all.")
+    report.add_argument("folders", nargs="*", metavar="RESULTS",
+                        help="results folders of ablate, speed or demo (default: those under kdbench-results/)")
+    report.add_argument("--study", action="append", help="only this study (repeat for more; default: all found)")
+    report.add_argument("--storage", help="Optuna storage of the ablations (default: sqlite:///RESULTS/studies.db)")
+    report.add_argument("--output-dir", default="kdbench-results/report", help="report folder (default: %(default)s)")
+
     demo = commands.add_parser("demo", help="SST-2 subset: teacher, no-KD student, KD student under each method",
                                description="The main job: on a 2,000-example seeded SST-2 subset (max length 64), "
                                "fine-tune the MiniLM teacher (cached), then train a 3-layer student taken from it "
@@ -219,6 +231,18 @@ def _summary(record: dict) -> str:
             f"{json.dumps(record['timings_s'])}")
 
 
+def _report_summary(sections, output_dir: str) -> str:
+    """Per study: what was written, or what is missing."""
+    lines = []
+    for section in sections:
+        study = section.study
+        state = "no finished runs yet" if section.tables is None else "incomplete" if study.missing else "complete"
+        lines.append(f"{study.name} ({study.kind}, {len(study.runs)} runs): {state}")
+        lines += [f"  missing: {line}" for line in study.missing]
+        lines += [f"  {path}" for path in (*section.files[:1], *section.figures)]
+    return "\n".join(lines + [f"report: {Path(output_dir) / 'index.html'}"])
+
+
 def quiet_libraries() -> None:
     """Keep the training progress bar; drop per-file loading bars and load reports."""
     import datasets
@@ -262,9 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.repeats < 1:
                     raise KdbenchError(f"--repeats must be at least 1, got {args.repeats}")
                 spec = load_spec(args.spec or SPEC_DIR / "speed.toml")
-                run_speed(spec, data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
-                          repeats=args.repeats, plugins=args.plugin)
-                print((Path(args.output_dir) / f"{spec.name}.md").read_text())
+                print(run_speed(spec, data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
+                                repeats=args.repeats, plugins=args.plugin).read_text())
             else:
                 from ablations.study import plan, run_ablation
 
@@ -272,9 +295,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for spec in specs:
                     print(plan(spec))
                     if not args.dry_run:
-                        run_ablation(spec, data_dir=args.data_dir, output_dir=args.output_dir,
-                                     storage=args.storage, cache_dir=args.cache_dir)
-                        print((Path(args.output_dir) / "tables" / f"{spec.name}.md").read_text())
+                        print(run_ablation(spec, data_dir=args.data_dir, output_dir=args.output_dir,
+                                           storage=args.storage, cache_dir=args.cache_dir).read_text())
+        elif args.command == "report":
+            from reports.report import build_report
+
+            folders = args.folders or [p for p in DEFAULT_RESULTS if Path(p).is_dir()] or list(DEFAULT_RESULTS)
+            sections = build_report(folders, args.output_dir, names=args.study, storage=args.storage)
+            print(_report_summary(sections, args.output_dir))
+            if all(section.tables is None for section in sections):
+                raise KdbenchError("no study has a finished run yet: nothing to tabulate (see the lines above)")
         elif args.command in ("worker", "results"):
             from bench.search import export_results, open_storage, run_worker
 

@@ -96,7 +96,11 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
                                        output_dir=str(out / f"distill-{method}")))
         rows.append(_row("student, KD" + ("" if method == "none" else f" + {method}"), record))
     table = pd.DataFrame(rows)
+    from reports.report import build_report  # reports read the demo's records: imported here, not at the top
+
+    build_report([out], out / "report")
     return (f"SST-2, {max_train_examples} training examples (subset seed {data.subset_seed}), max length 64, "
             f"dev set of {teacher_record['data']['eval_examples']['validation']}; seed {seed}; "
             f"teacher: {teacher_dir}\n" + "\n".join(notes) + "\n"
-            f"{table.to_string(index=False, na_rep='-')}\nrun records: {out}/*/record.json")
+            f"{table.to_string(index=False, na_rep='-')}\nrun records: {out}/*/record.json\n"
+            f"report (tables, figures): {out / 'report' / 'index.html'}")

@@ -87,6 +87,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
                   "hidden_size": model.config.hidden_size},
         **extra,
         "evaluations": result.evaluations,
+        "training_loss": result.training_loss,
         "best": {"metric": f"{primary}_score", "value": result.best_metric, "step": result.best_step,
                  "epoch": result.best_epoch,
                  "metrics": {k.removeprefix("eval_"): v for k, v in (best or {}).items()

@@ -170,14 +170,47 @@ def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results
     return [search_summary(storage, search) for search in searches]
 
 
+@dataclass(frozen=True)
+class SearchState:
+    """How far a search has got: grid points and seeds complete, and the finished seed runs' records."""
+
+    grid_done: int
+    grid_points: int
+    seeds_done: int
+    seeds: int
+    best_params: dict | None
+    records: list[dict]
+
+    @property
+    def complete(self) -> bool:
+        return self.grid_done == self.grid_points and self.seeds_done == self.seeds
+
+
+def search_state(storage: optuna.storages.BaseStorage, search: StoredSearch) -> SearchState:
+    """Where `search` stands, read from the storage (a search still running elsewhere included)."""
+    (grid_id, grid), (_, seeds) = (_complete_trials(storage, f"{search.name}/{stage}") for stage in (GRID, SEEDS))
+    seeds.sort(key=lambda t: t.params["seed"])
+    best = storage.get_best_trial(grid_id).params if grid else None  # Optuna's choice, as in `advance`
+    points = math.prod(map(len, _grid_space(search.profile).values()))
+    return SearchState(len(grid), points, len(seeds), len(search.profile.seeds), best,
+                       [t.user_attrs["record"] for t in seeds])
+
+
+def _complete_trials(storage: optuna.storages.BaseStorage, study: str) -> tuple[int | None, list]:
+    """A study's id and complete trials; none when it does not exist yet (read only: nothing is created)."""
+    try:
+        study_id = storage.get_study_id_from_name(study)
+    except KeyError:
+        return None, []
+    return study_id, storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+
+
 def search_summary(storage: optuna.storages.BaseStorage, search: StoredSearch) -> dict:
     """The grid's best point and the spread of its per-seed scores, with the seed trials' records."""
-    name, profile = search.name, search.profile
-    grid, seeds = (optuna.load_study(study_name=f"{name}/{stage}", storage=storage) for stage in (GRID, SEEDS))
-    trials = sorted((t for t in seeds.trials if t.state == TrialState.COMPLETE), key=lambda t: t.params["seed"])
-    scores = [t.value for t in trials]
-    return {"study": name, "profile": profile.name, "best_params": grid.best_params, "scores": scores,
-            **spread(scores), "records": [t.user_attrs["record"] for t in trials]}
+    state = search_state(storage, search)
+    scores = [record["best"]["value"] for record in state.records]
+    return {"study": search.name, "profile": search.profile.name, "best_params": state.best_params,
+            "scores": scores, **spread(scores), "records": state.records}
 
 
 def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch:

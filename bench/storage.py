@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+_UMASK = os.umask(0)  # read once (setting is the only way to read it), then restored
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "w") -> Iterator:
@@ -28,6 +31,7 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would give; mkstemp makes the file private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

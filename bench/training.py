@@ -96,6 +96,7 @@ class TrainResult:
     """What one training run produced, for the run record."""
 
     evaluations: list[dict]
+    training_loss: list[dict]  # mean training loss over each `logging_steps` steps: step, epoch, loss
     best_metric: float | None
     best_step: int | None
     best_epoch: float | None
@@ -153,12 +154,14 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     timer.seconds["training"] -= timer.seconds["evaluation"] - evaluation_before
     state = trainer.state
     evaluations = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
+    training_loss = [{k: entry[k] for k in ("step", "epoch", "loss")} for entry in state.log_history if "loss" in entry]
     best_step = int(state.best_model_checkpoint.rsplit("-", 1)[1]) if state.best_model_checkpoint else None
     best_epoch = next((e["epoch"] for e in evaluations if e["step"] == best_step), None)
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoints, ignore_errors=True)
     return trainer.model, TrainResult(
         evaluations=evaluations,
+        training_loss=training_loss,
         best_metric=state.best_metric,
         best_step=best_step,
         best_epoch=best_epoch,

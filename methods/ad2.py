@@ -48,7 +48,7 @@ class AD2Params:
                                  "below bf16's rounding")
 
 
-@register_method("ad2", kind="in-loop", params=AD2Params,
+@register_method("ad2", label="AD2", kind="in-loop", params=AD2Params,
                  description="AD2: adversarial perturbation of the word embeddings by projected gradient ascent")
 class AD2(InLoopMethod):
     """The AD2 training loss; `perturbation` is public so its invariants can be checked."""

@@ -55,7 +55,7 @@ class BackTranslationParams:
     max_length: int = param(128, "marian: longest input and translation, in tokens")
 
 
-@register_method("backtranslation", kind="pool", params=BackTranslationParams,
+@register_method("backtranslation", label="back-translation", kind="pool", params=BackTranslationParams,
                  description="paraphrases by translating to a pivot language and back (Apertium or MarianMT)")
 class BackTranslation(PoolAugmenter):
     """Back-translation with the engine chosen in `params`; checks that the engine is usable on creation."""

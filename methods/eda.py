@@ -126,7 +126,7 @@ def detokenize(tokens: list[str], glue: list[tuple[bool, bool]]) -> str:
     return "".join(pieces)
 
 
-@register_method("eda", kind="pool", params=EDAParams,
+@register_method("eda", label="EDA", kind="pool", params=EDAParams,
                  description="EDA text editing: synonym replacement, random insertion, swap, deletion")
 class EDA(PoolAugmenter):
     """EDA as a pool method; `augment` follows the reference script's `eda()` for each sentence."""

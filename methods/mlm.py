@@ -130,7 +130,7 @@ def generator_name(params: MLMParams) -> str:
                        "build one offline with `kdbench make-generator --task TASK` and pass --param generator=FOLDER")
 
 
-@register_method("mlm", kind="pool", params=MLMParams,
+@register_method("mlm", label="masked-LM", kind="pool", params=MLMParams,
                  description="TinyBERT masked-LM generation: replace words by masked-LM predictions (single word "
                              "pieces) or GloVe neighbours (longer words), N_a copies per example")
 class MaskedLMGeneration(PoolAugmenter):

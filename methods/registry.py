@@ -82,13 +82,15 @@ class NoParams:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: name, kind, one-line description, implementation and parameter class."""
+    """A registered method: name, kind, one-line description, implementation, parameter class, and
+    the label tables and figures show (e.g. "AD2" for `ad2`)."""
 
     name: str
     kind: str
     description: str
     implementation: type
     params_class: type = NoParams
+    label: str = ""
 
     @property
     def params(self) -> list[Param]:
@@ -124,8 +126,10 @@ def parse_assignment(text: str) -> tuple[str, str]:
 _METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, *, kind: str, description: str, params: type = NoParams) -> Callable[[type], type]:
-    """Class decorator adding a method to the registry; `params` is its parameter dataclass."""
+def register_method(name: str, *, kind: str, description: str, params: type = NoParams,
+                    label: str | None = None) -> Callable[[type], type]:
+    """Class decorator adding a method to the registry; `params` is its parameter dataclass, `label`
+    its name in tables and figures (default: `name`)."""
     if kind not in KINDS:
         raise KdbenchError(f"method kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not dataclasses.is_dataclass(params):
@@ -134,7 +138,7 @@ def register_method(name: str, *, kind: str, description: str, params: type = No
     def decorate(cls: type) -> type:
         if name in _METHODS and _METHODS[name].implementation is not cls:
             raise KdbenchError(f"method {name!r} is registered twice ({_METHODS[name].implementation} and {cls})")
-        _METHODS[name] = MethodSpec(name, kind, description, cls, params)
+        _METHODS[name] = MethodSpec(name, kind, description, cls, params, label or name)
         return cls
 
     return decorate

@@ -1,8 +1,11 @@
-"""Tables written with their provenance: a Markdown file (title, how the numbers were obtained,
-the tables) and a CSV of the long-form numbers, both written atomically."""
+"""Tables written with their provenance: Markdown (title, how the numbers were obtained, the
+tables), LaTeX (booktabs tabulars, ready to paste into a paper) and a CSV of the long-form numbers,
+each written atomically."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,20 +14,62 @@ from bench.search import SearchProfile
 from bench.storage import atomic_file
 
 
-def write_tables(stem: str | Path, title: str, notes: list[str], tables: dict[str, pd.DataFrame],
-                 long: pd.DataFrame) -> Path:
-    """`STEM.md` (title, notes as a list, each table under its heading) and `STEM.csv` (`long`)."""
+@dataclass
+class StudyTables:
+    """A study's tables (heading -> table), with its title, the notes that say how the numbers were
+    obtained, and the long-form numbers behind them."""
+
+    title: str
+    notes: list[str]
+    tables: dict[str, pd.DataFrame]
+    long: pd.DataFrame
+
+
+def write_tables(stem: str | Path, study: StudyTables) -> Path:
+    """`STEM.md` (title, notes as a list, each table under its heading), `STEM.tex` (each table as a
+    booktabs tabular, title and notes as comments) and `STEM.csv` (the long form); returns the .md."""
     stem = Path(stem)
-    parts = [f"# {title}", "\n".join(f"- {note}" for note in notes if note)]
+    title, notes, tables, long = study.title, [n for n in study.notes if n], study.tables, study.long
+    parts = [f"# {title}", "\n".join(f"- {note}" for note in notes)]
+    latex = [f"% {title}", *(f"% - {note}" for note in notes), "% needs \\usepackage{booktabs}"]
     for heading, table in tables.items():
         parts += [f"## {heading}"] if heading else []
-        blanks = table.astype(object).where(table.notna(), None)  # NaN (e.g. x / 0) printed as "-"
-        parts.append(blanks.to_markdown(index=False, floatfmt="g", missingval="-"))
-    with atomic_file(stem.with_suffix(".md")) as handle:
-        handle.write("\n\n".join(parts) + "\n")
+        cells = display_cells(table)
+        parts.append(cells.to_markdown(index=False, disable_numparse=True,
+                                       colalign=("left",) + ("right",) * (table.shape[1] - 1)))
+        latex += [f"\n% {heading}" if heading else "", to_latex(cells)]
+    for suffix, text in ((".md", "\n\n".join(parts) + "\n"), (".tex", "\n".join(latex))):
+        with atomic_file(stem.with_suffix(suffix)) as handle:
+            handle.write(text)
     with atomic_file(stem.with_suffix(".csv")) as handle:
         long.to_csv(handle, index=False)
     return stem.with_suffix(".md")
+
+
+def display_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as the text tables show: numbers in their shortest form ("%g"), missing ones
+    (e.g. x / 0) as "-", text as it is (so "79.70" keeps its digits)."""
+    def text(value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return table.astype(object).map(text)
+
+
+def to_latex(cells: pd.DataFrame) -> str:
+    """A booktabs tabular of display cells: first column left-aligned, the others right; special
+    characters escaped."""
+    styler = cells.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    return styler.to_latex(hrules=True, column_format="l" + "r" * (cells.shape[1] - 1))
+
+
+def score_cell(median: float, low: float, high: float, n: int, planned: int) -> str:
+    """A score over seeds, x100 as GLUE tables print it: "median [min, max]"; one run prints alone;
+    fewer runs than planned are flagged "(n=K)"."""
+    if n == 0:
+        return "-"
+    cell = f"{100 * median:.2f}" + (f" [{100 * low:.2f}, {100 * high:.2f}]" if n > 1 else "")
+    return cell + (f" (n={n})" if n < planned else "")
 
 
 def profile_note(profile: SearchProfile) -> str:

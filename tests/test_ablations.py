@@ -16,6 +16,8 @@ from ablations import SPEC_DIR
 from ablations.spec import SpecError, load_spec
 from ablations.speed import run_speed
 from ablations.study import run_ablation
+from reports.speed import speed_tables
+from reports.studies import read_speed
 from bench.cli import main
 
 TINY = """
@@ -118,7 +120,8 @@ def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
     spec = load_spec(write_spec(tmp_path, 'method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0, 1e-3]\n',
                                 teacher=str(tiny_encoder)))
     out = tmp_path / "results"
-    table = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
+    markdown_file = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
+    table = pd.read_csv(markdown_file.with_suffix(".csv"), dtype={"eps": str})
     assert list(table["eps"]) == ["0", "0.001"] and list(table["n"]) == [2, 2]
     storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'studies.db'}")
     studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
@@ -134,29 +137,31 @@ def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
             assert (row["min"].item(), row["max"].item()) == (scores[0], scores[1])
     runs = sorted((out / "runs").iterdir())
     assert len(runs) == 6  # 2 grid points + 1 new seed, per value
-    markdown = (out / "tables" / "tiny.md").read_text()
+    assert markdown_file == out / "tables" / "tiny.md"
+    markdown = markdown_file.read_text()
     assert "profile quick" in markdown and "seeds 1, 2" in markdown and "cpu" in markdown
     first = table.iloc[0]
-    assert f"{first['median']:.4f} [{first['min']:.4f}, {first['max']:.4f}]" in markdown
-    pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "tiny.csv", dtype={"eps": str}), table)
+    assert f"| 0     | {100 * first['median']:.2f} [{100 * first['min']:.2f}, {100 * first['max']:.2f}] |" in markdown
+    assert (out / "tables" / "tiny.tex").read_text().count("\\toprule") == 1
 
-    again = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
-    pd.testing.assert_frame_equal(again, table)
+    run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
+    pd.testing.assert_frame_equal(pd.read_csv(markdown_file.with_suffix(".csv"), dtype={"eps": str}), table)
     assert sorted((out / "runs").iterdir()) == runs
 
 
 def test_tiny_method_comparison_over_two_tasks(glue_dir, tiny_encoder, tmp_path):
     body = '[[variants]]\nlabel = "no KD"\nbaseline = "finetune"\n[[variants]]\nlabel = "KD"\nmethod = "none"\n'
     spec = load_spec(write_spec(tmp_path, body, tasks='["sst2", "stsb"]', teacher=str(tiny_encoder)))
-    table = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(tmp_path / "results"))
+    table = pd.read_csv(run_ablation(spec, data_dir=str(glue_dir), output_dir=str(tmp_path / "results"))
+                        .with_suffix(".csv"))
     assert list(zip(table["task"], table["variant"])) == [("sst2", "no KD"), ("sst2", "KD"), ("stsb", "no KD"),
                                                           ("stsb", "KD")]
-    assert list(table["metric"]) == ["validation_score"] * 4
     markdown = (tmp_path / "results" / "tables" / "tiny.md").read_text()
-    kd = table[table["variant"] == "KD"]["median"]
-    kd_row = next(line for line in markdown.splitlines() if line.startswith("| KD "))
-    assert kd_row.rstrip(" |").endswith(f"{kd.mean():.4f}")  # the average over tasks
-    assert "teacher " in markdown and "sst2 0." in markdown and "stsb " in markdown
+    kd = table[table["variant"] == "KD"]
+    kd_row = [cell.strip() for cell in next(line for line in markdown.splitlines() if line.startswith("| KD ")).split("|")]
+    assert kd_row[-3] == f"{100 * kd['median'].mean():.2f}"  # the average over tasks
+    assert kd_row[-2] == f"{kd['retention_pct'].mean():.2f}"  # % of the teacher's score kept
+    assert "teacher: SST-2 " in markdown and "STS-B " in markdown
 
 
 def test_tiny_speed_run(glue_dir, tiny_encoder, tmp_path):
@@ -169,7 +174,8 @@ def test_tiny_speed_run(glue_dir, tiny_encoder, tmp_path):
     load_plugins([plugin])
     spec = load_spec(write_spec(tmp_path, body, teacher=str(tiny_encoder)))
     out = tmp_path / "speed"
-    table = run_speed(spec, data_dir=str(glue_dir), output_dir=str(out), repeats=2, plugins=[plugin])
+    markdown_file = run_speed(spec, data_dir=str(glue_dir), output_dir=str(out), repeats=2, plugins=[plugin])
+    table = speed_tables(read_speed(out / "tiny.json")).tables["measured (median over repeats)"]
     assert list(table["variant"]) == ["KD", "AD2", "dropout"]
     by = table.set_index("variant")
     assert by.loc["KD", "generation_s"] == 0 and by.loc["AD2", "generation_s"] == 0
@@ -178,11 +184,11 @@ def test_tiny_speed_run(glue_dir, tiny_encoder, tmp_path):
     assert (table["teacher_s"] > 0).all() and (table["peak_rss_mb"] > 100).all()
     measured = pd.read_csv(out / "tiny.csv")
     assert len(measured) == 6 and sorted(measured["repeat"].unique()) == [0, 1]
-    kd_epoch = measured[measured["variant"] == "KD"]["train_s_per_epoch"].median()
-    assert by.loc["KD", "train_s_per_epoch"] == pytest.approx(kd_epoch)
-    markdown = (out / "tiny.md").read_text()
+    medians = measured.groupby("variant")["train_s_per_epoch"].median()
+    assert by.loc["KD", "train_s_per_epoch"] == round(medians["KD"], 2)
+    markdown = markdown_file.read_text()
     assert "## divided by KD" in markdown and "## divided by AD2" in markdown and "28x" in markdown
-    ratio = by.loc["AD2", "train_s_per_epoch"] / by.loc["KD", "train_s_per_epoch"]
+    ratio = medians["AD2"] / medians["KD"]
     assert f"{round(ratio, 2):g}" in markdown.split("## divided by KD")[1].split("##")[0]
     assert not [p for p in out.iterdir() if p.name.startswith(".fresh-")]  # fresh caches removed
     assert not math.isnan(by.loc["AD2", "score"])

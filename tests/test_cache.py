@@ -52,3 +52,14 @@ def test_other_data_or_other_teacher_is_a_cache_miss(tiny_teacher, tmp_path):
     _, hit = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=16, cache_dir=tmp_path)
     assert not hit
     assert len(list((tmp_path / "teacher-outputs").iterdir())) == 3
+
+
+def test_atomic_files_get_the_permissions_of_open(tmp_path):
+    """Records, caches and reports are shared: an atomic write is as readable as a plain one."""
+    from bench.storage import atomic_file
+
+    with atomic_file(tmp_path / "atomic.txt") as handle:
+        handle.write("x")
+    (tmp_path / "plain.txt").write_text("x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+    assert not list(tmp_path.glob(".*.tmp"))

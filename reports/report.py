@@ -1,0 +1,117 @@
+"""`kdbench report`: every study's tables (Markdown, LaTeX, CSV) and figures (PDF, PNG) in one
+folder, and an `index.html` that shows them all on one page.
+
+Per study: its table (the main table for a comparison, the ablation table for a sweep, the speed
+tables for a speed study); per task, the ablation curve (sweeps) or dev score against wall-clock
+(comparisons and speed studies), and the training curves. A study with no finished run yet is
+listed with what is missing instead of tables; a study half-way is reported as far as it has got,
+flagged incomplete.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import UnknownNameError
+from bench.tasks import get_task
+from reports import figures
+from reports.html import write_index
+from reports.scores import score_tables, task_name, value_label
+from reports.speed import measurements, speed_tables
+from reports.studies import SPEED, SWEEP, Study, find_studies
+from reports.tables import StudyTables, write_tables
+
+# Where a comparison's runs are placed on the wall-clock axis: their training time. A pool's
+# generation is paid once for all seeds and trials, so it is left to the speed study, which times it.
+TRAINING_SECONDS = "training seconds (evaluation excluded)"
+TO_BEST_SECONDS = "seconds to the best dev checkpoint (pool, teacher, training)"
+
+
+@dataclass
+class Section:
+    """What the report shows for one study."""
+
+    study: Study
+    tables: StudyTables | None = None
+    files: list[Path] = field(default_factory=list)  # tables written: .md, .tex, .csv
+    figures: list[Path] = field(default_factory=list)  # the PNGs; each has a PDF beside it
+
+
+def build_report(folders: list[str | Path], output_dir: str | Path, *, names: list[str] | None = None,
+                 storage: str | None = None) -> list[Section]:
+    """Write the report of the studies in `folders` (all of them, or those called `names`) to
+    `output_dir`: tables/, figures/ and index.html. Returns what was written, per study."""
+    out = Path(output_dir)
+    sections = []
+    for study in find_studies([Path(f) for f in folders], storage=storage, names=names):
+        section = Section(study)
+        if len(study.runs):
+            section.tables = speed_tables(study) if study.kind == SPEED else score_tables(study)
+            markdown = write_tables(out / "tables" / study.name, section.tables)
+            section.files = [markdown.with_suffix(s) for s in (".md", ".tex", ".csv")]
+            section.figures = study_figures(study, out / "figures")
+        sections.append(section)
+    write_index(out / "index.html", sections)
+    return sections
+
+
+def study_figures(study: Study, folder: Path) -> list[Path]:
+    """Per task: the ablation curve (sweep) or score against wall-clock, then the training curves."""
+    written = []
+    for task in study.tasks:
+        runs = study.runs[study.runs["task"] == task]
+        if runs.empty:
+            continue
+        stem = folder / f"{study.name}-{task}"
+        ylabel = f"{task_name(task)} dev {score_label(task)} (x100)"
+        if study.kind == SWEEP:
+            values = runs.assign(value=[value_label(study, v) for v in runs["variant"]])
+            fig = figures.ablation_figure(values, swept=study.swept, ylabel=ylabel)
+            written.append(figures.save_figure(fig, stem.with_name(stem.name + "-ablation"))[1])
+        else:
+            points, xlabel = _tradeoff_points(study, task)
+            fig = figures.tradeoff_figure(points, xlabel=xlabel, ylabel=ylabel)
+            written.append(figures.save_figure(fig, stem.with_name(stem.name + "-tradeoff"))[1])
+        fig = figures.training_curves_figure(training_curves(runs), ylabel=ylabel)
+        written.append(figures.save_figure(fig, stem.with_name(stem.name + "-curves"))[1])
+    return written
+
+
+def training_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per evaluation (dev score) and per training-loss log (the mean loss over the last
+    `logging_steps` steps; absent from records made before it was recorded) of each run, with its
+    variant, seed (the repeat, for a speed study), epoch and step."""
+    rows = []
+    for run in runs.to_dict("records"):
+        record, seed = run["record"], run.get("repeat", run["seed"])
+        key = f"eval_{record['best']['metric']}"
+        rows += [{"variant": run["variant"], "seed": seed, "epoch": e["epoch"], "step": e["step"],
+                  "dev_score": e[key], "train_loss": math.nan} for e in record["evaluations"]]
+        rows += [{"variant": run["variant"], "seed": seed, "epoch": e["epoch"], "step": e["step"],
+                  "dev_score": math.nan, "train_loss": e["loss"]} for e in record.get("training_loss", [])]
+    return pd.DataFrame(rows)
+
+
+def score_label(task: str) -> str:
+    """What a task's score is: its GLUE metric, or the mean of its metrics."""
+    try:
+        metrics = get_task(task).metrics
+    except UnknownNameError:  # a task given by its own files
+        return "score"
+    return metrics[0] if len(metrics) == 1 else f"{'/'.join(metrics)} mean"
+
+
+def _tradeoff_points(study: Study, task: str) -> tuple[pd.DataFrame, str]:
+    if study.kind == SPEED:
+        measured = measurements(study)
+        measured = measured[measured["task"] == task]
+        return (pd.DataFrame({"variant": measured["variant"], "seconds": measured["to_best_s"],
+                              "score": measured["score"] / 100}), TO_BEST_SECONDS)
+    runs = study.runs[study.runs["task"] == task]
+    return (pd.DataFrame({"variant": runs["variant"], "score": runs["score"],
+                          "seconds": [r["timings_s"]["training"] for r in runs["record"]]}), TRAINING_SECONDS)
+

@@ -1,0 +1,131 @@
+"""Scores over seeds: per task and variant the median, min, max and IQR of the per-seed dev scores,
+the teacher's score and the share of it the student keeps; laid out as the main table (teacher, no
+KD, KD and each method side by side) or as an ablation's table (one row per swept value)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import UnknownNameError
+from bench.search import spread
+from bench.tasks import get_task
+from reports.studies import COMPARISON, Study
+from reports.tables import StudyTables, describe_machines, score_cell, write_tables
+
+EMPTY = {"median": math.nan, "min": math.nan, "max": math.nan, "iqr": math.nan, "n": 0}
+
+
+def seed_statistics(study: Study) -> pd.DataFrame:
+    """One row per planned task x variant (no runs yet: n = 0): the spread of the per-seed scores,
+    the teacher's score, retention (100 x median / teacher), the search's best learning rate and
+    batch size, and the median training seconds."""
+    teacher = study.teacher_scores()
+    rows = []
+    for task, variant in study.planned:
+        runs = study.runs[(study.runs["task"] == task) & (study.runs["variant"] == variant)]
+        stats = spread(list(runs["score"])) if len(runs) else EMPTY
+        records = list(runs["record"])
+        train = records[0]["config"]["train"] if records else {}
+        rows.append({"task": task, study.swept: value_label(study, variant), **stats, "planned": study.seeds,
+                     "teacher": teacher.get(task, math.nan),
+                     "retention_pct": 100 * stats["median"] / teacher[task] if task in teacher else math.nan,
+                     "learning_rate": train.get("learning_rate"),
+                     "batch_size": train.get("per_device_train_batch_size"),
+                     "train_s_median": statistics.median(r["timings_s"]["training"] for r in records)
+                     if records else math.nan})
+    return pd.DataFrame(rows)
+
+
+def value_label(study: Study, variant: str) -> str:
+    """A sweep's variant by its value ("eps=1e-05" -> "1e-05"); other variants by their label."""
+    return variant.removeprefix(f"{study.swept}=")
+
+
+def task_name(task: str) -> str:
+    """GLUE's spelling of a task ("sst2" -> "SST-2")."""
+    try:
+        return get_task(task).glue_dir
+    except UnknownNameError:  # a task given by its own files has no GLUE name
+        return task
+
+
+def main_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
+    """Teacher, then each variant; a column per task ("median [min, max]", x100), the average over
+    tasks of the medians and the mean retention of the teacher's score, in percent. A row with a
+    task still missing gets no average."""
+    tasks = study.tasks
+    teacher = study.teacher_scores()
+    rows = []
+    if teacher:
+        rows.append({"model": "teacher", **{task_name(t): _score(teacher.get(t)) for t in tasks},
+                     "average": _score(_mean([teacher.get(t) for t in tasks])),
+                     "% of teacher": "100.00" if len(teacher) == len(tasks) else "-"})
+    for variant in study.variants:
+        arm = stats[stats["variant"] == variant].set_index("task")
+        rows.append({"model": variant, **{task_name(t): _cell(arm.loc[t]) for t in tasks},
+                     "average": _score(_mean(arm["median"])),
+                     "% of teacher": _percent(_mean(arm["retention_pct"]))})
+    table = pd.DataFrame(rows)
+    return table if len(tasks) > 1 else table.drop(columns="average")
+
+
+def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
+    """One row per swept value, a column per task ("median [min, max]", x100), and the average of
+    the medians over tasks when there are several."""
+    rows = []
+    for variant in study.variants:
+        value = value_label(study, variant)
+        arm = stats[stats[study.swept] == value].set_index("task")
+        row = {study.swept: value, **{task_name(t): _cell(arm.loc[t]) for t in study.tasks}}
+        if len(study.tasks) > 1:
+            row["average"] = _score(_mean(arm["median"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def score_tables(study: Study) -> StudyTables:
+    """The main table of a comparison, or the table of a sweep, with the statistics as long form."""
+    stats = seed_statistics(study)
+    table = main_table(study, stats) if study.kind == COMPARISON else sweep_table(study, stats)
+    return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": table}, stats)
+
+
+def write_score_tables(study: Study, folder: Path) -> Path:
+    """`FOLDER/NAME.md`, `.tex` and `.csv` (the statistics) of a comparison or sweep study."""
+    return write_tables(folder / study.name, score_tables(study))
+
+
+def score_notes(study: Study) -> list[str]:
+    """How the numbers were obtained, and what is missing."""
+    teacher = study.teacher_scores()
+    return [*study.notes,
+            "teacher: " + ", ".join(f"{task_name(t)} {100 * v:.2f}" for t, v in teacher.items()) if teacher else "",
+            describe_machines(study.records),
+            "cells: the task's dev score x100 (the mean of GLUE's metrics for the task), "
+            + (f"median over {study.seeds} seeds [min, max]; (n=K): only K seeds finished" if study.seeds > 1
+               else "one run")
+            + ("; % of teacher: 100 x score / teacher score, averaged over tasks" if study.kind == COMPARISON else "")
+            + "; in the CSV: IQR, best learning rate and batch size, median training seconds",
+            *(f"missing: {line}" for line in study.missing)]
+
+
+def _cell(row: pd.Series) -> str:
+    return score_cell(row["median"], row["min"], row["max"], int(row["n"]), int(row["planned"]))
+
+
+def _mean(values) -> float:
+    """The mean, or NaN when any value is missing (an average over some of the tasks misleads)."""
+    values = [math.nan if v is None else float(v) for v in values]
+    return math.nan if not values or any(math.isnan(v) for v in values) else statistics.fmean(values)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"

@@ -1,0 +1,221 @@
+"""`kdbench report`: tables that reproduce the stored numbers, figures of the expected size, one page
+showing everything, and clear messages for studies that are empty, partial or unknown.
+
+The studies here are written as the producing commands write them (an ablation manifest with its
+searches in an Optuna storage, a demo folder of run records, a speed JSON), from synthetic run
+records with known scores, so each number in a table can be checked against its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import statistics
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.cli import main
+from bench.runs import DataConfig, RunConfig
+from bench.search import SearchProfile, create_search, open_storage
+from reports.figures import COLUMN_WIDTH_IN, DPI
+from reports.studies import MANIFEST_DIR, write_manifest, write_speed_results
+
+PROFILE = SearchProfile("quick", (1e-4,), (16,), 2, 64, 1000, seeds=(42, 43, 44))
+TEACHER = {"sst2": 0.90, "rte": 0.70}
+SCORES = {  # task -> variant -> per-seed dev scores (0-1)
+    "sst2": {"no KD": [0.81, 0.83, 0.80], "KD": [0.85, 0.84, 0.86], "AD2": [0.86, 0.845, 0.87]},
+    "rte": {"no KD": [0.60, 0.58, 0.61], "KD": [0.62, 0.64, 0.63], "AD2": [0.655, 0.61, 0.64]},
+}
+SPACE = {"learning_rate": list(PROFILE.learning_rates), "per_device_train_batch_size": list(PROFILE.batch_sizes),
+         "seed": list(PROFILE.seeds)}  # the search's parameter values
+KINDS = {"no KD": ("finetune", "none"), "KD": ("distill", "none"), "AD2": ("distill", "ad2")}
+
+
+def record(task: str, variant: str, seed: int, score: float, *, training_s: float = 30.0) -> dict:
+    """A run record with the fields reports read: two evaluations, training losses, timings."""
+    kind, method = KINDS.get(variant, ("distill", variant))
+    return {
+        "kind": kind, "task": task, "method": method, "seed": seed,
+        "config": {"train": {"learning_rate": 1e-4, "per_device_train_batch_size": 16, "num_train_epochs": 2}},
+        "data": {"train_examples": 1000},
+        "teacher": None if kind == "finetune" else {"best": {"value": TEACHER[task]}},
+        "evaluations": [{"epoch": 1.0, "step": 63, "eval_validation_score": score - 0.01},
+                        {"epoch": 2.0, "step": 126, "eval_validation_score": score}],
+        "training_loss": [{"epoch": e / 10, "step": 6 * e, "loss": 0.7 - 0.02 * e} for e in range(1, 21)],
+        "best": {"metric": "validation_score", "value": score, "step": 126, "epoch": 2.0},
+        "timings_s": {"data": 0.5, "teacher_inference": 1.0, "training": training_s, "evaluation": 2.0},
+        "throughput": {"global_steps": 126, "train_examples_per_s": 2000 / training_s},
+        "peak_memory": {"cpu_rss_mb": 1200.0},
+        "environment": {"device": {"type": "cpu", "name": "x86_64", "threads": 2}, "host": "test",
+                        "packages": {"torch": "2.13.0", "transformers": "5.0"}, "git_commit": "abc"},
+    }
+
+
+def write_ablation(results: Path, scores: dict, *, name: str = "methods", swept: str = "variant",
+                   grid_done: bool = True) -> None:
+    """A study as `kdbench ablate` leaves it: manifest, plus each search's trials in the storage
+    (`scores` lists the finished seeds of each task x variant; None: the search has not started)."""
+    results.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(f"sqlite:///{results / 'studies.db'}")
+    searches = []
+    for task, variants in scores.items():
+        for variant, seed_scores in variants.items():
+            config = RunConfig(data=DataConfig(task=task), method=variant.lower().replace(" ", ""))
+            study = create_search(config, kind=KINDS.get(variant, ("distill",))[0], profile=PROFILE, storage=storage)
+            searches.append({"task": task, "variant": variant, "study": study})
+            if seed_scores is None:
+                continue
+            if grid_done:
+                _add_trial(storage, f"{study}/grid", {"learning_rate": 1e-4, "per_device_train_batch_size": 16},
+                           record(task, variant, 42, seed_scores[0]))
+            for seed, score in zip(PROFILE.seeds, seed_scores):
+                _add_trial(storage, f"{study}/seeds", {"seed": seed}, record(task, variant, seed, score))
+    write_manifest(results / MANIFEST_DIR / f"{name}.json", name=name, title="a test study", swept=swept,
+                   profile=dataclasses.asdict(PROFILE), notes=["profile note"],
+                   spec="", searches=searches)
+
+
+def _add_trial(storage, study_name: str, params: dict, run: dict) -> None:
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions={k: optuna.distributions.CategoricalDistribution(SPACE[k]) for k in params},
+        value=run["best"]["value"], user_attrs={"record": run}))
+
+
+def markdown_table(markdown: str) -> pd.DataFrame:
+    """The first Markdown table in `markdown`, cells as text."""
+    lines = markdown[markdown.index("\n|"):].strip().split("\n\n")[0].splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return pd.DataFrame(cells[2:], columns=cells[0])
+
+
+def rows(markdown: str) -> dict[str, list[str]]:
+    """The first Markdown table's rows by their first cell."""
+    return {row[0]: row[1:] for row in markdown_table(markdown).values.tolist()}
+
+
+def test_main_table_reproduces_the_stored_scores(tmp_path, capsys):
+    write_ablation(tmp_path / "ablations", SCORES)
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "report")]) == 0
+    stats = pd.read_csv(tmp_path / "report" / "tables" / "methods.csv")
+    for row in stats.itertuples():
+        scores = SCORES[row.task][row.variant]
+        assert (row.median, row.min, row.max, row.n) == (statistics.median(scores), min(scores), max(scores), 3)
+        assert row.iqr == np.percentile(scores, 75) - np.percentile(scores, 25)
+        assert row.teacher == TEACHER[row.task]
+        assert row.retention_pct == 100 * statistics.median(scores) / TEACHER[row.task]
+    table = rows((tmp_path / "report" / "tables" / "methods.md").read_text())
+    assert list(table) == ["teacher", "no KD", "KD", "AD2"]
+    assert table["teacher"] == ["90.00", "70.00", "80.00", "100.00"]
+    for variant in ("no KD", "KD", "AD2"):
+        sst2, rte = SCORES["sst2"][variant], SCORES["rte"][variant]
+        assert table[variant][0] == f"{100 * statistics.median(sst2):.2f} [{100 * min(sst2):.2f}, {100 * max(sst2):.2f}]"
+        assert table[variant][1] == f"{100 * statistics.median(rte):.2f} [{100 * min(rte):.2f}, {100 * max(rte):.2f}]"
+        assert table[variant][2] == f"{100 * (statistics.median(sst2) + statistics.median(rte)) / 2:.2f}"
+        retention = (statistics.median(sst2) / 0.9 + statistics.median(rte) / 0.7) / 2
+        assert table[variant][3] == f"{100 * retention:.2f}"
+    latex = (tmp_path / "report" / "tables" / "methods.tex").read_text()
+    assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex and "\\% of teacher" in latex
+    assert "KD & 85.00 [84.00, 86.00] & 63.00 [62.00, 64.00] & 74.00 &" in latex
+    assert "methods (comparison, 18 runs): complete" in capsys.readouterr().out
+
+
+def test_figures_are_written_at_column_width(tmp_path):
+    write_ablation(tmp_path / "ablations", {"sst2": SCORES["sst2"]})
+    write_ablation(tmp_path / "ablations", {"sst2": {"eps=0": [0.8, 0.81, 0.82], "eps=1e-05": [0.8, 0.83, 0.82]}},
+                   name="ad2-eps", swept="eps")
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "report")]) == 0
+    figures = tmp_path / "report" / "figures"
+    expected = {f"{name}.{suffix}" for name in ("methods-sst2-tradeoff", "methods-sst2-curves",
+                                                "ad2-eps-sst2-ablation", "ad2-eps-sst2-curves")
+                for suffix in ("pdf", "png")}
+    assert {p.name for p in figures.iterdir()} == expected
+    for png in figures.glob("*.png"):
+        width, height = Image.open(png).size
+        assert width == round(COLUMN_WIDTH_IN * DPI) and 1.5 * DPI <= height <= 4 * DPI, png.name
+        pdf = png.with_suffix(".pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+        box = re.search(rb"/MediaBox \[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
+        assert float(box.group(1)) == pytest.approx(COLUMN_WIDTH_IN * 72, abs=0.5)
+    page = (tmp_path / "report" / "index.html").read_text()
+    for path in figures.glob("*.png"):
+        assert f'src="figures/{path.name}"' in page and f'href="figures/{path.stem}.pdf"' in page
+    for table in ("methods", "ad2-eps"):
+        assert f'href="tables/{table}.tex"' in page and f'href="tables/{table}.md"' in page
+    assert page.count("<table") == 2 and "Incomplete" not in page
+
+
+def test_partial_study_says_what_is_missing(tmp_path, capsys):
+    partial = {"sst2": {"no KD": SCORES["sst2"]["no KD"], "KD": SCORES["sst2"]["KD"][:2], "AD2": None}}
+    write_ablation(tmp_path / "ablations", partial)
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "methods (comparison, 5 runs): incomplete" in out
+    assert "missing: sst2 / KD: 1 of 1 grid points and 2 of 3 seeds done" in out
+    assert "missing: sst2 / AD2: not started" in out and "rerun `kdbench ablate`" in out
+    markdown = (tmp_path / "report" / "tables" / "methods.md").read_text()
+    table = rows(markdown)
+    kd = SCORES["sst2"]["KD"][:2]
+    assert table["KD"][0] == f"{100 * statistics.median(kd):.2f} [{100 * min(kd):.2f}, {100 * max(kd):.2f}] (n=2)"
+    assert table["AD2"] == ["-", "-"]
+    assert "- missing: sst2 / AD2: not started" in markdown
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Incomplete" in page and "sst2 / AD2: not started" in page
+
+
+def test_empty_study_is_an_error_not_a_traceback(tmp_path, capsys):
+    write_ablation(tmp_path / "ablations", {"sst2": {"KD": None, "AD2": None}})
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "report")]) == 2
+    captured = capsys.readouterr()
+    assert "methods (comparison, 0 runs): no finished runs yet" in captured.out
+    assert "sst2 / KD: not started" in captured.out
+    assert captured.err.startswith("kdbench: error: no study has a finished run yet") and "Traceback" not in captured.err
+    assert not (tmp_path / "report" / "tables").exists() and not (tmp_path / "report" / "figures").exists()
+    assert "No finished runs yet" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_unknown_study_and_missing_folder(tmp_path, capsys):
+    write_ablation(tmp_path / "ablations", {"sst2": {"KD": SCORES["sst2"]["KD"]}})
+    assert main(["report", str(tmp_path / "ablations"), "--study", "method", "--output-dir", str(tmp_path / "r")]) == 2
+    assert "unknown study 'method'" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(["report", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "r")]) == 2
+    error = capsys.readouterr().err
+    assert "no results folder" in error and "nowhere" in error and "kdbench demo" in error
+
+
+def test_demo_and_speed_studies(tmp_path):
+    demo = tmp_path / "demo"
+    for variant, score in (("no KD", 0.79), ("KD", 0.80), ("ad2", 0.805), ("eda", 0.78)):
+        folder = demo / variant.replace(" ", "-")
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(record("sst2", variant, 42, score)))
+    measurements = [{"task": "sst2", "variant": label, "method": method, "baseline": "distill", "repeat": repeat,
+                     "record": record("sst2", method, 42, 0.8, training_s=seconds * (1 + repeat / 10))}
+                    for repeat in range(2)
+                    for label, method, seconds in (("KD", "none", 20.0), ("AD2", "ad2", 70.0), ("EDA", "eda", 140.0))]
+    write_speed_results(tmp_path / "speed" / "speed.json", name="speed", title="speed test", notes=["speed note"],
+                        measurements=measurements)
+    assert main(["report", str(demo), str(tmp_path / "speed"), "--output-dir", str(tmp_path / "report")]) == 0
+    table = rows((tmp_path / "report" / "tables" / "demo.md").read_text())
+    assert list(table) == ["teacher", "no KD", "KD", "AD2", "EDA"]  # the demo's order
+    assert table["AD2"] == ["80.50", f"{100 * 0.805 / 0.9:.2f}"]  # one seed: the score alone
+    speed = (tmp_path / "report" / "tables" / "speed.md").read_text()
+    ratios = markdown_table(speed.split("## divided by KD")[1]).set_index("variant")
+    assert list(ratios["train_s_per_epoch"]) == ["1", "3.5", "7"] and "28x" in speed
+    figures = {p.name for p in (tmp_path / "report" / "figures").glob("*.png")}
+    assert figures == {"demo-sst2-tradeoff.png", "demo-sst2-curves.png", "speed-sst2-tradeoff.png",
+                       "speed-sst2-curves.png"}
+
+
+def test_searches_missing_from_the_given_storage(tmp_path, capsys):
+    """An ablation run with `--storage URL` and reported without it: the searches are not found."""
+    write_ablation(tmp_path / "ablations", {"sst2": {"KD": SCORES["sst2"]["KD"]}})
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["report", str(tmp_path / "ablations"), "--storage", other, "--output-dir", str(tmp_path / "r")]) == 2
+    assert "is not in this storage; give `--storage` the one `kdbench ablate` used" in capsys.readouterr().out
