@@ -20,8 +20,8 @@ table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ccc; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 thead th { border-bottom: 2px solid #333; }
-figure { display: inline-block; margin: 0.5rem 1rem 1rem 0; }
-figure img { width: 30rem; max-width: 100%; }
+figure { display: inline-block; vertical-align: top; width: 30rem; max-width: 100%; margin: 0.5rem 1rem 1rem 0; }
+figure img { width: 100%; }
 .missing { background: #fff3cd; border-left: 4px solid #e0a800; padding: 0.5rem 1rem; }
 .notes { font-size: 0.85rem; color: #444; }"""
 
@@ -58,10 +58,10 @@ def _section(section: Section, root: Path) -> str:
             parts += [f"<h3>{html.escape(heading)}</h3>"] if heading else []
             parts.append(display_cells(table).to_html(index=False, border=0))
         parts.append("<p>files: " + ", ".join(_link(f, root) for f in section.files) + "</p>")
-    for png in section.figures:
+    for png, caption in section.figures.items():
         parts.append(f'<figure><img src="{_href(png, root)}" alt="{html.escape(png.stem)}">'
-                     f"<figcaption>{html.escape(png.stem)} ({_link(png.with_suffix('.pdf'), root)}, "
-                     f"{_link(png, root)})</figcaption></figure>")
+                     f"<figcaption><b>{html.escape(png.stem)}</b>: {html.escape(caption)} "
+                     f"({_link(png.with_suffix('.pdf'), root)}, {_link(png, root)})</figcaption></figure>")
     return "\n".join(parts)
 
 

@@ -29,6 +29,13 @@ from reports.tables import StudyTables, write_tables
 # generation is paid once for all seeds and trials, so it is left to the speed study, which times it.
 TRAINING_SECONDS = "training seconds (evaluation excluded)"
 TO_BEST_SECONDS = "seconds to the best dev checkpoint (pool, teacher, training)"
+CAPTIONS = {
+    "ablation": "median dev score over seeds per value, bar from the lowest to the highest seed, each seed a dot",
+    "tradeoff": "dev score against wall-clock per variant (median; bars from min to max over seeds or repeats)",
+    "curves": "dev score at each evaluation and training loss over training (median over seeds, band min to "
+              "max); each variant's loss is its own objective (labels, KD, KD plus AD2's perturbed term), so "
+              "compare shapes, not levels",
+}
 
 
 @dataclass
@@ -38,7 +45,7 @@ class Section:
     study: Study
     tables: StudyTables | None = None
     files: list[Path] = field(default_factory=list)  # tables written: .md, .tex, .csv
-    figures: list[Path] = field(default_factory=list)  # the PNGs; each has a PDF beside it
+    figures: dict[Path, str] = field(default_factory=dict)  # each PNG (a PDF beside it) and its caption
 
 
 def build_report(folders: list[str | Path], output_dir: str | Path, *, names: list[str] | None = None,
@@ -59,9 +66,10 @@ def build_report(folders: list[str | Path], output_dir: str | Path, *, names: li
     return sections
 
 
-def study_figures(study: Study, folder: Path) -> list[Path]:
-    """Per task: the ablation curve (sweep) or score against wall-clock, then the training curves."""
-    written = []
+def study_figures(study: Study, folder: Path) -> dict[Path, str]:
+    """Per task: the ablation curve (sweep) or score against wall-clock, then the training curves;
+    returns each PNG with its caption."""
+    written = {}
     for task in study.tasks:
         runs = study.runs[study.runs["task"] == task]
         if runs.empty:
@@ -71,13 +79,13 @@ def study_figures(study: Study, folder: Path) -> list[Path]:
         if study.kind == SWEEP:
             values = runs.assign(value=[value_label(study, v) for v in runs["variant"]])
             fig = figures.ablation_figure(values, swept=study.swept, ylabel=ylabel)
-            written.append(figures.save_figure(fig, stem.with_name(stem.name + "-ablation"))[1])
+            written[figures.save_figure(fig, stem.with_name(stem.name + "-ablation"))[1]] = CAPTIONS["ablation"]
         else:
             points, xlabel = _tradeoff_points(study, task)
             fig = figures.tradeoff_figure(points, xlabel=xlabel, ylabel=ylabel)
-            written.append(figures.save_figure(fig, stem.with_name(stem.name + "-tradeoff"))[1])
+            written[figures.save_figure(fig, stem.with_name(stem.name + "-tradeoff"))[1]] = CAPTIONS["tradeoff"]
         fig = figures.training_curves_figure(training_curves(runs), ylabel=ylabel)
-        written.append(figures.save_figure(fig, stem.with_name(stem.name + "-curves"))[1])
+        written[figures.save_figure(fig, stem.with_name(stem.name + "-curves"))[1]] = CAPTIONS["curves"]
     return written
 
 
