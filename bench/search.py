@@ -189,7 +189,7 @@ class SearchState:
 def search_state(storage: optuna.storages.BaseStorage, search: StoredSearch) -> SearchState:
     """Where `search` stands, read from the storage (a search still running elsewhere included)."""
     (grid_id, grid), (_, seeds) = (_complete_trials(storage, f"{search.name}/{stage}") for stage in (GRID, SEEDS))
-    seeds.sort(key=lambda t: t.params["seed"])
+    seeds = sorted(seeds, key=lambda t: t.params["seed"])
     best = storage.get_best_trial(grid_id).params if grid else None  # Optuna's choice, as in `advance`
     points = math.prod(map(len, _grid_space(search.profile).values()))
     return SearchState(len(grid), points, len(seeds), len(search.profile.seeds), best,

@@ -11,6 +11,7 @@ Three commands make studies, each in its own results folder, and `find_studies` 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,19 +114,20 @@ def read_speed(path: Path) -> Study:
              "baseline": m["baseline"]} for m in measured]
     planned = list(dict.fromkeys((m["task"], m["variant"]) for m in measured))
     repeats = max((m["repeat"] for m in measured), default=-1) + 1
-    return Study(data["name"], data["title"], SPEED, "variant", _frame(rows), planned, repeats, path,
-                 notes=data["notes"])
+    return Study(data["name"], data["title"], SPEED, "variant", _frame(rows, ("repeat", "method", "baseline")),
+                 planned, repeats, path, notes=data["notes"])
 
 
 def read_demo(folder: Path) -> Study:
-    """The demo's runs (no KD, KD, KD with each method), one seed each, with the teacher's score."""
+    """The demo's runs (no KD, KD, KD with each method), one seed each, as a study named after the
+    folder ("demo" by default)."""
     records = [json.loads(path.read_text()) for path in sorted(folder.glob(f"*/{RECORD_FILE}"))]
     order = list(DEMO_METHODS)  # no KD first, then KD and the methods in the demo's order
     records.sort(key=lambda r: -1 if r["kind"] == "finetune" else order.index(r["method"]) if r["method"] in order
                  else len(order))
     rows = [_row(r["task"], variant_label(r), r) for r in records]
     planned = list(dict.fromkeys((row["task"], row["variant"]) for row in rows))
-    return Study("demo", "no KD, KD and KD with each augmentation method on an SST-2 subset, one seed",
+    return Study(folder.name, "no KD, KD and KD with each augmentation method on an SST-2 subset, one seed",
                  COMPARISON, "variant", _frame(rows), planned, 1, folder, notes=[DEMO_PROFILE])
 
 
@@ -135,16 +137,21 @@ def find_studies(folders: list[Path], *, storage: str | None = None, names: list
     if absent:
         raise KdbenchError(f"no results folder {', '.join(absent)}: run `kdbench demo`, `kdbench ablate SPEC` or "
                            "`kdbench speed` first, or give the folders they wrote to (their --output-dir)")
-    found: dict[str, Path] = {}
-    readers = {}
+    found: dict[str, tuple[Path, Callable[[Path], Study]]] = {}
+
+    def add(name: str, path: Path, reader: Callable[[Path], Study]) -> None:
+        if name in found:
+            raise KdbenchError(f"two studies are called {name!r}: {found[name][0]} and {path}; report them apart")
+        found[name] = path, reader
+
     for folder in folders:
         for manifest in sorted((folder / MANIFEST_DIR).glob("*.json")):
-            found[manifest.stem], readers[manifest.stem] = manifest, lambda p: read_ablation(p, storage)
+            add(manifest.stem, manifest, lambda path: read_ablation(path, storage))
         for path in sorted(folder.glob("*.json")):
             if json.loads(path.read_text()).get("kind") == SPEED:
-                found[path.stem], readers[path.stem] = path, read_speed
+                add(path.stem, path, read_speed)
         if any(folder.glob(f"*/{RECORD_FILE}")):
-            found["demo"], readers["demo"] = folder, read_demo
+            add(folder.name, folder, read_demo)
     for name in names or []:
         if name not in found:
             raise UnknownNameError("study", name, found)
@@ -152,7 +159,7 @@ def find_studies(folders: list[Path], *, storage: str | None = None, names: list
     if not chosen:
         raise KdbenchError(f"no study found in {', '.join(map(str, folders))}: run `kdbench demo`, `kdbench ablate "
                            "SPEC` or `kdbench speed` first, or give their --output-dir folders")
-    return [readers[name](found[name]) for name in chosen]
+    return [found[name][1](found[name][0]) for name in chosen]
 
 
 def variant_label(record: dict) -> str:
@@ -170,6 +177,6 @@ def _row(task: str, variant: str, record: dict) -> dict:
             "record": record}
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["task", "variant", "seed", "score", "record", "repeat", "method", "baseline"]
-                        if rows and "repeat" in rows[0] else ["task", "variant", "seed", "score", "record"])
+def _frame(rows: list[dict], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The runs table, with its columns even when there are no runs yet."""
+    return pd.DataFrame(rows, columns=["task", "variant", "seed", "score", "record", *extra])
