@@ -28,10 +28,12 @@ from reports.tables import StudyTables, write_tables
 # Where a comparison's runs are placed on the wall-clock axis: their training time. A pool's
 # generation is paid once for all seeds and trials, so it is left to the speed study, which times it.
 TRAINING_SECONDS = "training seconds (evaluation excluded)"
-TO_BEST_SECONDS = "seconds to the best dev checkpoint (pool, teacher, training)"
+TO_BEST_SECONDS = "seconds to the best dev checkpoint"  # pool, teacher and training: see reports/speed.py
 CAPTIONS = {
     "ablation": "median dev score over seeds per value, bar from the lowest to the highest seed, each seed a dot",
-    "tradeoff": "dev score against wall-clock per variant (median; bars from min to max over seeds or repeats)",
+    "tradeoff": "dev score against wall-clock per variant (median; bars from min to max over seeds or repeats): "
+                "training seconds for a comparison, seconds to the best checkpoint for a speed study (pool "
+                "generation, teacher labelling, training and evaluation up to it)",
     "curves": "dev score at each evaluation and training loss over training (median over seeds, band min to "
               "max); each variant's loss is its own objective (labels, KD, KD plus AD2's perturbed term), so "
               "compare shapes, not levels",

@@ -35,8 +35,7 @@ def write_tables(stem: str | Path, study: StudyTables) -> Path:
     for heading, table in tables.items():
         parts += [f"## {heading}"] if heading else []
         cells = display_cells(table)
-        parts.append(cells.to_markdown(index=False, disable_numparse=True,
-                                       colalign=("left",) + ("right",) * (table.shape[1] - 1)))
+        parts.append(cells.to_markdown(index=False, disable_numparse=True, colalign=_alignment(cells)))
         latex += [f"\n% {heading}" if heading else "", to_latex(cells)]
     for suffix, text in ((".md", "\n\n".join(parts) + "\n"), (".tex", "\n".join(latex))):
         with atomic_file(stem.with_suffix(suffix)) as handle:
@@ -57,10 +56,18 @@ def display_cells(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_latex(cells: pd.DataFrame) -> str:
-    """A booktabs tabular of display cells: first column left-aligned, the others right; special
-    characters escaped."""
+    """A booktabs tabular of display cells: labels left-aligned, numbers right; special characters
+    escaped."""
     styler = cells.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    return styler.to_latex(hrules=True, column_format="l" + "r" * (cells.shape[1] - 1))
+    return styler.to_latex(hrules=True, column_format="".join(a[0] for a in _alignment(cells)))
+
+
+def _alignment(cells: pd.DataFrame) -> tuple[str, ...]:
+    """Left for the first column and columns of labels, right for columns of numbers (cells that
+    start with a digit or are "-", like "77.41 [77.18, 77.98]")."""
+    def numeric(column: pd.Series) -> bool:
+        return all(text[:1].isdigit() or text == "-" for text in column)
+    return tuple("left" if i == 0 or not numeric(cells[c]) else "right" for i, c in enumerate(cells.columns))
 
 
 def score_cell(median: float, low: float, high: float, n: int, planned: int) -> str:

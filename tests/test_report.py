@@ -149,6 +149,10 @@ def test_figures_are_written_at_column_width(tmp_path):
     for table in ("methods", "ad2-eps"):
         assert f'href="tables/{table}.tex"' in page and f'href="tables/{table}.md"' in page
     assert page.count("<table") == 2 and "Incomplete" not in page
+    # the same runs, the same report, byte for byte (no timestamps in PDFs)
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "again")]) == 0
+    for path in (tmp_path / "report").rglob("*.*"):
+        assert path.read_bytes() == (tmp_path / "again" / path.relative_to(tmp_path / "report")).read_bytes(), path
 
 
 def test_partial_study_says_what_is_missing(tmp_path, capsys):
