@@ -24,7 +24,7 @@ FIGURES = {  # column -> what it is, in the table's notes
 }
 
 
-def figures(record: dict) -> dict[str, float]:
+def speed_figures(record: dict) -> dict[str, float]:
     """The speed figures of one run record (see FIGURES)."""
     t = record["timings_s"]
     before_training = sum(t.get(k, 0.0) for k in ("data", "teacher_inference", "augmentation", "teacher_labelling"))
@@ -46,7 +46,7 @@ def measurements(study: Study) -> pd.DataFrame:
     """One row per measurement: task, variant, method, baseline, repeat and its figures."""
     runs = study.runs
     return pd.concat([runs[["task", "variant", "method", "baseline", "repeat"]].reset_index(drop=True),
-                      pd.DataFrame([figures(r) for r in runs["record"]], columns=list(FIGURES))], axis=1)
+                      pd.DataFrame([speed_figures(r) for r in runs["record"]], columns=list(FIGURES))], axis=1)
 
 
 def speed_tables(study: Study) -> StudyTables:
