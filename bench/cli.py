@@ -1,5 +1,5 @@
 """The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, search, worker, results,
-make-generator, ablate, speed, demo.
+make-generator, ablate, speed, report, demo.
 
 Options mirror the config dataclasses field by field (`--learning-rate` or `--learning_rate` for
 TrainConfig.learning_rate, ...), so the help text and the run record always agree. Errors the
@@ -20,7 +20,8 @@ from bench.errors import KdbenchError
 from bench.fields import base_type
 
 PROG = "kdbench"
-DEFAULT_RESULTS = ("kdbench-results/ablations", "kdbench-results/speed", "kdbench-results/demo")  # report inputs
+# where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
+RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -147,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("spec", nargs="?", metavar="SPEC", help="TOML spec (default: ablations/speed.toml)")
     speed.add_argument("--repeats", type=int, default=1, help="measurements per variant, interleaved; the "
                        "median is reported (default: 1)")
-    for sub, default in ((ablate, "kdbench-results/ablations"), (speed, "kdbench-results/speed")):
+    for sub, command in ((ablate, "ablate"), (speed, "speed")):
         sub.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
-        sub.add_argument("--output-dir", default=default, help="results folder (default: %(default)s)")
+        sub.add_argument("--output-dir", default=RESULTS_DIRS[command], help="results folder (default: %(default)s)")
         sub.add_argument("--cache-dir", help="cache of teachers, generators and teacher outputs")
         add_plugin_option(sub)
     ablate.add_argument("--storage", help="Optuna storage shared by workers (default: sqlite:///OUTPUT_DIR/studies.db)")
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "without KD and with KD under each augmentation method, and print dev accuracy and "
                                "wall-clock (augmentation, teacher labelling and training apart).")
     demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
-    demo.add_argument("--output-dir", default="kdbench-results/demo", help="folder for the run records")
+    demo.add_argument("--output-dir", default=RESULTS_DIRS["demo"], help="folder for the run records")
     demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
     demo.add_argument("--max-train-examples", type=int, default=2000, help="training subset size")
     demo.add_argument("--seed", type=int, default=42, help="training seed")
@@ -236,8 +237,7 @@ def _report_summary(sections, output_dir: str) -> str:
     lines = []
     for section in sections:
         study = section.study
-        state = "no finished runs yet" if section.tables is None else "incomplete" if study.missing else "complete"
-        lines.append(f"{study.name} ({study.kind}, {len(study.runs)} runs): {state}")
+        lines.append(f"{study.name} ({study.kind}, {len(study.runs)} runs): {section.state}")
         lines += [f"  missing: {line}" for line in study.missing]
         lines += [f"  {path}" for path in (*section.files[:1], *section.figures)]
     return "\n".join(lines + [f"report: {Path(output_dir) / 'index.html'}"])
@@ -300,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             from reports.report import build_report
 
-            folders = args.folders or [p for p in DEFAULT_RESULTS if Path(p).is_dir()] or list(DEFAULT_RESULTS)
+            defaults = list(RESULTS_DIRS.values())
+            folders = args.folders or [p for p in defaults if Path(p).is_dir()] or defaults
             sections = build_report(folders, args.output_dir, names=args.study, storage=args.storage)
             print(_report_summary(sections, args.output_dir))
             if all(section.tables is None for section in sections):

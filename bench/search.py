@@ -157,9 +157,9 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
 
 
 def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results_dir: str | Path,
-                 poll_s: float = 1.0) -> list[dict]:
+                 poll_s: float = 1.0) -> list[StoredSearch]:
     """Work on searches `names` until all are complete, one trial at a time in turn, so workers on
-    other machines running the same list spread over its searches; return their summaries."""
+    other machines running the same list spread over its searches; return the searches."""
     searches = [load_search(storage, name) for name in names]  # an unknown name fails before any training
     pending = list(searches)
     while pending:
@@ -167,7 +167,7 @@ def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results
         pending = [search for search, state in zip(pending, states) if state != DONE]
         if pending and all(state == BUSY for state in states if state != DONE):
             time.sleep(poll_s)
-    return [search_summary(storage, search) for search in searches]
+    return searches
 
 
 @dataclass(frozen=True)
@@ -206,11 +206,11 @@ def _complete_trials(storage: optuna.storages.BaseStorage, study: str) -> tuple[
 
 
 def search_summary(storage: optuna.storages.BaseStorage, search: StoredSearch) -> dict:
-    """The grid's best point and the spread of its per-seed scores, with the seed trials' records."""
+    """The grid's best point and the spread of its per-seed scores."""
     state = search_state(storage, search)
     scores = [record["best"]["value"] for record in state.records]
     return {"study": search.name, "profile": search.profile.name, "best_params": state.best_params,
-            "scores": scores, **spread(scores), "records": state.records}
+            "scores": scores, **spread(scores)}
 
 
 def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch:
@@ -247,9 +247,7 @@ def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
 
 def run_worker(storage: optuna.storages.BaseStorage, name: str, results_dir: str | Path) -> dict:
     """Take part in search `name` until its grid and its seeds are complete; return the summary."""
-    summary = run_searches(storage, [name], results_dir)[0]
-    summary.pop("records")
-    return summary
+    return search_summary(storage, run_searches(storage, [name], results_dir)[0])
 
 
 def search(config: RunConfig, *, kind: str = "distill", profile: str | SearchProfile = "quick",

@@ -39,8 +39,7 @@ def write_index(path: Path, sections: list[Section]) -> Path:
 
 def _contents_line(section: Section) -> str:
     study = section.study
-    state = "no finished runs yet" if section.tables is None else "incomplete" if study.missing else "complete"
-    return f'<li><a href="#{_anchor(study.name)}">{html.escape(study.name)}</a>: {state}</li>'
+    return f'<li><a href="#{_anchor(study.name)}">{html.escape(study.name)}</a>: {section.state}</li>'
 
 
 def _section(section: Section, root: Path) -> str:

@@ -49,6 +49,11 @@ class Section:
     files: list[Path] = field(default_factory=list)  # tables written: .md, .tex, .csv
     figures: dict[Path, str] = field(default_factory=dict)  # each PNG (a PDF beside it) and its caption
 
+    @property
+    def state(self) -> str:
+        """"no finished runs yet", "incomplete" or "complete"."""
+        return "no finished runs yet" if self.tables is None else "incomplete" if self.study.missing else "complete"
+
 
 def build_report(folders: list[str | Path], output_dir: str | Path, *, names: list[str] | None = None,
                  storage: str | None = None) -> list[Section]:

@@ -14,7 +14,7 @@ from bench.errors import UnknownNameError
 from bench.search import spread
 from bench.tasks import get_task
 from reports.studies import COMPARISON, Study
-from reports.tables import StudyTables, describe_machines, score_cell, write_tables
+from reports.tables import StudyTables, describe_machines, score_cell, score_text, write_tables
 
 EMPTY = {"median": math.nan, "min": math.nan, "max": math.nan, "iqr": math.nan, "n": 0}
 
@@ -61,13 +61,13 @@ def main_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
     teacher = study.teacher_scores()
     rows = []
     if teacher:
-        rows.append({"model": "teacher", **{task_name(t): _score(teacher.get(t)) for t in tasks},
-                     "average": _score(_mean([teacher.get(t) for t in tasks])),
+        rows.append({"model": "teacher", **{task_name(t): score_text(teacher.get(t)) for t in tasks},
+                     "average": score_text(_mean([teacher.get(t) for t in tasks])),
                      "% of teacher": "100.00" if len(teacher) == len(tasks) else "-"})
     for variant in study.variants:
         arm = stats[stats["variant"] == variant].set_index("task")
         rows.append({"model": variant, **{task_name(t): _cell(arm.loc[t]) for t in tasks},
-                     "average": _score(_mean(arm["median"])),
+                     "average": score_text(_mean(arm["median"])),
                      "% of teacher": _percent(_mean(arm["retention_pct"]))})
     table = pd.DataFrame(rows)
     return table if len(tasks) > 1 else table.drop(columns="average")
@@ -82,7 +82,7 @@ def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
         arm = stats[stats[study.swept] == value].set_index("task")
         row = {study.swept: value, **{task_name(t): _cell(arm.loc[t]) for t in study.tasks}}
         if len(study.tasks) > 1:
-            row["average"] = _score(_mean(arm["median"]))
+            row["average"] = score_text(_mean(arm["median"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -121,10 +121,6 @@ def _mean(values) -> float:
     """The mean, or NaN when any value is missing (an average over some of the tasks misleads)."""
     values = [math.nan if v is None else float(v) for v in values]
     return math.nan if not values or any(math.isnan(v) for v in values) else statistics.fmean(values)
-
-
-def _score(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
 def _percent(value: float) -> str:

@@ -59,7 +59,7 @@ def speed_tables(study: Study) -> StudyTables:
         if reference is not None:
             tables[f"divided by {reference}"] = _rounded(_ratios(table, reference))
     notes = [*study.notes, *(f"{name}: {what}" for name, what in FIGURES.items()), describe_machines(study.records),
-             claim(study)]
+             claim(measured)]
     return StudyTables(f"{study.name}: {study.title}", notes, tables, measured)
 
 
@@ -68,9 +68,8 @@ def write_speed_tables(study: Study, folder: Path) -> Path:
     return write_tables(folder / study.name, speed_tables(study))
 
 
-def claim(study: Study) -> str:
-    """The paper's speed claim next to what this study found, whatever it is."""
-    measured = measurements(study)
+def claim(measured: pd.DataFrame) -> str:
+    """The paper's speed claim next to what the measurements (`measurements`) found, whatever it is."""
     ad2 = _ad2(measured)
     if ad2 is None:
         return ""

@@ -75,8 +75,13 @@ def score_cell(median: float, low: float, high: float, n: int, planned: int) -> 
     fewer runs than planned are flagged "(n=K)"."""
     if n == 0:
         return "-"
-    cell = f"{100 * median:.2f}" + (f" [{100 * low:.2f}, {100 * high:.2f}]" if n > 1 else "")
+    cell = score_text(median) + (f" [{score_text(low)}, {score_text(high)}]" if n > 1 else "")
     return cell + (f" (n={n})" if n < planned else "")
+
+
+def score_text(value: float | None) -> str:
+    """A 0-1 score as tables print it: x100, two decimals; "-" when missing."""
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
 def profile_note(profile: SearchProfile) -> str:
