@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.data import DataConfig
 from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import base_type, check_type
+from bench.fields import SEED, base_type, check_type
 from bench.generator import GeneratorSettings
 from bench.search import PROFILES, SearchProfile
 from bench.tasks import get_task
@@ -109,6 +109,9 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
+    for variant in variants:
+        if variant.baseline == "distill":
+            replace(tables["kd"], **variant.kd).check_learns(f"[kd] with variant {variant.label}")
     return AblationSpec(
         name=_text(raw.get("name", name), "name"),
         description=_text(raw.get("description", ""), "description"),
@@ -119,7 +122,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         profile=_profile(raw),
         variants=variants,
         swept=swept,
-        pool_seed=check_type(raw.get("pool_seed", 42), int, "pool_seed"),
+        pool_seed=SEED.check(check_type(raw.get("pool_seed", 42), int, "pool_seed"), "pool_seed"),
         data=_data_fields(raw.get("data", {})),
         source=source,
         **tables,
@@ -175,11 +178,8 @@ def _profile(raw: dict[str, Any]) -> SearchProfile:
     overrides = {}
     for key in PROFILE_KEYS:
         if key in raw:
-            value = _field_value(SearchProfile, key, raw[key], "profile")
-            if isinstance(value, tuple) and not value:
-                raise KdbenchError(f"{key} is empty: list at least one value")
-            overrides[key] = value
-    return replace(PROFILES[name], **overrides)
+            overrides[key] = _field_value(SearchProfile, key, raw[key], "profile")
+    return replace(PROFILES[name], **overrides)  # SearchProfile checks each value's range (and non-empty lists)
 
 
 def _data_fields(table: Any) -> dict[str, Any]:
@@ -196,12 +196,16 @@ def _dataclass(cls: type, table: Any, where: str):
     """`cls` built from a TOML table, each field checked by name and type."""
     table = _table(table, where)
     _known_keys(table, [f.name for f in dataclasses.fields(cls)], f"field of {where}")
-    if cls is TrainConfig:
+    if where == "[train]":  # the students' training; the teacher's ([teacher_train]) is the spec's to set
         for key in SEARCHED:
             if key in table:
                 raise KdbenchError(f"{where} {key} is set by the search profile: use learning_rates, "
                                    "batch_sizes, seeds or num_train_epochs at the top of the spec")
-    return cls(**{k: _field_value(cls, k, v, where) for k, v in table.items()})
+    values = {k: _field_value(cls, k, v, where) for k, v in table.items()}
+    try:
+        return cls(**values)  # the dataclass checks each value's range
+    except KdbenchError as error:
+        raise KdbenchError(f"{where}: {error}") from None
 
 
 def _field_value(cls: type, key: str, value: Any, where: str) -> Any:

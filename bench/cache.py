@@ -1,7 +1,9 @@
 """The on-disk cache: fine-tuned teachers and the teacher's outputs on the training set.
 
 Keys are content hashes, so a cache entry is reused exactly when the same teacher meets the same
-tokenised data, whichever run, trial or worker asks. Entries are written atomically.
+tokenised data, whichever run, trial or worker asks. Entries are written atomically, with a
+checksum and the expected shape beside them, verified on read (`bench.integrity`): a damaged entry
+is reported, discarded and computed again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from bench.features import Collator
+from bench.integrity import file_damage, usable, write_file_checksum
 from bench.storage import save_array
 
 
@@ -67,11 +70,14 @@ def cached_teacher_logits(teacher: PreTrainedModel, ds: datasets.Dataset, collat
                           teacher_fingerprint: str | None = None) -> tuple[np.ndarray, bool]:
     """The teacher's logits on `ds`, computed once per (teacher weights, data) and then read from
     disk. Returns the logits and whether they came from the cache. Pass `teacher_fingerprint` if
-    already computed (hashing a large teacher takes a moment)."""
+    already computed (hashing a large teacher takes a moment). The file `KEY.npy` is trusted only if
+    it matches its checksum file and holds one float32 row of `num_labels` per example of `ds`."""
     key = digest(teacher_fingerprint or model_fingerprint(teacher), dataset_fingerprint(ds))
     path = cache_root(cache_dir) / "teacher-outputs" / f"{key}.npy"
-    if path.is_file():
+    shape, dtype = [len(ds), teacher.config.num_labels], "float32"
+    if path.is_file() and usable(path, file_damage(path, shape=shape, dtype=dtype)):
         return np.load(path), True
     logits = predict_logits(teacher, ds, collator, batch_size)
     save_array(path, logits)
+    write_file_checksum(path, shape=list(logits.shape), dtype=str(logits.dtype))
     return logits, False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import typing
 from collections.abc import Sequence
@@ -210,18 +211,19 @@ def _validate_names(config) -> None:
     if not config.data.train_file:
         get_task(config.data.task)
     get_method(config.method).parse_params(config.method_params)
-    if config.kd.alpha_kd == 0 and config.kd.alpha_ce == 0:
-        raise KdbenchError("--alpha-kd and --alpha-ce are both 0: the student would learn nothing")
+    config.kd.check_learns("--alpha-kd, --alpha-ce")
 
 
 def _method_listing(methods) -> str:
-    """Each method with its kind and description, then its parameters: name, type, default, help."""
+    """Each method with its kind and description, then its parameters: name, type, default, help, and
+    the values allowed (choices or range)."""
     blocks = []
     for method in methods:
         lines = [f"{method.name} ({method.kind}): {method.description}"]
         for p in method.params:
             choices = f" [{'|'.join(map(str, p.choices))}]" if p.choices else ""
-            lines.append(f"    {p.name:16} {p.type_name:6} default {p.default!s:10} {p.help}{choices}")
+            allowed = f"; must be {p.range}" if p.range is not None else ""
+            lines.append(f"    {p.name:16} {p.type_name:6} default {p.default!s:10} {p.help}{choices}{allowed}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -251,6 +253,15 @@ def quiet_libraries() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    # a trial that fails on a user error or Ctrl-C is reported in one line by `main`, not by Optuna's traceback
+    logging.getLogger("optuna.study._optimize").addFilter(_expected_failure_filter)
+
+
+def _expected_failure_filter(record: logging.LogRecord) -> bool:
+    """False (drop) for Optuna's "trial failed" lines about a KdbenchError or a KeyboardInterrupt."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(error, (KdbenchError, KeyboardInterrupt))
+                or record.getMessage().endswith("failed with value None."))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,10 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from methods import load_plugins
 
                 load_plugins(args.plugin)
-                print(json.dumps(run_worker(open_storage(args.storage), args.study, args.output_dir), indent=2))
+                print(json.dumps(run_worker(open_storage(args.storage, must_exist=True), args.study, args.output_dir),
+                                 indent=2))
             else:
-                table = export_results(open_storage(args.storage), args.output)
-                print(f"{len(table)} runs -> {args.output}")
+                table = export_results(open_storage(args.storage, must_exist=True), args.output)
+                print(_results_summary(table, args.output))
         elif args.command == "make-generator":
             from bench.generator import GeneratorSettings, make_generator
             from bench.runs import DataConfig
@@ -332,13 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{info['eval_loss_before']:.3f} -> {info['eval_loss_after']:.3f} in {info['train_seconds']} s; "
                   f"use it with --method mlm --param generator={folder}")
         else:
-            from bench.runs import finetune_teacher, run_distill, run_finetune
+            from bench.runs import default_output_dir, finetune_teacher, run_distill, run_finetune
 
             from methods import load_plugins
 
             load_plugins(getattr(args, "plugin", []))
             config = _run_config(args)
             _validate_names(config)
+            if args.command in ("distill", "finetune") and not config.output_dir:
+                task = "custom" if config.data.train_file else config.data.task
+                config.output_dir = args.output_dir = str(default_output_dir(args.command, task))
             if args.command == "search":
                 from bench.search import search
 
@@ -355,7 +370,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KdbenchError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted: {_kept_after_interrupt(args)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _kept_after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command kept, and how to go on from there."""
+    if args.command in ("search", "ablate", "worker"):
+        return ("finished runs are kept in the Optuna storage, and the interrupted run's last checkpoint in its run "
+                "folder; run the same command again to resume (the interrupted point runs again, from that checkpoint)")
+    if args.command in ("distill", "finetune"):
+        return (f"the last checkpoint is kept in {Path(args.output_dir) / 'checkpoints'}; no record was written; "
+                f"add --resume --output-dir {args.output_dir} to the same command to continue from it")
+    if args.command == "finetune-teacher":
+        return "the last checkpoint is kept in the cache; the same command continues from it"
+    if args.command == "demo":
+        return ("the cached teacher, pools, generator and teacher outputs are kept; `kdbench demo` again reuses them "
+                "and trains the students anew")
+    return "nothing half-written was left (files are written whole or not at all); run the command again"
+
+
+def _results_summary(table, output: str) -> str:
+    """How many trials of the export are finished runs; failed, interrupted or skipped ones are not runs."""
+    states = table["state"].value_counts() if len(table) else {}
+    others = {"FAIL": "failed or interrupted (run again by the next worker)", "RUNNING": "running",
+              "WAITING": "queued", "PRUNED": "skipped (their point ran in another trial)"}
+    notes = [f"{states[state]} {what}" for state, what in others.items() if states.get(state)]
+    also = f"; other trials, not runs: {', '.join(notes)} (column `state`)" if notes else ""
+    return f"{states.get('COMPLETE', 0)} finished runs{also} -> {output}"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import datasets
 import numpy as np
 
 from bench.errors import DataFormatError, KdbenchError, UnknownNameError
+from bench.fields import AT_LEAST_ONE, SEED, Range, check_ranges
 from bench.hub import hub_reachable
 from bench.tasks import FileLayout, TaskSpec, get_task
 
@@ -213,8 +214,28 @@ def _read_rows(path: Path, delimiter: str, quoting: int) -> Iterator[tuple[int, 
                 line = reader.line_num + 1
         except csv.Error as e:
             raise DataFormatError(str(path), reader.line_num, str(e)) from None
-        except UnicodeDecodeError as e:
-            raise KdbenchError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
+
+
+def _not_utf8(path: Path) -> DataFormatError:
+    """The error for a file that is not UTF-8, at the line of its first undecodable byte (a text
+    reader fails a whole buffer at a time, so the line is found in the raw bytes)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        return DataFormatError(str(path), line, f"not UTF-8 text ({e.reason}: byte {raw[e.start]:#04x}); "
+                                                "save the file as UTF-8")
+    return DataFormatError(str(path), 1, "not UTF-8 text; save the file as UTF-8")
+
+
+def _require_examples(path: Path, count: int) -> None:
+    """A data file without a single example stops the run now, not after the teacher's work."""
+    if count == 0:
+        raise KdbenchError(f"{path}: no examples (the file is empty or holds only its header); "
+                           "give a file with at least one example")
 
 
 # GLUE folders ------------------------------------------------------------------------------------
@@ -270,6 +291,7 @@ def _read_glue_file(spec: TaskSpec, layout: FileLayout, path: Path) -> datasets.
             columns["label"].append(_unlabeled(spec))
         else:
             columns["label"].append(_parse_label(row[layout.label_column], spec, path, line))
+    _require_examples(path, len(columns["label"]))
     return datasets.Dataset.from_dict(columns, features=_features(spec))
 
 
@@ -319,7 +341,16 @@ def _read_records(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[st
         for column in columns:
             if values[column] == "":
                 raise DataFormatError(str(path), line, f"missing value in column {column!r}")
+    _require_examples(path, len(records))
     return records
+
+
+def _decoded_lines(f, path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a text file opened as UTF-8, numbered from 1; undecodable bytes: one error with the line."""
+    try:
+        yield from enumerate(f, start=1)
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def _read_delimited(
@@ -349,7 +380,7 @@ def _read_jsonl(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str,
     """One JSON object per line; numbers and booleans become their JSON text (1 -> "1")."""
     records = []
     with path.open(encoding="utf-8-sig") as f:
-        for line, text in enumerate(f, start=1):
+        for line, text in _decoded_lines(f, path):
             if not text.strip():
                 continue
             try:
@@ -380,6 +411,13 @@ def _read_jsonl(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str,
     return records
 
 
+# The shortest max_length that keeps a word piece of each side of a sentence pair: [CLS] a [SEP] b [SEP].
+# Measured with the MiniLM (BERT) tokenizer through `bench.features.tokenize`: below 3 it ignores
+# truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
+# special tokens and 4 drops one side whole.
+MIN_MAX_LENGTH = 5
+
+
 @dataclass
 class DataConfig:
     """Which data a run uses: a GLUE task, or the user's own files."""
@@ -391,9 +429,15 @@ class DataConfig:
     text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
     label_column: str = field(default="label", metadata={"help": "own task: label column"})
     regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set"})
-    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)"})
-    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set",
+                                                                   "range": AT_LEAST_ONE})
+    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)",
+                                                   "range": SEED})
+    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens",
+                                                   "range": Range(MIN_MAX_LENGTH)})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops the run here, before any data is loaded
 
 
 def load_data(config: DataConfig) -> TaskData:

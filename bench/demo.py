@@ -73,12 +73,14 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
              max_train_examples: int = 2000, seed: int = 42, methods: list[str] | None = None) -> str:
     """Train the teacher (cached), the no-KD student and one KD student per method; return the table."""
     methods = methods or list(DEMO_METHODS)
-    check_prerequisites(methods, max_train_examples)
+    # the configs check the subset size and seed when built: first, so a bad value costs no loading
     data = DataConfig(task="sst2", data_dir=data_dir, max_train_examples=max_train_examples, max_length=64)
+    teacher_train, student_train = replace(TEACHER_TRAIN, seed=seed), replace(STUDENT_TRAIN, seed=seed)
+    check_prerequisites(methods, max_train_examples)
     out = Path(output_dir)
     teacher_dir, teacher_record, cached = finetune_teacher(RunConfig(
-        data=data, model=MINILM, teacher_train=replace(TEACHER_TRAIN, seed=seed), cache_dir=cache_dir))
-    common = dict(data=data, train=replace(STUDENT_TRAIN, seed=seed), model=STUDENT, teacher=str(teacher_dir),
+        data=data, model=MINILM, teacher_train=teacher_train, cache_dir=cache_dir))
+    common = dict(data=data, train=student_train, model=STUDENT, teacher=str(teacher_dir),
                   cache_dir=cache_dir)
     notes = [PROFILE_NOTE]
     rows = [_row("teacher (MiniLM)", teacher_record, cached),

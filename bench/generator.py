@@ -15,14 +15,15 @@ training; the top predictions for "a [MASK] and moving film" are then "best, sma
 good, beautiful" (README: the command that reproduces it).
 
 Generators are cached like fine-tuned teachers: keyed by the encoder's weights, the training text
-and the settings, written to a temporary folder and published by one rename, so a finished folder
-is reused by every later call and an interrupted one leaves nothing behind.
+and the settings, written to a temporary folder, sealed with its checksums and published by one
+rename, so a finished folder is reused by every later call and an interrupted one leaves nothing
+behind. A generator folder is verified before reuse (`bench.integrity`); a damaged one is
+reported, discarded and trained again.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -36,11 +37,13 @@ from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling,
 from bench.cache import cache_root, digest, model_fingerprint
 from bench.data import TEXT_COLUMNS, DataConfig, load_data
 from bench.errors import KdbenchError
+from bench.fields import AT_LEAST_ONE, MAX_STEPS, POSITIVE, POSITIVE_FRACTION, SEED, check_ranges
+from bench.integrity import folder_damage, holds_entry, sealed_folder, usable
 from bench.models import load_tokenizer, resolve_model
 from bench.progress import use_loss_progress
-from bench.storage import publish_directory, write_json
+from bench.storage import write_json
 
-INFO_FILE = "generator.json"  # written last: its presence marks a finished generator folder
+INFO_FILE = "generator.json"  # written last before the checksums; marks a generator folder
 
 
 @dataclass
@@ -48,13 +51,23 @@ class GeneratorSettings:
     """Masked-LM training settings. The defaults give useful candidates from the offline MiniLM in
     about 3 minutes on two CPU cores, whatever the size of the task (see the module docstring)."""
 
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate of AdamW for the encoder"})
-    head_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of a new masked-LM head"})
-    max_steps: int = field(default=300, metadata={"help": "training steps (-1: run num_train_epochs)"})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs, when max_steps is -1"})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device"})
-    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens masked (BERT's 15%)"})
-    seed: int = field(default=42, metadata={"help": "seed of the new head, the masking and the data order"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate of AdamW for the encoder",
+                                                         "range": POSITIVE})
+    head_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of a new masked-LM head",
+                                                              "range": POSITIVE})
+    max_steps: int = field(default=300, metadata={"help": "training steps (-1: run num_train_epochs)",
+                                                  "range": MAX_STEPS})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs, when max_steps is -1",
+                                                           "range": POSITIVE})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens masked (BERT's 15%)",
+                                                           "range": POSITIVE_FRACTION})
+    seed: int = field(default=42, metadata={"help": "seed of the new head, the masking and the data order",
+                                            "range": SEED})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops here, before the encoder or the data is loaded
 
 
 def masked_lm_logits(model: PreTrainedModel, inputs: dict[str, torch.Tensor], selected: torch.Tensor) -> torch.Tensor:
@@ -112,21 +125,15 @@ def make_generator(encoder: str, data: DataConfig, settings: GeneratorSettings |
     eval_text = sentences(task_data.splits[task_data.task.eval_splits[0]])
     key = digest(model_fingerprint(model), train_text, eval_text, data.max_length, asdict(settings))
     folder = Path(output_dir) if output_dir else cache_root(cache_dir) / "generators" / f"{task_data.task.name}-{key}"
-    if (folder / INFO_FILE).is_file():
+    if holds_entry(folder, INFO_FILE) and usable(folder, folder_damage(folder)):
         return folder, True
     if folder.exists() and any(folder.iterdir()):
         raise KdbenchError(f"{folder} exists and is not a generator folder: choose a new or empty --output-dir")
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
-    try:
+    with sealed_folder(folder) as partial:
         info = _train(model, tokenizer, train_text, eval_text, data.max_length, settings, new_head, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    write_json(partial / INFO_FILE, {"encoder": encoder, "task": task_data.task.name, "source": task_data.source,
-                                     "new_head": new_head, **info})
-    publish_directory(partial, folder)
+        write_json(partial / INFO_FILE, {"encoder": encoder, "task": task_data.task.name,
+                                         "source": task_data.source, "new_head": new_head, **info})
     return folder, False
 
 

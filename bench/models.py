@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import scan_cache_dir, snapshot_download
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.errors import KdbenchError, UnknownNameError
@@ -91,6 +92,9 @@ def _from_pretrained(loader, name: str, **kwargs):
     resolved = resolve_model(name)
     try:
         return loader.from_pretrained(resolved, **kwargs)
+    except SafetensorError as error:
+        raise KdbenchError(f"cannot load model {name!r}: its weights file is damaged or truncated ({error}); "
+                           "save or copy the model again") from None
     except OSError as error:
         near = UnknownNameError("model", name, known_model_names()).near
         hint = f" (did you mean {' or '.join(near)}?)" if near else ""

@@ -9,6 +9,10 @@ The pool keeps each example's label (for a hard-label term) and its `origin` row
 
 Sentences are augmented in fixed-size chunks, each with a seed derived from the run's seed, so a
 pool does not depend on anything but its key.
+
+A cached pool is a folder (`pool.jsonl`, `meta.json`) published by one rename once sealed with its
+checksums (`bench.integrity`). It is verified on read, its row count against the metadata's
+`pool_size` too; a damaged pool is reported, discarded and generated again, identically.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.cache import cache_root, digest
+from bench.integrity import folder_damage, sealed_folder, usable
 from bench.storage import atomic_file, write_json
 from methods.base import PoolAugmenter
 from methods.registry import MethodSpec
@@ -108,9 +113,10 @@ def pool_key(method: MethodSpec, params, data: datasets.Dataset, seed: int) -> s
 def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], data: datasets.Dataset, *,
                 seed: int, cache_dir: str | Path | None = None) -> Pool:
     """The pool of `method` on `data`, generated with the augmenter `build()` returns (only called
-    when the pool is not cached yet) and stored atomically: pool file first, metadata last."""
+    when no intact pool is cached) and stored atomically: written to a temporary folder, sealed,
+    then renamed into place."""
     folder = cache_root(cache_dir) / "pools" / f"{method.name}-{pool_key(method, params, data, seed)}"
-    if (folder / META_FILE).is_file():
+    if folder.is_dir() and usable(folder, _pool_damage(folder)):  # a pool folder appears only by its rename
         meta = json.loads((folder / META_FILE).read_text())
         examples = datasets.Dataset.from_json(str(folder / POOL_FILE), features=_features(data))
         return Pool(examples, True, meta["generation_s"], meta["copies"], folder)
@@ -118,10 +124,22 @@ def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], 
     augmenter = build()
     examples = generate_pool(augmenter, data, seed=seed, desc=f"{method.name} pool")
     generation_s = time.perf_counter() - started
-    with atomic_file(folder / POOL_FILE) as handle:
-        for row in examples:
-            handle.write(json.dumps(row) + "\n")
-    write_json(folder / META_FILE, {"method": method.describe(params), "seed": seed, "examples": len(data),
-                                    "pool_size": len(examples), "copies": augmenter.copies,
-                                    "generation_s": round(generation_s, 3)})
+    with sealed_folder(folder) as partial:
+        with atomic_file(partial / POOL_FILE) as handle:
+            for row in examples:
+                handle.write(json.dumps(row) + "\n")
+        write_json(partial / META_FILE, {"method": method.describe(params), "seed": seed, "examples": len(data),
+                                         "pool_size": len(examples), "copies": augmenter.copies,
+                                         "generation_s": round(generation_s, 3)})
     return Pool(examples, False, generation_s, augmenter.copies, folder)
+
+
+def _pool_damage(folder: Path) -> str | None:
+    """What is wrong with a cached pool folder: a file that differs from its checksum, or (written
+    so, or changed along with its checksums) a row count other than the metadata's `pool_size`."""
+    if damage := folder_damage(folder):
+        return damage
+    with open(folder / POOL_FILE) as handle:
+        rows = sum(1 for _ in handle)
+    expected = json.loads((folder / META_FILE).read_text())["pool_size"]
+    return None if rows == expected else f"{POOL_FILE}: {rows} rows, expected {expected}"

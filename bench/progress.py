@@ -24,3 +24,10 @@ def use_loss_progress(trainer) -> None:
     """Replace a Trainer's default progress callback (a bar per evaluation, a dict per log) by ours."""
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(LossProgressCallback)
+
+
+def close_progress(trainer) -> None:
+    """Close the bar of a run that was interrupted now, so it is not redrawn after the error message."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+            callback.training_bar.close()

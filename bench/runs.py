@@ -24,6 +24,8 @@ from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, 
 from bench.data import DataConfig, TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
+from bench.fields import SEED, check_ranges
+from bench.integrity import folder_damage, holds_entry, seal, usable
 from bench.models import build_student, load_classifier, load_tokenizer, parse_student
 from bench.records import RECORD_FILE, PhaseTimer, read_record, with_environment, write_record
 from bench.pools import cached_pool
@@ -46,10 +48,14 @@ class RunConfig:
     teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
     method: str = "none"
     method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
-    pool_seed: int = 42  # seed of a pool method's generation (fixed across training seeds, like the subset)
+    # seed of a pool method's generation (fixed across training seeds, like the subset)
+    pool_seed: int = field(default=42, metadata={"range": SEED})
     output_dir: str | None = None
     cache_dir: str | None = None
     resume: bool = False
+
+    def __post_init__(self):
+        check_ranges(self)  # the nested configs check themselves when they are built
 
 
 @dataclass
@@ -75,6 +81,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
     primary = next(iter(prepared.evals))
     best = next((e for e in result.evaluations if e["step"] == result.best_step), None)
     training_s = timer.seconds["training"]
+    before = (result.resumed_from or {}).get("seconds_before", {})
     return {
         "kind": kind,
         "task": prepared.data.task.name,
@@ -92,7 +99,9 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
                  "epoch": result.best_epoch,
                  "metrics": {k.removeprefix("eval_"): v for k, v in (best or {}).items()
                              if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))}},
-        "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - started, 3)},
+        "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()},
+                      "total": round(time.perf_counter() - started + sum(before.values()), 3)},
+        "resumed_from": result.resumed_from,  # a resumed run's timings count the time before it too
         "throughput": {"train_examples": result.train_examples_seen, "global_steps": result.global_step,
                        "train_examples_per_s": result.train_examples_seen / training_s if training_s else None,
                        "world_size": result.world_size},
@@ -121,7 +130,9 @@ def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTraine
 def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
     (a model folder with the run record inside), its record and whether it came from the cache.
-    The folder appears only once complete; an interrupted fine-tuning resumes from its checkpoint.
+    The folder appears only once complete, sealed with its checksums; an interrupted fine-tuning
+    resumes from its checkpoint. A cached folder is verified before reuse (`bench.integrity`): a
+    damaged one is reported, discarded and the teacher fine-tuned again.
     Independent processes asking for the same teacher (workers of one ablation) take turns on a
     file lock: one trains, the others then read its folder. Ranks of one data-parallel launch
     train together instead, so they skip the lock."""
@@ -137,7 +148,9 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder.parent / f".{folder.name}.lock")  # the lock file stays; it holds nothing
     with lock if state.num_processes == 1 else contextlib.nullcontext():
-        if (folder / RECORD_FILE).is_file():
+        with state.main_process_first():  # ranks of one launch: one verifies (and discards a damaged folder) first
+            cached = holds_entry(folder, RECORD_FILE) and usable(folder, folder_damage(folder))
+        if cached:
             return folder, read_record(folder), True
         model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
                               config.teacher_train, config.kd, partial, timer, resume=True)
@@ -145,6 +158,7 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
         record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
                          partial, model_dir=partial)
         if state.is_main_process:
+            seal(partial)
             publish_directory(partial, folder)
         state.wait_for_everyone()
     return folder, record, False

@@ -49,6 +49,15 @@ def save_array(path: str | Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
+def temporary_directory(path: str | Path) -> Path:
+    """A new empty folder next to `path`, to fill and then publish as `path` (`publish_directory`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # what mkdir would give; mkdtemp makes the folder private (0700)
+    return tmp
+
+
 def publish_directory(tmp: str | Path, path: str | Path) -> None:
     """Rename a finished folder into place; if another process published the same cache entry
     first, keep theirs (both hold the same content by construction of the cache key)."""

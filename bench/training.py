@@ -16,10 +16,13 @@ import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
+from bench.checkpoints import RunClock, checkpoint_step, resume_point, seconds_before
+from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator
+from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, SEED, check_ranges
 from bench.losses import KDObjective, label_loss
 from bench.metrics import trainer_metrics
-from bench.progress import use_loss_progress
+from bench.progress import close_progress, use_loss_progress
 from bench.records import PhaseTimer
 from bench.tasks import TaskSpec
 from methods.base import InLoopMethod
@@ -29,28 +32,47 @@ from methods.base import InLoopMethod
 class TrainConfig:
     """Training settings, named and defaulted as in `transformers.TrainingArguments` where it has them."""
 
-    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW"})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device"})
-    per_device_eval_batch_size: int = field(default=128, metadata={"help": "evaluation batch size per device"})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs"})
-    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)"})
-    warmup_steps: float = field(default=0.1, metadata={"help": "warm-up steps; below 1, a ratio of all steps"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimiser step"})
-    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate each 'epoch' or every eval_steps 'steps'"})
-    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (eval_strategy=steps)"})
-    logging_steps: int = field(default=10, metadata={"help": "steps between loss logs"})
-    seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW", "range": POSITIVE})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "evaluation batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs", "range": POSITIVE})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)",
+                                                 "range": MAX_STEPS})
+    warmup_steps: float = field(default=0.1, metadata={"help": "warm-up steps; below 1, a ratio of all steps",
+                                                       "range": NON_NEGATIVE})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay", "range": NON_NEGATIVE})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping", "range": NON_NEGATIVE})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimiser step",
+                                                                  "range": AT_LEAST_ONE})
+    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate each 'epoch' or every eval_steps 'steps'",
+                                                          "choices": ("epoch", "steps")})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (eval_strategy=steps)",
+                                                           "range": AT_LEAST_ONE})
+    logging_steps: int = field(default=10, metadata={"help": "steps between loss logs", "range": AT_LEAST_ONE})
+    seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order", "range": SEED})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
 
 
 @dataclass
 class KDConfig:
     """The distillation loss of METHODS.md: alpha_kd * t^2 * KL + alpha_ce * CE (MSE for regression)."""
 
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term"})
-    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term"})
-    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term",
+                                                      "range": POSITIVE})
+    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term", "range": NON_NEGATIVE})
+    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term", "range": NON_NEGATIVE})
+
+    def __post_init__(self):
+        check_ranges(self)
+
+    def check_learns(self, where: str) -> None:
+        """A KD run with both weights 0 would train nothing: one error naming `where` it was set."""
+        if self.alpha_kd == 0 and self.alpha_ce == 0:
+            raise KdbenchError(f"{where}: alpha_kd and alpha_ce are both 0: the student would learn nothing")
 
 
 class DistillationTrainer(Trainer):
@@ -103,6 +125,7 @@ class TrainResult:
     global_step: int
     train_examples_seen: int
     world_size: int
+    resumed_from: dict | None = None  # the checkpoint's step and the seconds spent before it, when resumed
 
 
 def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, disable_tqdm: bool = False) -> TrainingArguments:
@@ -133,7 +156,8 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
           disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
     """Train `model` on `train_ds` (with a `teacher_logits` column for KD), evaluating on `eval_dss`;
     returns the best-dev model and the run's history. Checkpoints live in `output_dir/checkpoints`
-    while training (for `resume`) and are removed once the best model is back in memory."""
+    while training (for `resume`: from the newest whole one, see bench/checkpoints.py) and are removed
+    once the best model is back in memory. `timer` gets the whole run's training and evaluation time."""
     primary = next(iter(eval_dss))
     checkpoints = output_dir / "checkpoints"
     trainer = DistillationTrainer(
@@ -148,10 +172,18 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     )
     if not disable_tqdm:
         use_loss_progress(trainer)
+    checkpoint = resume_point(checkpoints) if resume else None
+    before = seconds_before(checkpoint)
+    trainer.add_callback(RunClock(timer, before))
     evaluation_before = timer.seconds["evaluation"]
     with timer.phase("training"):
-        trainer.train(resume_from_checkpoint=resume and any(checkpoints.glob("checkpoint-*")) or None)
-    timer.seconds["training"] -= timer.seconds["evaluation"] - evaluation_before
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        finally:
+            close_progress(trainer)
+    timer.seconds["training"] -= timer.seconds["evaluation"] - evaluation_before  # training alone
+    for phase, seconds in before.items():  # the whole run's time, the part before a resume included
+        timer.seconds[phase] += seconds
     state = trainer.state
     evaluations = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
     training_loss = [{k: entry[k] for k in ("step", "epoch", "loss")} for entry in state.log_history if "loss" in entry]
@@ -168,4 +200,5 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         global_step=state.global_step,
         train_examples_seen=round((state.epoch or 0) * len(train_ds)),
         world_size=trainer.args.world_size,
+        resumed_from=checkpoint and {"step": checkpoint_step(checkpoint), "seconds_before": before},
     )

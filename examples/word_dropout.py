@@ -16,14 +16,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from bench.fields import AT_LEAST_ONE, PROBABILITY
 from methods.base import MethodContext, PoolAugmenter
 from methods.registry import param, register_method
 
 
 @dataclass(frozen=True)
 class WordDropoutParams:
-    p: float = param(0.1, "probability of dropping each word")
-    copies: int = param(2, "augmented versions per original sentence")
+    p: float = param(0.1, "probability of dropping each word", range=PROBABILITY)
+    copies: int = param(2, "augmented versions per original sentence", range=AT_LEAST_ONE)
 
 
 @register_method("word-dropout", kind="pool", params=WordDropoutParams,

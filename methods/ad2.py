@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from accelerate.utils import extract_model_from_parallel
 
 from bench.errors import KdbenchError
+from bench.fields import NON_NEGATIVE, POSITIVE
 from bench.losses import KDObjective, kd_divergence
 from methods.base import InLoopMethod, MethodContext
 from methods.registry import param, register_method
@@ -30,9 +31,9 @@ TINY = 1e-12  # keeps normalisation finite where a gradient or perturbation is e
 
 @dataclass(frozen=True)
 class AD2Params:
-    eps: float = param(1e-5, "radius of the perturbation ball (per token for the l2 norm)")
-    eta: float = param(1e-3, "ascent step size")
-    steps: int = param(1, "K, projected gradient ascent steps per batch")
+    eps: float = param(1e-5, "radius of the perturbation ball (per token for the l2 norm)", range=NON_NEGATIVE)
+    eta: float = param(1e-3, "ascent step size", range=NON_NEGATIVE)
+    steps: int = param(1, "K, projected gradient ascent steps per batch", range=NON_NEGATIVE)
     init: str = param("gaussian", "start of the perturbation: zero, gaussian (std eps) or uniform (in the ball)",
                       choices=("zero", "gaussian", "uniform"))
     norm: str = param("l2", "gradient normalisation and projection: l2 per token, linf per token, or sign",
@@ -42,8 +43,9 @@ class AD2Params:
                         choices=("auto", "teacher_perturbed", "teacher_clean"))
     divergence: str = param("kl", "objective of the ascent: kl (teacher || student), sym_kl, or mse of logits "
                             "(regression always uses mse)", choices=("kl", "sym_kl", "mse"))
-    alpha: float = param(1.0, "weight of the KD loss on the perturbed input")
-    temperature: float | None = param(None, "temperature of the ascent divergence (default: the KD --temperature)")
+    alpha: float = param(1.0, "weight of the KD loss on the perturbed input", range=NON_NEGATIVE)
+    temperature: float | None = param(None, "temperature of the ascent divergence (default: the KD --temperature)",
+                                      range=POSITIVE)
     perturbed_fp32: bool = param(True, "run perturbed forwards without bf16 autocast: a 1e-5 perturbation is "
                                  "below bf16's rounding")
 
@@ -54,8 +56,6 @@ class AD2(InLoopMethod):
     """The AD2 training loss; `perturbation` is public so its invariants can be checked."""
 
     def __init__(self, params: AD2Params, context: MethodContext):
-        if params.eps < 0 or params.eta < 0 or params.steps < 0:
-            raise KdbenchError("ad2: eps, eta and steps must be >= 0")
         if params.target != "teacher_clean" and context.teacher_model is None:
             raise KdbenchError("ad2: target teacher_perturbed needs the teacher model in the context")
         self.params = params

@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from bench.errors import KdbenchError
+from bench.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
 from bench.models import resolve_model
 from methods.base import MethodContext, PoolAugmenter, seeded_global_rngs
 from methods.registry import param, register_method
@@ -47,12 +48,13 @@ class BackTranslationParams:
                                       "(default Helsinki-NLP/opus-mt-{source}-{pivot})")
     backward_model: str | None = param(None, "marian: pivot->source model, a local folder or hub id "
                                        "(default Helsinki-NLP/opus-mt-{pivot}-{source})")
-    temperature: float = param(0.8, "marian sampling temperature, both directions (UDA: 0.8)")
-    top_k: int = param(0, "marian: sample from the k likeliest tokens only; 0 samples from all (as UDA)")
+    temperature: float = param(0.8, "marian sampling temperature, both directions (UDA: 0.8)", range=POSITIVE)
+    top_k: int = param(0, "marian: sample from the k likeliest tokens only; 0 samples from all (as UDA)",
+                       range=NON_NEGATIVE)
     copies: int = param(1, "back-translations per sentence (marian; apertium is deterministic and "
-                        "gives one whatever this says)")
-    batch_size: int = param(32, "marian: sentences per generate() call")
-    max_length: int = param(128, "marian: longest input and translation, in tokens")
+                        "gives one whatever this says)", range=AT_LEAST_ONE)
+    batch_size: int = param(32, "marian: sentences per generate() call", range=AT_LEAST_ONE)
+    max_length: int = param(128, "marian: longest input and translation, in tokens", range=AT_LEAST_ONE)
 
 
 @register_method("backtranslation", label="back-translation", kind="pool", params=BackTranslationParams,
@@ -61,8 +63,6 @@ class BackTranslation(PoolAugmenter):
     """Back-translation with the engine chosen in `params`; checks that the engine is usable on creation."""
 
     def __init__(self, params: BackTranslationParams, context: MethodContext):
-        if params.copies < 1 or params.batch_size < 1:
-            raise KdbenchError(f"copies and batch_size must be at least 1, got {params.copies} and {params.batch_size}")
         self.params = params
         self.device = context.device
         if params.engine == "apertium":

@@ -35,6 +35,7 @@ import nltk
 import nlpaug.augmenter.word as naw
 
 from bench.errors import KdbenchError, UnknownNameError
+from bench.fields import AT_LEAST_ONE, POSITIVE_FRACTION
 from methods.base import MethodContext, PoolAugmenter, seeded_global_rngs
 from methods.registry import param, register_method
 
@@ -70,10 +71,10 @@ class EDAParams:
 
     alpha: float | None = param(
         None, "share of words edited (n = alpha * words, p = alpha); default by training-set size (paper): "
-              "0.05 below 3,500 examples, else 0.1")
+              "0.05 below 3,500 examples, else 0.1", range=POSITIVE_FRACTION)
     num_aug: int | None = param(
         None, "augmented sentences per original; default by training-set size (paper): 16 below 1,000 "
-              "examples, 8 below 3,500, else 4")
+              "examples, 8 below 3,500, else 4", range=AT_LEAST_ONE)
     operations: str = param("sr,ri,rs,rd", "comma-separated edits to use: sr (synonym replacement), "
                                            "ri (random insertion), rs (random swap), rd (random deletion)")
 
@@ -135,10 +136,6 @@ class EDA(PoolAugmenter):
         default_alpha, default_num_aug = default_settings(context.train_size)
         self.alpha = default_alpha if params.alpha is None else params.alpha
         self.copies = default_num_aug if params.num_aug is None else params.num_aug
-        if not 0 < self.alpha <= 1:
-            raise KdbenchError(f"EDA's alpha must be in (0, 1], got {self.alpha}")
-        if self.copies < 1:
-            raise KdbenchError(f"EDA's num_aug must be at least 1, got {self.copies}")
         self.operations = [name.strip() for name in params.operations.split(",") if name.strip()]
         if not self.operations:
             raise KdbenchError(f"EDA's operations must name at least one of {', '.join(OPERATIONS)}")

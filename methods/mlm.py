@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.errors import KdbenchError
+from bench.fields import AT_LEAST_ONE, PROBABILITY, Range
 from bench.generator import masked_lm_logits
 from bench.hub import hub_reachable
 from bench.models import load_tokenizer, resolve_model
@@ -67,13 +68,16 @@ TASK_COPIES = {"cola": 30, "mnli": 10, "mrpc": 30, "sst2": 20, "stsb": 30, "qqp"
 class MLMParams:
     generator: str | None = param(None, f"masked LM (hub id or folder); default {HUB_GENERATOR} when the hub is "
                                         "reachable, else build one with `kdbench make-generator`")
-    p_t: float = param(0.4, "probability of replacing each candidate word in a copy")
+    p_t: float = param(0.4, "probability of replacing each candidate word in a copy", range=PROBABILITY)
     n_a: int | None = param(None, "augmented copies per example (default: TinyBERT's per task: cola, mrpc, stsb, "
-                                  "rte 30; sst2, qnli 20; mnli, qqp 10; others 20)")
-    top_k: int = param(15, "candidates per word: masked-LM top K, or K nearest GloVe words")
-    glove_vocab: int = param(100_000, "GloVe neighbours come from this many most frequent GloVe words")
-    batch_size: int = param(32, "masked words per generator forward (on 2 CPU cores 8 to 32 are equally fast)")
-    max_length: int = param(128, "sentence length in word pieces seen by the generator; later words are kept")
+                                  "rte 30; sst2, qnli 20; mnli, qqp 10; others 20)", range=AT_LEAST_ONE)
+    top_k: int = param(15, "candidates per word: masked-LM top K, or K nearest GloVe words", range=AT_LEAST_ONE)
+    glove_vocab: int = param(100_000, "GloVe neighbours come from this many most frequent GloVe words",
+                             range=AT_LEAST_ONE)
+    batch_size: int = param(32, "masked words per generator forward (on 2 CPU cores 8 to 32 are equally fast)",
+                            range=AT_LEAST_ONE)
+    max_length: int = param(128, "sentence length in word pieces seen by the generator; later words are kept",
+                            range=Range(3))  # [CLS], one word piece, [SEP]: the least that has a word to replace
 
 
 def is_word(text: str) -> bool:

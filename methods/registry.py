@@ -3,8 +3,9 @@
 Modelled on lm-evaluation-harness's and timm's registries: `@register_method("name", ...)` on a
 class, `get_method(name)` to look one up (unknown names get the nearest valid ones), and
 `list_methods()` for the listing command. A method's parameters are a dataclass whose fields use
-`param(default, help)`, so they are typed, defaulted and documented in one place, and
-`MethodSpec.parse_params(["eps=1e-4"])` turns command-line strings into that dataclass.
+`param(default, help, range=...)`, so they are typed, defaulted, documented and range-checked in
+one place, and `MethodSpec.parse_params(["eps=1e-4"])` turns command-line strings into that
+dataclass, checking each value (a spec's dict of values too).
 
 Methods outside this repository register themselves the same way; `load_plugins` imports them,
 from `--plugin module` or from packages that declare a `kdbench.methods` entry point.
@@ -25,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import a_type, base_type, check_type
+from bench.fields import Range, a_type, base_type, check_choice, check_type
 
 KINDS = ("none", "in-loop", "pool")  # no augmentation; perturb inside the training step; generate text before
 ENTRY_POINT_GROUP = "kdbench.methods"
 
 
-def param(default: Any, help: str, *, choices: Iterable[Any] | None = None) -> Any:
-    """A method parameter: a dataclass field with its one-line description (and allowed values)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
+def param(default: Any, help: str, *, choices: Iterable[Any] | None = None, range: Range | None = None) -> Any:
+    """A method parameter: a dataclass field with its one-line description and, if it has them, its
+    allowed names (`choices`) or numbers (`range`, e.g. `fields.NON_NEGATIVE`), checked by `parse_params`
+    and listed by `kdbench methods`."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None,
+                                                        "range": range})
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Param:
     default: Any
     help: str
     choices: tuple | None = None
+    range: Range | None = None
+    method: str = ""  # the method's name, for error messages
 
     @property
     def type_name(self) -> str:
@@ -66,12 +72,16 @@ class Param:
         return self._allowed(value)
 
     def accept(self, value: Any) -> Any:
-        """A typed value (from a TOML spec or Python) checked against this parameter's type and choices."""
+        """A typed value (from a TOML spec or Python) checked against this parameter's type, choices and range."""
         return self._allowed(check_type(value, self.type, f"parameter {self.name}", optional=self.default is None))
 
     def _allowed(self, value: Any) -> Any:
-        if self.choices and value not in self.choices:
-            raise UnknownNameError(f"value of {self.name}", str(value), [str(c) for c in self.choices])
+        if value is None:  # an optional parameter left unset (the types allow None only then)
+            return None
+        if self.choices:
+            check_choice(value, self.choices, self.name)
+        if self.range is not None:
+            self.range.check(value, f"parameter {self.name} of method {self.method}")
         return value
 
 
@@ -95,7 +105,8 @@ class MethodSpec:
     @property
     def params(self) -> list[Param]:
         hints = typing.get_type_hints(self.params_class)
-        return [Param(f.name, base_type(hints[f.name]), f.default, f.metadata.get("help", ""), f.metadata.get("choices"))
+        return [Param(f.name, base_type(hints[f.name]), f.default, f.metadata.get("help", ""),
+                      f.metadata.get("choices"), f.metadata.get("range"), self.name)
                 for f in dataclasses.fields(self.params_class)]
 
     def parse_params(self, assignments: Iterable[str] | dict[str, Any] = ()) -> Any:

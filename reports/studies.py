@@ -78,7 +78,7 @@ def write_manifest(path: Path, *, name: str, title: str, swept: str, profile: di
 def read_ablation(manifest: Path, storage: str | None = None) -> Study:
     """An ablation study as far as its searches have got (storage: the folder's `studies.db` unless given)."""
     plan = json.loads(manifest.read_text())
-    store = open_storage(storage or default_storage(manifest.parent.parent))
+    store = open_storage(storage or default_storage(manifest.parent.parent), must_exist=True)
     rows, missing = [], []
     for arm in plan["searches"]:
         where = f"{arm['task']} / {arm['variant']}"
@@ -88,11 +88,12 @@ def read_ablation(manifest: Path, storage: str | None = None) -> Study:
             missing.append(f"{where}: search {arm['study']} is not in this storage; give `--storage` the one "
                            "`kdbench ablate` used")
             continue
+        failed = (f"; {state.failed} failed or interrupted, to be run again (not counted)" if state.failed else "")
         if state.grid_done == state.seeds_done == 0:
-            missing.append(f"{where}: not started")
+            missing.append(f"{where}: not started{failed}")
         elif not state.complete:
             missing.append(f"{where}: {state.grid_done} of {state.grid_points} grid points and {state.seeds_done} "
-                           f"of {state.seeds} seeds done")
+                           f"of {state.seeds} seeds done{failed}")
         rows += [_row(arm["task"], arm["variant"], record) for record in state.records]
     if missing:
         missing.append(f"rerun `kdbench ablate` on the spec (same --output-dir and --storage) to finish {plan['name']}")

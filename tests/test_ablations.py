@@ -74,6 +74,11 @@ def test_shipped_ad2_sweeps_are_the_issue_values():
     ('[[variants]]\nmethod = "none"\n[train]\nlearning_rate = 1e-4\n', "set by the search profile"),
     ('[[variants]]\nmethod = "none"\n[kd]\nalpha_kd = "one"\n', "[kd] alpha_kd takes a float, got 'one'"),
     ('[[variants]]\nmethod = "none"\n[data]\nmax_lenght = 8\n', "did you mean max_length?"),
+    ('[[variants]]\nmethod = "none"\n[train]\nmax_grad_norm = -1\n', "[train]: max_grad_norm must be >= 0, got -1.0"),
+    ('[[variants]]\nmethod = "none"\n[teacher_train]\nlearning_rate = 1e-4\n', None),  # the teacher's is the spec's
+    ('pool_seed = -1\n[[variants]]\nmethod = "none"\n', "pool_seed must be in [0, 4294967295], got -1"),
+    ('[sweep]\nparameter = "kd.alpha_kd"\nvalues = [1, 0]\n',
+     "[kd] with variant kd.alpha_kd=0: alpha_kd and alpha_ce are both 0: the student would learn nothing"),
 ])
 def test_spec_errors_name_the_problem(tmp_path, body, message):
     path = write_spec(tmp_path, body)
@@ -83,6 +88,23 @@ def test_spec_errors_name_the_problem(tmp_path, body, message):
     with pytest.raises(SpecError) as error:
         load_spec(path)
     assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("learning_rates = [1e-4, 0]", "learning_rates[1] must be > 0, got 0.0"),
+    ("batch_sizes = [0]", "batch_sizes[0] must be >= 1, got 0"),
+    ("seeds = [-1]", "seeds[0] must be in [0, 4294967295], got -1"),
+    ("seeds = []", "seeds is empty: give at least one value"),
+    ("num_train_epochs = 0", "num_train_epochs must be > 0, got 0.0"),
+    ("max_length = 0", "max_length must be >= 5, got 0"),
+    ("max_train_examples = 0", "max_train_examples must be >= 1, got 0"),
+])
+def test_a_profiles_values_are_range_checked_when_the_spec_is_read(tmp_path, line, message):
+    path = tmp_path / "profile.toml"
+    path.write_text(f'tasks = ["sst2"]\n{line}\n[[variants]]\nmethod = "none"\n')
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert str(error.value) == f"{path}: {message}"
 
 
 def test_spec_errors_for_tasks_profiles_and_toml(tmp_path):
@@ -206,8 +228,10 @@ def test_two_ablate_processes_share_one_storage(glue_dir, tiny_encoder, tmp_path
                for i in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    trials = [t for s in optuna.get_all_study_summaries(storage)
+    trials = [(s.study_name, t) for s in optuna.get_all_study_summaries(storage)
               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials]
-    assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)  # 2 variants x (2 grid + 2 seeds)
+    complete = [(name, tuple(sorted(t.params.items()))) for name, t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == len(set(complete)) == 8  # 2 variants x (2 grid + 2 seeds), each point once
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for _, t in trials)  # a point two workers took at once: skipped
     tables = [(tmp_path / f"worker{i}" / "tables" / "tiny.md").read_text() for i in range(2)]
     assert "kd.temperature" in tables[0] and tables[0].split("\n\n")[-1] == tables[1].split("\n\n")[-1]

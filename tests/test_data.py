@@ -214,13 +214,13 @@ def test_default_splits_are_train_and_eval_splits_from_env(tmp_path, monkeypatch
     assert data.task.name == "mnli"
 
 
-def test_empty_file_has_the_same_schema(tmp_path):
-    _write_glue(tmp_path, "rte", {"dev.tsv": "index\tsentence1\tsentence2\tlabel\n"})
-    ds = load_task("rte", data_dir=tmp_path, splits=["validation"]).splits["validation"]
-    assert len(ds) == 0
-    assert ds.features == datasets.Features(
-        {"text_a": datasets.Value("string"), "text_b": datasets.Value("string"), "label": datasets.Value("int64")}
-    )
+@pytest.mark.parametrize("content", ["", "index\tsentence1\tsentence2\tlabel\n"], ids=["empty", "header-only"])
+def test_a_file_without_examples_is_an_error_naming_it(tmp_path, content):
+    folder = _write_glue(tmp_path, "rte", {"dev.tsv": content})
+    with pytest.raises(KdbenchError) as err:
+        load_task("rte", data_dir=tmp_path, splits=["validation"])
+    assert str(err.value) == (f"{folder / 'dev.tsv'}: no examples (the file is empty or holds only its header); "
+                              "give a file with at least one example")
 
 
 def test_short_row_reports_path_and_physical_line(tmp_path):
@@ -262,7 +262,7 @@ def test_missing_folder_and_missing_file(tmp_path):
     assert str(tmp_path / "nowhere" / "RTE") in str(err.value)
     assert "--data-dir" in str(err.value) and "download_glue_data.py" in str(err.value)
 
-    _write_glue(tmp_path, "rte", {"train.tsv": "index\tsentence1\tsentence2\tlabel\n"})
+    _write_glue(tmp_path, "rte", {"train.tsv": "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n"})
     with pytest.raises(KdbenchError) as err:
         load_task("rte", data_dir=tmp_path)
     assert str(tmp_path / "RTE" / "dev.tsv") in str(err.value)

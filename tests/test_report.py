@@ -222,4 +222,8 @@ def test_searches_missing_from_the_given_storage(tmp_path, capsys):
     write_ablation(tmp_path / "ablations", {"sst2": {"KD": SCORES["sst2"]["KD"]}})
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert main(["report", str(tmp_path / "ablations"), "--storage", other, "--output-dir", str(tmp_path / "r")]) == 2
+    assert f"no Optuna storage at {tmp_path / 'other.db'}" in capsys.readouterr().err
+    assert not (tmp_path / "other.db").exists()  # a storage that is only read is never created
+    open_storage(other)  # a storage that exists, without these searches
+    assert main(["report", str(tmp_path / "ablations"), "--storage", other, "--output-dir", str(tmp_path / "r")]) == 2
     assert "is not in this storage; give `--storage` the one `kdbench ablate` used" in capsys.readouterr().out

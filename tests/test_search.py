@@ -61,7 +61,7 @@ def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch) -> tuple[str, str]:
 
 def _assert_complete_without_duplicates(storage: str, name: str) -> None:
     grid = optuna.load_study(study_name=f"{name}/grid", storage=storage)
-    done = [t for t in grid.trials if t.state == TrialState.COMPLETE]
+    done = [t for t in grid.trials if t.state == TrialState.COMPLETE]  # a point queued twice at once is pruned
     points = sorted((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in done)
     assert points == [(1e-3, 8), (1e-3, 16), (3e-3, 8), (3e-3, 16)]
     seeds = optuna.load_study(study_name=f"{name}/seeds", storage=storage)
@@ -74,8 +74,7 @@ def test_two_workers_share_one_study(glue_dir, tiny_teacher, tmp_path, monkeypat
     for worker in workers:
         assert worker.wait(timeout=300) == 0, worker.stderr.read()[-3000:]
     _assert_complete_without_duplicates(storage, name)
-    grid = optuna.load_study(study_name=f"{name}/grid", storage=storage)
-    assert len(grid.trials) == 4  # no trial run twice
+    assert len(list((tmp_path / "results" / "runs").glob("*/record.json"))) == 6  # no run trained twice
 
 
 def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teacher, tmp_path, monkeypatch):
@@ -92,6 +91,23 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teac
     restarted = _worker(storage, name, tmp_path / "results")
     assert restarted.wait(timeout=300) == 0, restarted.stderr.read()[-3000:]
     _assert_complete_without_duplicates(storage, name)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue_dir, tiny_teacher, tmp_path,
+                                                                             monkeypatch, capsys):
+    from bench.search import _grid_space, _points, _study, run_searches
+
+    url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
+    grid = _study(storage, name, "grid")
+    for point in _points(_grid_space(TINY)):  # a worker took every grid point, then died
+        grid.enqueue_trial(point)
+        storage.record_heartbeat(grid.ask()._trial_id)
+    run_searches(storage, [name], tmp_path / "results", poll_s=0.2)
+    waits = [line for line in capsys.readouterr().err.splitlines() if "running in another worker" in line]
+    assert len(waits) == 1 and "sent no heartbeat for 2 s (at most 3 s from now) and its point runs here" in waits[0]
+    _assert_complete_without_duplicates(url, name)
 
 
 def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypatch, capsys):
@@ -114,7 +130,7 @@ def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypat
     seeds = table[table["study"].str.endswith("/seeds")]
     assert sorted(seeds["seed"]) == [1, 2, 3]
     assert summary["median"] == sorted(seeds["value"])[1]
-    assert len(list((out / "runs").iterdir())) == 6  # the grid's best at seed 1 is reused, not retrained
+    assert len(list((out / "runs").glob("*/record.json"))) == 6  # the grid's best at seed 1 is reused, not retrained
 
 
 def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teacher, tmp_path, monkeypatch):
@@ -124,3 +140,91 @@ def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teac
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     with pytest.raises(UnknownNameError, match=name):
         run_worker(open_storage(storage), name[:-1] + "x", tmp_path / "results")
+
+
+def _interrupt_once(monkeypatch, when, error: BaseException) -> list:
+    """Make the search's runs raise `error` (Ctrl-C, a crash) the first time `when(config)` holds."""
+    real, raised = bench.search.run_distill, []
+
+    def flaky(config):
+        if when(config) and not raised:
+            raised.append(config.train)
+            raise error
+        return real(config)
+
+    monkeypatch.setattr(bench.search, "run_distill", flaky)
+    return raised
+
+
+@pytest.mark.parametrize("stage", ["seeds", "grid"])
+def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_dir, tiny_teacher, tmp_path,
+                                                                   monkeypatch):
+    """Interrupted at seed 3 (or at a grid point), the rerun trains that point; it never counts another
+    point's run in its place (GridSampler counted the failed point as visited and re-picked seed 2)."""
+    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    if stage == "seeds":
+        raised = _interrupt_once(monkeypatch, lambda c: c.train.seed == 3, KeyboardInterrupt())
+    else:
+        raised = _interrupt_once(monkeypatch, lambda c: (c.train.learning_rate, c.train.per_device_train_batch_size)
+                                 == (3e-3, 8), RuntimeError("the machine fell over"))
+    results = str(tmp_path / "results")
+    with pytest.raises((KeyboardInterrupt, RuntimeError)):
+        search(config, profile="tiny", results_dir=results)
+    assert raised
+    storage = open_storage(f"sqlite:///{tmp_path / 'results' / 'studies.db'}")
+    name = bench.search.study_name(bench.search.apply_profile(config, TINY), "distill", TINY)
+    state = bench.search.search_state(storage, bench.search.load_search(storage, name))
+    assert state.failed == 1 and not state.complete  # the failed trial is shown as such, not as a run
+    summary = search(config, profile="tiny", results_dir=results)
+    _assert_complete_without_duplicates(f"sqlite:///{tmp_path / 'results' / 'studies.db'}", name)
+    for study in (f"{name}/grid", f"{name}/seeds"):
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+        for trial in trials:
+            if trial.state == TrialState.COMPLETE:  # each finished run is its own point's
+                record = trial.user_attrs["record"]
+                assert record["seed"] == trial.params.get("seed", 1)
+                assert record["config"]["train"]["learning_rate"] == trial.params.get(
+                    "learning_rate", summary["best_params"]["learning_rate"])
+    assert [t.state for t in optuna.load_study(study_name=f"{name}/{stage}", storage=storage).trials].count(
+        TrialState.FAIL) == 1
+    assert summary["n"] == 3
+    assert len(set(bench.search.search_state(storage, bench.search.load_search(storage, name)).records[i]["seed"]
+                   for i in range(3))) == 3
+
+
+def test_a_finished_trial_holding_another_points_record_is_not_a_run():
+    """Studies written before points were handed out explicitly may hold such trials: they do not count."""
+    from optuna.distributions import CategoricalDistribution
+
+    from bench.search import finished_runs
+
+    study = optuna.create_study(direction="maximize")
+    for seed, record_seed in ((1, 1), (2, 1)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"seed": seed}, distributions={"seed": CategoricalDistribution([1, 2, 3])}, value=0.5,
+            user_attrs={"record": {"seed": record_seed, "config": {"train": {}}}}))
+    assert list(finished_runs(study.trials, {"seed": [1, 2, 3]})) == [(("seed", 1),)]
+
+
+def test_ctrl_c_ends_a_search_in_one_line_with_code_130(glue_dir, tiny_teacher, tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+
+    monkeypatch.setitem(bench.search.PROFILES, "quick", TINY)
+    _interrupt_once(monkeypatch, lambda c: c.train.seed == 1, KeyboardInterrupt())
+    args = ["search", "--data-dir", str(glue_dir), "--teacher", str(tiny_teacher), "--student", "teacher-layers:0",
+            "--output-dir", str(tmp_path / "search")]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "failed" not in err
+    assert err.strip().splitlines()[-1].startswith("kdbench: interrupted: finished runs are kept")
+
+
+def test_results_of_a_missing_storage_is_an_error_not_a_new_database(tmp_path, capsys):
+    from bench.cli import main
+
+    missing = tmp_path / "nope.db"
+    assert main(["results", "--storage", f"sqlite:///{missing}", "--output", str(tmp_path / "r.csv")]) == 2
+    assert f"no Optuna storage at {missing}" in capsys.readouterr().err
+    assert not missing.exists() and not (tmp_path / "r.csv").exists()

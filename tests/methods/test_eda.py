@@ -40,7 +40,8 @@ def nltk_data():
 
 
 def make_eda(train_size: int = 10_000, **params) -> EDA:
-    return EDA(EDAParams(**params), MethodContext(get_task("sst2"), train_size, "teacher"))
+    """EDA built as the harness builds it: its parameters checked by the registry (ranges included)."""
+    return EDA(get_method("eda").parse_params(params), MethodContext(get_task("sst2"), train_size, "teacher"))
 
 
 def augment(sentence: str, copies: int = 8, seed: int = 0, **params) -> list[str]:

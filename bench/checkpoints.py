@@ -1,0 +1,101 @@
+"""Resuming from Trainer checkpoints safely, with the time spent before the interruption.
+
+`transformers.Trainer` writes a checkpoint folder in place, file after file (weights, optimiser,
+scheduler, RNG states) and its `trainer_state.json` last, and it deletes old checkpoints with
+`shutil.rmtree`. A run killed at the wrong moment leaves a folder with some of those files; resuming
+from it crashes, every time. So a checkpoint counts only when all its files are there and its
+state and weights read back (`complete`); the newest complete one is resumed from, and the others
+that are not complete are removed (`resume_point`).
+
+The time a run spent before an interruption lives in each checkpoint too: `RunClock` is a
+stateful Trainer callback whose seconds are saved in `trainer_state.json`, so a resumed run's
+record counts the whole run's training and evaluation time, not only the part after resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from bench.records import PhaseTimer
+
+STATE_FILE = "trainer_state.json"
+# what a checkpoint of a full (not weights-only) save holds besides its state and weights
+CHECKPOINT_FILES = ("config.json", "optimizer.pt", "scheduler.pt", STATE_FILE)
+WEIGHTS_FILE = "model.safetensors"
+PHASES = ("training", "evaluation")
+
+
+def complete(checkpoint: Path) -> bool:
+    """Whether `checkpoint` holds every file of a save and its state and weights read back whole."""
+    if not all((checkpoint / name).is_file() for name in (*CHECKPOINT_FILES, WEIGHTS_FILE)):
+        return False
+    try:
+        json.loads((checkpoint / STATE_FILE).read_text())
+        with safe_open(checkpoint / WEIGHTS_FILE, "pt") as weights:  # checks the header against the file size
+            weights.keys()
+    except (OSError, ValueError, SafetensorError):  # a file cut short, or garbled
+        return False
+    return True
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The global step of `checkpoint-N` (-1 for a folder not named so)."""
+    number = checkpoint.name.rsplit("-", 1)[-1]
+    return int(number) if number.isdigit() else -1
+
+
+def resume_point(folder: Path) -> Path | None:
+    """The newest complete checkpoint in `folder` (None: start from the beginning). Checkpoints that are
+    not complete (a save or a deletion was cut short) are removed, each with one line on stderr."""
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and checkpoint_step(p) >= 0),
+                   key=checkpoint_step, reverse=True)
+    chosen = None
+    for checkpoint in found:
+        if complete(checkpoint):
+            chosen = chosen or checkpoint
+        else:
+            print(f"kdbench: removed checkpoint {checkpoint}: not whole (the run was stopped while it was being "
+                  "written or deleted)", file=sys.stderr, flush=True)
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return chosen
+
+
+def seconds_before(checkpoint: Path | None) -> dict[str, float]:
+    """Training and evaluation seconds the run had spent when `checkpoint` was saved (zero without one,
+    or for a checkpoint written before kdbench kept them)."""
+    if checkpoint is None:
+        return dict.fromkeys(PHASES, 0.0)
+    callbacks = json.loads((checkpoint / STATE_FILE).read_text()).get("stateful_callbacks", {})
+    saved = callbacks.get(RunClock.__name__, {}).get("attributes", {}).get("seconds", {})
+    return {phase: float(saved.get(phase, 0.0)) for phase in PHASES}
+
+
+class RunClock(TrainerCallback, ExportableState):
+    """The run's training and evaluation seconds so far, counted from `before` (the time spent before
+    a resume) and saved in every checkpoint's trainer state. Evaluation is timed by `timer`."""
+
+    def __init__(self, timer: PhaseTimer, before: dict[str, float]):
+        self.timer, self.before = timer, before
+        self.started: float | None = None
+        self.evaluation_at_start = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.evaluation_at_start = time.perf_counter(), self.timer.seconds["evaluation"]
+
+    def seconds(self) -> dict[str, float]:
+        if self.started is None:
+            return dict(self.before)
+        evaluation = self.timer.seconds["evaluation"] - self.evaluation_at_start
+        return {"training": self.before["training"] + time.perf_counter() - self.started - evaluation,
+                "evaluation": self.before["evaluation"] + evaluation}
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"seconds": self.seconds()}}
