@@ -63,6 +63,7 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.demo import TRAIN_EXAMPLES
     from bench.generator import GeneratorSettings
     from bench.runs import DataConfig
     from bench.training import KDConfig, TrainConfig
@@ -168,14 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output-dir", default="kdbench-results/report", help="report folder (default: %(default)s)")
 
     demo = commands.add_parser("demo", help="SST-2 subset: teacher, no-KD student, KD student under each method",
-                               description="The main job: on a 2,000-example seeded SST-2 subset (max length 64), "
+                               description="The main job: on a 1,000-example seeded SST-2 subset (max length 64), "
                                "fine-tune the MiniLM teacher (cached), then train a 3-layer student taken from it "
                                "without KD and with KD under each augmentation method, and print dev accuracy and "
                                "wall-clock (augmentation, teacher labelling and training apart).")
     demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
     demo.add_argument("--output-dir", default=RESULTS_DIRS["demo"], help="folder for the run records")
     demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
-    demo.add_argument("--max-train-examples", type=int, default=2000, help="training subset size")
+    demo.add_argument("--max-train-examples", type=int, default=TRAIN_EXAMPLES,
+                      help="training subset size (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=42, help="training seed")
     demo.add_argument("--methods", default="none,ad2,eda,backtranslation,mlm",
                       help="comma-separated methods to compare (default: %(default)s)")

@@ -206,6 +206,7 @@ def _train(model: PreTrainedModel, tokenizer, train_text: list[str], eval_text: 
             use_cpu=not torch.cuda.is_available(),
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             report_to="none",
+            disable_tqdm=False,  # our progress bar (use_loss_progress), not a printed dict per log
             dataloader_num_workers=0,
         ),
         train_dataset=train,
@@ -215,9 +216,9 @@ def _train(model: PreTrainedModel, tokenizer, train_text: list[str], eval_text: 
         processing_class=tokenizer,
         optimizers=(_optimizer(model, settings, new_head), None),
     )
+    use_loss_progress(trainer)
     loss_before = trainer.evaluate()["eval_loss"]
     started = time.perf_counter()
-    use_loss_progress(trainer)
     trainer.train()
     train_seconds = time.perf_counter() - started
     loss_after = trainer.evaluate()["eval_loss"]
