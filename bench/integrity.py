@@ -53,7 +53,8 @@ def _size_damage(path: Path, name: str, expected: dict) -> str | None:
 
 def _digest_damage(path: Path, name: str, expected: dict) -> str | None:
     """How the file at `path` differs in content from its checksum `expected`, or None."""
-    return None if file_checksum(path)["blake2b"] == expected["blake2b"] else f"{name}: content differs from its checksum"
+    same = file_checksum(path)["blake2b"] == expected["blake2b"]
+    return None if same else f"{name}: content differs from its checksum"
 
 
 def _is_checksum(value: object) -> bool:

@@ -10,6 +10,7 @@ Data flows one way: data -> teacher -> method -> student training -> run record.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -244,8 +245,12 @@ def run_distill(config: RunConfig) -> dict:
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
                     "outputs_cache_hit": outputs_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
+    measured = in_loop.report() if in_loop else None  # e.g. AD2: how large its perturbation was
+    if measured and "warning" in measured and state.is_main_process:
+        print(f"kdbench: warning: {measured['warning']}", file=sys.stderr, flush=True)
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
-                   teacher=teacher_info, method_info=method.describe(params), augmentation=augmentation)
+                   teacher=teacher_info, method_info=method.describe(params), augmentation=augmentation,
+                   in_loop=measured)
 
 
 def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,

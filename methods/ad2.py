@@ -1,19 +1,30 @@
 """AD2: adversarial data augmentation in embedding space (AAAI 2022), an in-loop method.
 
-Each training batch is also seen perturbed: starting inside a radius-`eps` ball around the word
-embeddings, K steps of projected gradient ascent push the perturbation towards the largest
-teacher-student divergence, and the student learns from both views:
+Each training batch is also seen perturbed: a perturbation `delta` of the embeddings is pushed by K
+steps of gradient ascent towards the largest teacher-student divergence, and the student learns
+from both views:
 
     L = L_KD(x) + alpha * L_KD(x + delta)
 
 Every choice the paper leaves open (METHODS.md: init, norm, steps, target, divergence) is a
 parameter; the defaults are the paper's and, where it is silent, SMART/MT-DNN's adversarial
-defaults. The gradient ascent is written here because no library does PGA on HF input embeddings.
+defaults. The paper's values (noise 1e-5, step 1e-3) act very differently by where `delta` is
+added and what bounds it, which the paper does not say; the public code around those values reads
+them in several ways, each a `reading` here (see READINGS): ours projects onto a radius-`eps` ball
+around the raw word embeddings, where eps = 1e-5 changes almost nothing; SMART's code adds `delta`
+to the embedding module's output and rescales each stepped token perturbation to unit norm; other
+ports add `eta` times the normalised gradient to the raw word embeddings and stop there.
+The gradient ascent is written here because no library does it on HF models; `delta` enters the
+model through a forward hook on the site's module, so any BERT-like encoder works, teacher and
+student alike. What the perturbation did (its size relative to the embeddings, the divergence it
+added) is measured on every training batch and goes into the run record (`report`).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -27,13 +38,25 @@ from methods.base import InLoopMethod, MethodContext
 from methods.registry import param, register_method
 
 TINY = 1e-12  # keeps normalisation finite where a gradient or perturbation is exactly zero
+SITES = ("word_embeddings", "embedding_output")
+PROJECTIONS = ("ball", "unit", "none")
+# Each public reading of the paper's values: where delta is added, and what bounds it after each step.
+READINGS = {
+    "ours": {"site": "word_embeddings", "projection": "ball"},  # METHODS.md's PGA as written
+    "smart": {"site": "embedding_output", "projection": "unit"},  # MT-DNN's SMART and smart-pytorch
+    "ports": {"site": "word_embeddings", "projection": "none"},  # other SMART ports: one normalised step, unbounded
+}
+DEFAULT_READING = "smart"  # chosen by ablations/ad2-reading.toml (README: AD2's readings)
+TOO_SMALL = 1e-4  # a median relative size below this is a perturbation that changes (almost) nothing
 
 
 @dataclass(frozen=True)
 class AD2Params:
-    eps: float = param(1e-5, "radius of the perturbation ball (per token for the l2 norm)", range=NON_NEGATIVE)
-    eta: float = param(1e-3, "ascent step size", range=NON_NEGATIVE)
-    steps: int = param(1, "K, projected gradient ascent steps per batch", range=NON_NEGATIVE)
+    eps: float = param(1e-5, "std of the gaussian start (half-width of the uniform one); projection=ball: radius of "
+                       "the ball (per token for the l2 norm)", range=NON_NEGATIVE)
+    eta: float = param(1e-3, "ascent step size: along the normalised gradient (ball, none), or times the raw "
+                       "gradient before rescaling (unit, as SMART)", range=NON_NEGATIVE)
+    steps: int = param(1, "K, gradient ascent steps per batch", range=NON_NEGATIVE)
     init: str = param("gaussian", "start of the perturbation: zero, gaussian (std eps) or uniform (in the ball)",
                       choices=("zero", "gaussian", "uniform"))
     norm: str = param("l2", "gradient normalisation and projection: l2 per token, linf per token, or sign",
@@ -48,10 +71,25 @@ class AD2Params:
                                       range=POSITIVE)
     perturbed_fp32: bool = param(True, "run perturbed forwards without bf16 autocast: a 1e-5 perturbation is "
                                  "below bf16's rounding")
+    reading: str = param(DEFAULT_READING, "preset of site and projection: ours (word_embeddings, ball), smart "
+                         "(embedding_output, unit: MT-DNN's SMART code) or ports (word_embeddings, none: other "
+                         "SMART ports)", choices=tuple(READINGS))
+    site: str = param("auto", "where delta is added: word_embeddings (raw, before position embeddings and "
+                      "LayerNorm), embedding_output (the embedding module's output), or auto (the reading's)",
+                      choices=("auto", *SITES))
+    projection: str = param("auto", "bound after each step: ball (onto radius eps), unit (stepped delta rescaled to "
+                            "norm 1 per token, SMART), none (eta along the normalised gradient, unbounded), or auto "
+                            "(the reading's)", choices=("auto", *PROJECTIONS))
+
+    def __post_init__(self) -> None:
+        for name, value in READINGS[self.reading].items():  # "auto" takes the reading's value
+            if getattr(self, name) == "auto":
+                object.__setattr__(self, name, value)
 
 
 @register_method("ad2", label="AD2", kind="in-loop", params=AD2Params,
-                 description="AD2: adversarial perturbation of the word embeddings by projected gradient ascent")
+                 description="AD2: adversarial perturbation of the embeddings by gradient ascent (reading: see "
+                 "`reading`, `site`, `projection`)")
 class AD2(InLoopMethod):
     """The AD2 training loss; `perturbation` is public so its invariants can be checked."""
 
@@ -62,45 +100,87 @@ class AD2(InLoopMethod):
         self.teacher = context.teacher_model
         self.regression = context.task.is_regression
         self._perturbed_target: bool | None = None  # resolved against the student at the first batch
+        self._batches: list[dict[str, float]] = []  # what the perturbation did, per training batch
 
     def loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
              objective: KDObjective) -> torch.Tensor:
         student = extract_model_from_parallel(model)
         delta = self.perturbation(student, inputs, teacher_logits, objective.temperature)
         clean = model(**inputs).logits
-        with self._precision(inputs["input_ids"].device):
-            embeds = student.get_input_embeddings()(inputs["input_ids"])
-            perturbed = model(inputs_embeds=embeds + delta, **_without_ids(inputs)).logits
+        with self._precision(inputs["input_ids"].device), perturbed(student, self.params.site, delta) as site:
+            perturbed_logits = model(**inputs).logits
             target = self._teacher_logits(inputs, delta) if self._perturbed_target else teacher_logits
-        return objective(clean, teacher_logits) + self.params.alpha * objective.kd_term(perturbed, target)
+        self._measure(delta, site.clean, inputs["attention_mask"], clean, perturbed_logits, teacher_logits, target,
+                      objective)
+        return objective(clean, teacher_logits) + self.params.alpha * objective.kd_term(perturbed_logits, target)
 
     def perturbation(self, student: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
                      kd_temperature: float = 1.0) -> torch.Tensor:
-        """The adversarial perturbation `delta` of the batch's word embeddings (zero on padding)."""
+        """The adversarial perturbation `delta` at the site's output (zero on padding)."""
         p = self.params
         self._resolve_target(student)
-        device = inputs["input_ids"].device
         mask = inputs["attention_mask"].unsqueeze(-1).float()
-        with torch.no_grad():
-            embeds = student.get_input_embeddings()(inputs["input_ids"]).float()
-        delta = self._project(self._initial(embeds) * mask)
+        delta = self._initial(site_shape(student, p.site, inputs["input_ids"]), inputs["input_ids"].device) * mask
+        if p.projection == "ball":
+            delta = self._project(delta)
         temperature = p.temperature or kd_temperature
         for _ in range(p.steps):
             delta.requires_grad_(True)
-            with self._precision(device):
-                adversarial = student(inputs_embeds=embeds + delta, **_without_ids(inputs)).logits
+            with self._precision(delta.device), perturbed(student, p.site, delta):
+                adversarial = student(**inputs).logits
                 with torch.no_grad():
                     target = self._teacher_logits(inputs, delta) if self._perturbed_target else teacher_logits
                 divergence = self._divergence(adversarial, target, temperature)
             (grad,) = torch.autograd.grad(divergence, delta)
-            delta = self._project(delta.detach() + p.eta * self._normalise(grad)) * mask
+            delta = self._step(delta.detach(), grad) * mask
         return delta.detach()
+
+    def _step(self, delta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """One ascent step under the projection: PGA onto the eps-ball, SMART's rescaling to unit norm,
+        or an unbounded step."""
+        if self.params.projection == "unit":  # SMART: noise + step_size * grad, divided by its own norm
+            stepped = delta + self.params.eta * grad
+            return stepped / (self._size(stepped) + TINY)
+        stepped = delta + self.params.eta * self._normalise(grad)
+        return self._project(stepped) if self.params.projection == "ball" else stepped
+
+    def report(self) -> dict:
+        """Over the training batches: median and max of |delta| / |e| per token (at the site, e being
+        the clean embedding there), and the adversarial gain, the KD divergence on the perturbed
+        input minus that on the clean input (median and mean); with a warning when the perturbation
+        is too small to change anything."""
+        if not self._batches:
+            return {}
+        column = lambda key: [batch[key] for batch in self._batches]  # noqa: E731
+        summary = {"site": self.params.site, "projection": self.params.projection, "batches": len(self._batches),
+                   "relative_size_median": statistics.median(column("relative_size_median")),
+                   "relative_size_max": max(column("relative_size_max")),
+                   "adversarial_gain_median": statistics.median(column("adversarial_gain")),
+                   "adversarial_gain_mean": statistics.fmean(column("adversarial_gain"))}
+        if summary["relative_size_median"] < TOO_SMALL:
+            summary["warning"] = (f"ad2: the perturbation is {summary['relative_size_median']:.1e} of the embeddings' "
+                                  f"size (median over batches, at {self.params.site}): it changes almost nothing; "
+                                  "see `reading` in `kdbench methods` (e.g. --param reading=smart)")
+        return summary
+
+    def _measure(self, delta: torch.Tensor, clean_site: torch.Tensor, attention_mask: torch.Tensor,
+                 clean: torch.Tensor, perturbed_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                 target: torch.Tensor, objective: KDObjective) -> None:
+        """Record this batch's relative perturbation size and adversarial gain (no gradient)."""
+        with torch.no_grad():
+            tokens = attention_mask.bool()
+            relative = (delta.float().norm(dim=-1) / (clean_site.float().norm(dim=-1) + TINY))[tokens]
+            gain = objective.kd_term(perturbed_logits.detach(), target) - objective.kd_term(clean.detach(),
+                                                                                            teacher_logits)
+            self._batches.append({"relative_size_median": relative.median().item(),
+                                  "relative_size_max": relative.max().item(), "adversarial_gain": gain.item()})
 
     def _resolve_target(self, student: torch.nn.Module) -> None:
         if self._perturbed_target is not None:
             return
         shared = (self.teacher is not None and self.teacher.get_input_embeddings().weight.shape
-                  == student.get_input_embeddings().weight.shape)
+                  == student.get_input_embeddings().weight.shape
+                  and self.teacher.config.hidden_size == student.config.hidden_size)
         if self.params.target == "teacher_perturbed" and not shared:
             raise KdbenchError("ad2: target=teacher_perturbed needs teacher and student to share vocabulary and "
                                "embedding width; use --param target=teacher_clean")
@@ -109,35 +189,33 @@ class AD2(InLoopMethod):
             self.teacher.to(student.device).eval().requires_grad_(False)
 
     def _teacher_logits(self, inputs: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
-        """The teacher's output on its own embeddings plus the same perturbation (no gradient)."""
-        with torch.no_grad():
-            embeds = self.teacher.get_input_embeddings()(inputs["input_ids"])
-            return self.teacher(inputs_embeds=embeds + delta, **_without_ids(inputs)).logits.float()
+        """The teacher's output with the same perturbation at the same site (no gradient)."""
+        with torch.no_grad(), perturbed(self.teacher, self.params.site, delta):
+            return self.teacher(**inputs).logits.float()
 
     def _precision(self, device: torch.device):
         return torch.autocast(device.type, enabled=False) if self.params.perturbed_fp32 else nullcontext()
 
-    def _initial(self, embeds: torch.Tensor) -> torch.Tensor:
+    def _initial(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         eps = self.params.eps
         if self.params.init == "gaussian":
-            return torch.randn_like(embeds) * eps
+            return torch.randn(shape, device=device) * eps
         if self.params.init == "uniform":
-            return torch.empty_like(embeds).uniform_(-eps, eps)
-        return torch.zeros_like(embeds)
+            return torch.empty(shape, device=device).uniform_(-eps, eps)
+        return torch.zeros(shape, device=device)
+
+    def _size(self, delta: torch.Tensor) -> torch.Tensor:
+        """Each token's size in the chosen norm (l2, or linf for linf and sign), keeping the last axis."""
+        return delta.norm(dim=-1, keepdim=True) if self.params.norm == "l2" else delta.abs().amax(dim=-1, keepdim=True)
 
     def _normalise(self, grad: torch.Tensor) -> torch.Tensor:
-        if self.params.norm == "l2":
-            return grad / (grad.norm(dim=-1, keepdim=True) + TINY)
-        if self.params.norm == "linf":
-            return grad / (grad.abs().amax(dim=-1, keepdim=True) + TINY)
-        return grad.sign()
+        return grad.sign() if self.params.norm == "sign" else grad / (self._size(grad) + TINY)
 
     def _project(self, delta: torch.Tensor) -> torch.Tensor:
         """Back onto the eps-ball: per token in l2, coordinate-wise for linf and sign."""
         eps = self.params.eps
         if self.params.norm == "l2":
-            norms = delta.norm(dim=-1, keepdim=True)
-            return delta * torch.clamp(eps / (norms + TINY), max=1.0)
+            return delta * torch.clamp(eps / (self._size(delta) + TINY), max=1.0)
         return delta.clamp(-eps, eps)
 
     def _divergence(self, student_logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -149,6 +227,41 @@ class AD2(InLoopMethod):
         return forward
 
 
-def _without_ids(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The batch's other model inputs (attention mask, token types), for a forward from embeddings."""
-    return {k: v for k, v in inputs.items() if k != "input_ids"}
+def site_module(model: torch.nn.Module, site: str) -> torch.nn.Module:
+    """The module whose output `delta` is added to: the word-embedding table, or the embedding module
+    (word + position + token-type embeddings after their LayerNorm) of a BERT-like encoder."""
+    if site == "word_embeddings":
+        return model.get_input_embeddings()
+    embeddings = getattr(model.base_model, "embeddings", None)
+    if embeddings is None:
+        raise KdbenchError(f"ad2: {type(model).__name__} has no embeddings module for site=embedding_output; "
+                           "use --param site=word_embeddings")
+    return embeddings
+
+
+def site_shape(model: torch.nn.Module, site: str, input_ids: torch.Tensor) -> tuple[int, ...]:
+    width = model.get_input_embeddings().embedding_dim if site == "word_embeddings" else model.config.hidden_size
+    return (*input_ids.shape, width)
+
+
+class _Site:
+    """What a perturbed forward saw at the site: the clean output there, before `delta` was added."""
+
+    clean: torch.Tensor | None = None
+
+
+@contextmanager
+def perturbed(model: torch.nn.Module, site: str, delta: torch.Tensor) -> Iterator[_Site]:
+    """Forwards of `model` inside the block get `delta` added to the site's output (a forward hook, so
+    gradients flow to `delta`); the clean output there is kept for measuring."""
+    seen = _Site()
+
+    def add(module, args, output):
+        seen.clean = output.detach()
+        return output + delta.to(output.dtype)
+
+    handle = site_module(model, site).register_forward_hook(add)
+    try:
+        yield seen
+    finally:
+        handle.remove()

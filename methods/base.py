@@ -59,6 +59,11 @@ class InLoopMethod:
         its temperature, weights and the batch's hard labels bound."""
         raise NotImplementedError
 
+    def report(self) -> dict:
+        """What the method measured over the run's training batches, for the run record (`in_loop`);
+        a `warning` entry is also printed when the run ends. Empty by default."""
+        return {}
+
 
 @contextlib.contextmanager
 def seeded_global_rngs(seed: int) -> Iterator[None]:

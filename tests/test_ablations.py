@@ -46,8 +46,13 @@ def test_shipped_specs_are_valid(path):
 
 
 def test_shipped_ad2_sweeps_are_the_issue_values():
-    values = {p.stem: [v.label.split("=", 1)[1] for v in load_spec(p).variants] for p in SPEC_DIR.glob("ad2-*.toml")}
-    assert values["ad2-eps"] == ["0", "1e-06", "1e-05", "0.0001", "0.001", "0.01"]
+    sweeps = [load_spec(p) for p in SPEC_DIR.glob("ad2-*.toml") if load_spec(p).swept != "variant"]
+    values = {spec.name: [v.label.split("=", 1)[1] for v in spec.variants] for spec in sweeps}
+    assert values["ad2-eps"] == ["0", "1e-05", "0.001", "0.01", "0.1", "1"]
+    assert load_spec(SPEC_DIR / "ad2-eps.toml").variants[0].params == {"reading": "ours", "eta": 1.0, "eps": 0.0}
+    assert values["ad2-eta"] == ["0", "0.001", "0.1", "10", "1000"]
+    assert [v.params for v in load_spec(SPEC_DIR / "ad2-reading.toml").variants] == [
+        {}, {"reading": "ours"}, {"reading": "smart"}, {"reading": "ports"}]
     assert values["ad2-steps"] == ["1", "2", "3", "5"]
     assert values["ad2-alpha"] == ["0", "0.25", "0.5", "1", "2"]
     assert values["ad2-temperature"] == ["1", "2", "5", "10"]

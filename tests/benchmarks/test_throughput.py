@@ -6,9 +6,14 @@ same batches (SST-2, batch 32, max length 64) for the same number of steps:
   kd         the harness, KD loss on the teacher's cached logits
   hand-loop  a minimal hand-written PyTorch loop with the same KD loss, optimiser and schedule
   ad2        the harness, KD plus AD2's adversarial view (paper defaults: K=1, teacher_perturbed)
+and, on the same batches, the passes AD2 adds to a KD step, timed alone:
+  student-pass  one student forward and backward (the ascent, and again the perturbed view)
+  teacher-pass  one teacher forward, no gradient (the target on the perturbed input, per step)
 Targets: kd within 10% of finetune (the cache makes KD nearly free), the harness within 10% of
-the hand-written loop. AD2's step time relative to KD is reported (K=1 costs about three student
-forward/backward passes and two teacher forwards per step). The ratios are printed at the end.
+the hand-written loop, and AD2 within 10% of the passes it is made of: a KD step plus, for K=1,
+two student passes and two teacher passes (the ascent's and the perturbed view's). The ratios
+are printed at the end, with AD2 against the lower bound of one extra student pass and one
+teacher pass.
 """
 
 from __future__ import annotations
@@ -94,11 +99,30 @@ def hand_loop(model, optimizer, schedule, loader):
         optimizer.zero_grad()
 
 
-@pytest.mark.parametrize("kind", ["finetune", "kd", "hand-loop", "ad2"])
+def _passes_state(setup, kind: str):
+    tokenizer, plain, _, student, teacher = setup
+    model = copy.deepcopy(student if kind == "student-pass" else teacher).train(kind == "student-pass")
+    loader = DataLoader(plain.remove_columns("labels"), batch_size=BATCH, shuffle=True, collate_fn=Collator(tokenizer),
+                        generator=torch.Generator().manual_seed(0))
+    return (model, loader, kind == "student-pass"), {}
+
+
+def passes(model, loader, backward: bool):
+    """One forward per batch (with a backward of its summed logits for a student pass)."""
+    for batch in loader:
+        with torch.set_grad_enabled(backward):
+            logits = model(**batch).logits
+        if backward:
+            logits.float().sum().backward()
+
+
+@pytest.mark.parametrize("kind", ["finetune", "kd", "hand-loop", "ad2", "student-pass", "teacher-pass"])
 def test_training_steps(benchmark, setup, kind):
     benchmark.group = f"{STEPS} training steps, 3-layer MiniLM student, batch {BATCH}, max length {MAX_LENGTH}"
     if kind == "hand-loop":
         benchmark.pedantic(hand_loop, setup=lambda: _hand_loop_state(setup), rounds=3, warmup_rounds=1)
+    elif kind.endswith("-pass"):
+        benchmark.pedantic(passes, setup=lambda: _passes_state(setup, kind), rounds=3, warmup_rounds=1)
     else:
         benchmark.pedantic(lambda trainer: trainer.train(), setup=lambda: _trainer(setup, kind),
                            rounds=3, warmup_rounds=1)

@@ -1,6 +1,7 @@
-"""AD2: the perturbation stays in its ball and off padding, the ascent raises the divergence, the
-target switch follows the embeddings, and the whole method trains single sentences, pairs and
-regression under the harness."""
+"""AD2: the perturbation stays in its ball and off padding, each reading (site x projection) gives
+the size it says and the paper's values perturb under SMART's readings, the ascent raises the
+divergence, the target switch follows the embeddings, what the perturbation did is measured, and
+the whole method trains single sentences, pairs and regression under the harness."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bench.losses import KDObjective
 from bench.runs import DataConfig, run_distill
 from bench.tasks import get_task
 from methods import get_method
-from methods.ad2 import AD2
+from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, perturbed
 from methods.base import MethodContext
 from tests.conftest import tiny_config
 from tests.test_runs import distill_config
@@ -47,7 +48,7 @@ def test_perturbation_stays_in_the_ball_and_off_padding(tokenizer_dir, norm, ini
     teacher, student = models()
     inputs = batch(tokenizer_dir, pair=True)
     eps = 1e-2
-    method = ad2(teacher, eps=eps, eta=1.0, steps=3, norm=norm, init=init)  # eta >> eps: projection must bind
+    method = ad2(teacher, reading="ours", eps=eps, eta=1.0, steps=3, norm=norm, init=init)  # eta >> eps: projection must bind
     delta = method.perturbation(student, inputs, teacher(**inputs).logits)
     size = delta.norm(dim=-1) if norm == "l2" else delta.abs().amax(dim=-1)
     assert size.max() <= eps * (1 + 1e-5)
@@ -67,7 +68,7 @@ def test_no_steps_and_zero_init_is_no_perturbation(tokenizer_dir):
 def test_ascent_increases_the_divergence(tokenizer_dir, target):
     teacher, student = models()
     inputs = batch(tokenizer_dir)
-    method = ad2(teacher, eps=0.5, eta=0.5, steps=1, init="zero", target=target)
+    method = ad2(teacher, reading="ours", eps=0.5, eta=0.5, steps=1, init="zero", target=target)
     objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
     with torch.no_grad():
         clean_target = teacher(**inputs).logits
@@ -135,6 +136,99 @@ def test_ad2_distils_single_sentences_and_regression_pairs(glue_dir, tiny_teache
     record = run_distill(distill_config(glue_dir, teacher_dir, tmp_path / "run", method="ad2",
                                         method_params={"steps": "2"}, data=data))
     assert record["method_info"]["name"] == "ad2" and record["method_info"]["params"]["steps"] == 2
+    assert record["in_loop"]["batches"] == record["throughput"]["global_steps"]  # measured on every batch
+    assert record["in_loop"]["relative_size_median"] > 0
     assert record["best"]["value"] is not None
     plain = run_distill(distill_config(glue_dir, teacher_dir, tmp_path / "plain", data=data))
     assert record["evaluations"][-1]["eval_validation_loss"] != plain["evaluations"][-1]["eval_validation_loss"]
+
+
+def _delta(tokenizer_dir, seed: int = 0, **params) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    torch.manual_seed(seed)
+    return ad2(teacher, **params).perturbation(student, inputs, logits), inputs
+
+
+@pytest.mark.parametrize("projection", PROJECTIONS)
+@pytest.mark.parametrize("site", SITES)
+def test_each_site_and_projection_gives_the_size_it_says(tokenizer_dir, site, projection):
+    """ball: at most eps; unit: 1 per token; none: the start plus K steps of eta at most (l2 per token)."""
+    steps, eps, eta = 2, 1e-5, 1e-3  # the paper's eps and eta
+    delta, inputs = _delta(tokenizer_dir, site=site, projection=projection, steps=steps)
+    tokens = inputs["attention_mask"].bool()
+    size = delta.norm(dim=-1)[tokens]
+    if projection == "ball":
+        assert size.max() <= eps * (1 + 1e-5)
+    elif projection == "unit":
+        assert torch.allclose(size, torch.ones_like(size), atol=1e-5)
+    else:
+        start, _ = _delta(tokenizer_dir, site=site, projection=projection, steps=0)
+        moved = (delta - start).norm(dim=-1)[tokens]
+        assert moved.max() <= steps * eta * (1 + 1e-4) and moved.min() >= eta * 0.5  # the steps did move it
+    assert delta[~tokens].abs().max() == 0  # padding untouched
+
+
+def _logit_change(tokenizer_dir, site: str, projection: str) -> float:
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)
+    torch.manual_seed(0)
+    delta = ad2(teacher, site=site, projection=projection).perturbation(student, inputs, teacher(**inputs).logits)
+    with torch.no_grad():
+        clean = student(**inputs).logits
+        with perturbed(student, site, delta):
+            return (student(**inputs).logits - clean).abs().max().item()
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_at_the_papers_values_unit_and_none_change_the_logits_and_the_ball_does_not(tokenizer_dir, site):
+    ball, unit, none = (_logit_change(tokenizer_dir, site, projection) for projection in PROJECTIONS)
+    assert unit > 1000 * ball and none > 10 * ball and unit > 1e-3
+
+
+def test_a_reading_sets_site_and_projection_unless_given():
+    spec = get_method("ad2")
+    for reading, values in READINGS.items():
+        params = spec.parse_params({"reading": reading})
+        assert (params.site, params.projection) == (values["site"], values["projection"])
+    mixed = spec.parse_params(["reading=smart", "projection=none"])
+    assert (mixed.site, mixed.projection) == ("embedding_output", "none")
+    assert spec.parse_params(spec.describe(mixed)["params"]) == mixed  # what a record stores reads back the same
+
+
+def test_the_hook_reading_equals_adding_delta_to_the_input_embeddings(tokenizer_dir):
+    """site=word_embeddings through the forward hook is the embeddings-input forward of earlier versions."""
+    _, student = models()
+    inputs = batch(tokenizer_dir)
+    delta = torch.randn(*inputs["input_ids"].shape, 32) * 1e-2
+    rest = {k: v for k, v in inputs.items() if k != "input_ids"}
+    with torch.no_grad():
+        direct = student(inputs_embeds=student.get_input_embeddings()(inputs["input_ids"]) + delta, **rest).logits
+        with perturbed(student, "word_embeddings", delta):
+            hooked = student(**inputs).logits
+    assert torch.equal(direct, hooked)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_the_record_says_what_the_perturbation_did(tokenizer_dir, reading):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)
+    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
+    method = ad2(teacher, reading=reading)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    for _ in range(3):
+        method.loss(student, inputs, logits, objective)
+    report = method.report()
+    assert report["batches"] == 3 and report["relative_size_max"] >= report["relative_size_median"] > 0
+    word_norm = 0.02 * 32 ** 0.5  # the tiny model's word embeddings: 32 coordinates of std 0.02
+    if reading == "ours":  # eps 1e-5 on word embeddings of norm ~0.1: too small to matter, and said so
+        assert report["relative_size_median"] == pytest.approx(1e-5 / word_norm, rel=0.2)
+        assert "changes almost nothing" in report["warning"]
+    elif reading == "ports":  # one step of eta = 1e-3
+        assert report["relative_size_median"] == pytest.approx(1e-3 / word_norm, rel=0.2) and "warning" not in report
+    else:  # unit size at the embedding output (norm ~sqrt(32) after LayerNorm)
+        assert report["relative_size_median"] == pytest.approx(1 / 32 ** 0.5, rel=0.2) and "warning" not in report
+        assert report["adversarial_gain_mean"] > 0
