@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.data import DataConfig
+from bench.config import DataConfig
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import SEED, base_type, check_type
-from bench.generator import GeneratorSettings
+from bench.config import GeneratorSettings
 from bench.search import PROFILES, SearchProfile
 from bench.tasks import get_task
-from bench.training import KDConfig, TrainConfig
+from bench.config import KDConfig, TrainConfig
 from methods import get_method
 
 BASELINES = ("distill", "finetune")  # KD (with a method), or the no-KD student trained on labels

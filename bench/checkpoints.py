@@ -10,26 +10,34 @@ that are not complete are removed (`resume_point`).
 The time a run spent before an interruption lives in each checkpoint too: `RunClock` is a
 stateful Trainer callback whose seconds are saved in `trainer_state.json`, so a resumed run's
 record counts the whole run's training and evaluation time, not only the part after resuming.
+So does the state of the run's parts (method, objective, scheme: `PartsState`), in `PARTS_FILE`.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import sys
 import time
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from bench.context import TrainingContext
+from bench.parts import TrainingPart
 from bench.records import PhaseTimer
+from schemes.base import Scheme
 
 STATE_FILE = "trainer_state.json"
 # what a checkpoint of a full (not weights-only) save holds besides its state and weights
 CHECKPOINT_FILES = ("config.json", "optimizer.pt", "scheduler.pt", STATE_FILE)
 WEIGHTS_FILE = "model.safetensors"
+PARTS_FILE = "kdbench_parts.pt"  # the state of the run's method, objective and scheme (PartsState)
 PHASES = ("training", "evaluation")
 
 
@@ -38,10 +46,12 @@ def complete(checkpoint: Path) -> bool:
     if not all((checkpoint / name).is_file() for name in (*CHECKPOINT_FILES, WEIGHTS_FILE)):
         return False
     try:
-        json.loads((checkpoint / STATE_FILE).read_text())
+        state = json.loads((checkpoint / STATE_FILE).read_text())
         with safe_open(checkpoint / WEIGHTS_FILE, "pt") as weights:  # checks the header against the file size
             weights.keys()
-    except (OSError, ValueError, SafetensorError):  # a file cut short, or garbled
+        if PartsState.__name__ in state.get("stateful_callbacks", {}):  # written after the state: must be there
+            torch.load(checkpoint / PARTS_FILE, weights_only=False)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError):  # cut short, garbled
         return False
     return True
 
@@ -99,3 +109,47 @@ class RunClock(TrainerCallback, ExportableState):
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"seconds": self.seconds()}}
+
+
+class PartsState(TrainerCallback, ExportableState):
+    """Runs the parts' per-step work and keeps their state in every checkpoint.
+
+    After each optimiser step: the optimisers parts added (`context.add_parameters`) step and are
+    zeroed, the scheme's `after_step` and the parts' step callbacks run. At each save, every part's
+    `state_dict()` and those optimisers' states go to `PARTS_FILE` in the checkpoint (written aside,
+    then renamed); the trainer state names the file, so a checkpoint without it is not whole."""
+
+    def __init__(self, parts: dict[str, TrainingPart], context: TrainingContext, scheme: Scheme):
+        self.parts, self.context, self.scheme = parts, context, scheme
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.context.state = state  # the Trainer's state of this training (a resumed one included)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        for optimizer in self.context.optimizers:
+            optimizer.step()
+            optimizer.zero_grad()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.scheme.after_step(TrainingContext.unwrap(model))
+        for callback in self.context.step_callbacks:
+            callback(self.context)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            target = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / PARTS_FILE
+            partial = target.with_name(f".{PARTS_FILE}.partial")
+            torch.save({"parts": {name: part.state_dict() for name, part in self.parts.items()},
+                        "optimizers": [optimizer.state_dict() for optimizer in self.context.optimizers]}, partial)
+            partial.replace(target)
+
+    def restore(self, checkpoint: Path) -> None:
+        """The parts' state (and their optimisers') as saved in `checkpoint`."""
+        saved = torch.load(checkpoint / PARTS_FILE, weights_only=False)
+        for name, part in self.parts.items():
+            part.load_state_dict(saved["parts"].get(name, {}))
+        for optimizer, optimizer_state in zip(self.context.optimizers, saved["optimizers"]):
+            optimizer.load_state_dict(optimizer_state)
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"file": PARTS_FILE}}

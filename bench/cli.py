@@ -23,6 +23,16 @@ from bench.fields import base_type
 PROG = "kdbench"
 # where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
+# each kind of part: the module and name of its registry, imported only by `kdbench list`
+PART_REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objectives.registry:OBJECTIVES",
+                   "schemes": "schemes.registry:SCHEMES", "students": "bench.students:STUDENTS"}
+
+
+def _registry(kind: str):
+    import importlib
+
+    module, _, name = PART_REGISTRIES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -54,25 +64,40 @@ def add_plugin_option(parser: argparse.ArgumentParser) -> None:
                         help="import a module (or .py file) that registers more methods; repeatable")
 
 
+def add_scheme_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheme", default="plain", help="training scheme (see `kdbench list schemes`)")
+    parser.add_argument("--scheme-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the scheme, e.g. --scheme-param start=0.5; repeatable")
+
+
 def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """--method, --param and --plugin: which augmentation method a run uses, with what settings."""
-    parser.add_argument("--method", default="none", help="augmentation method (see `kdbench methods`)")
+    """--method, --param, --objective, --objective-param, --scheme, --scheme-param and --plugin: which
+    augmentation method, KD objective and training scheme a run composes, with what settings."""
+    parser.add_argument("--method", default="none", help="augmentation method (see `kdbench list methods`)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
+    parser.add_argument("--objective", default="kd", help="KD objective (see `kdbench list objectives`)")
+    parser.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the objective, e.g. --objective-param tau_max=7; repeatable")
+    add_scheme_options(parser)
     add_plugin_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.demo import TRAIN_EXAMPLES
-    from bench.generator import GeneratorSettings
-    from bench.runs import DataConfig
-    from bench.training import KDConfig, TrainConfig
+    from bench.config import DEMO_TRAIN_EXAMPLES, DataConfig, GeneratorSettings, KDConfig, TrainConfig
 
     parser = argparse.ArgumentParser(prog=PROG, description="Data augmentation for task-specific knowledge "
                                      "distillation of pre-trained transformers: one harness, every method.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tasks", help="list the GLUE tasks and their metrics")
-    add_plugin_option(commands.add_parser("methods", help="list the augmentation methods and their parameters"))
+    add_plugin_option(commands.add_parser("methods", help="list the augmentation methods and their parameters "
+                                          "(as `kdbench list methods`)"))
+    listing = commands.add_parser("list", help="list the registered parts of a kind, with their parameters",
+                                  description="List methods, objectives, schemes or students: name, description and "
+                                  "parameters (type, default, allowed values).")
+    listing.add_argument("kind", choices=tuple(PART_REGISTRIES), help="which kind of part")
+    listing.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'ann*' (default: all)")
+    add_plugin_option(listing)
 
     def run_command(name: str, help_text: str, model_help: str, model_default: str | None) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -92,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = run_command("finetune", "train a student on labels only (the no-KD baseline)", student_help,
                            "teacher-layers:0,2,4")
     finetune.add_argument("--teacher", help="model the student is built from (for teacher-layers:/fresh:)")
+    add_scheme_options(finetune)
+    add_plugin_option(finetune)
     finetune.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
     distill = run_command("distill", "distil a fine-tuned teacher into a student", student_help,
                           "teacher-layers:0,2,4")
@@ -176,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
     demo.add_argument("--output-dir", default=RESULTS_DIRS["demo"], help="folder for the run records")
     demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
-    demo.add_argument("--max-train-examples", type=int, default=TRAIN_EXAMPLES,
+    demo.add_argument("--max-train-examples", type=int, default=DEMO_TRAIN_EXAMPLES,
                       help="training subset size (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=42, help="training seed")
     demo.add_argument("--methods", default="none,ad2,eda,backtranslation,mlm",
@@ -185,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_config(args: argparse.Namespace):
-    from bench.runs import DataConfig, RunConfig
-    from bench.training import KDConfig, TrainConfig
-    from methods.registry import parse_assignment
+    from bench.config import DataConfig, KDConfig, TrainConfig
+    from bench.registry import parse_assignment
+    from bench.runs import RunConfig
 
     return RunConfig(
         data=dataclass_from_args(args, DataConfig, "data"),
@@ -198,6 +225,10 @@ def _run_config(args: argparse.Namespace):
         finetune_teacher=getattr(args, "finetune_teacher", False),
         method=getattr(args, "method", "none"),
         method_params=dict(map(parse_assignment, getattr(args, "param", []))),
+        objective=getattr(args, "objective", "kd"),
+        objective_params=dict(map(parse_assignment, getattr(args, "objective_param", []))),
+        scheme=getattr(args, "scheme", "plain"),
+        scheme_params=dict(map(parse_assignment, getattr(args, "scheme_param", []))),
         pool_seed=getattr(args, "pool_seed", 42),
         output_dir=args.output_dir,
         cache_dir=args.cache_dir,
@@ -205,24 +236,25 @@ def _run_config(args: argparse.Namespace):
     )
 
 
-def _validate_names(config) -> None:
-    """Check task, method and parameter names and values before any model or data is loaded."""
+def _validate_names(config, command: str) -> None:
+    """Check task, part and parameter names and values before any model or data is loaded."""
+    from bench.runs import choose_parts
     from bench.tasks import get_task
-    from methods import get_method
 
     if not config.data.train_file:
         get_task(config.data.task)
-    get_method(config.method).parse_params(config.method_params)
-    config.kd.check_learns("--alpha-kd, --alpha-ce")
+    choose_parts(config, distill=command in ("distill", "search"))
 
 
-def _method_listing(methods) -> str:
-    """Each method with its kind and description, then its parameters: name, type, default, help, and
-    the values allowed (choices or range)."""
+def _part_listing(parts) -> str:
+    """Each part with its kind (for methods), aliases and description, then its parameters: name, type,
+    default, help, and the values allowed (choices or range)."""
     blocks = []
-    for method in methods:
-        lines = [f"{method.name} ({method.kind}): {method.description}"]
-        for p in method.params:
+    for part in parts:
+        kind = f" ({part.kind})" if part.kind != part.family else ""
+        aliases = f" [also: {', '.join(part.aliases)}]" if part.aliases else ""
+        lines = [f"{part.name}{kind}{aliases}: {part.description}"]
+        for p in part.params:
             choices = f" [{'|'.join(map(str, p.choices))}]" if p.choices else ""
             allowed = f"; must be {p.range}" if p.range is not None else ""
             lines.append(f"    {p.name:16} {p.type_name:6} default {p.default!s:10} {p.help}{choices}{allowed}")
@@ -276,11 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for task in TASKS.values():
                 kind = "regression" if task.is_regression else f"{task.num_labels} classes"
                 print(f"{task.name:6} {'pair' if task.is_pair else 'single':6} {kind:11} {', '.join(task.metrics)}")
-        elif args.command == "methods":
-            from methods import list_methods, load_plugins
+        elif args.command in ("methods", "list"):
+            from bench.registry import load_plugins
 
             load_plugins(args.plugin)
-            print(_method_listing(list_methods()))
+            registry = _registry(getattr(args, "kind", "methods"))
+            parts = registry.list(getattr(args, "pattern", "*"))
+            if not parts:
+                raise KdbenchError(f"no {registry.kind} matches {args.pattern!r}: "
+                                   f"the {registry.plural} are {', '.join(p.name for p in registry.list())}")
+            print(_part_listing(parts))
         elif args.command == "demo":
             from bench.demo import run_demo
 
@@ -332,8 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 table = export_results(open_storage(args.storage, must_exist=True), args.output)
                 print(_results_summary(table, args.output))
         elif args.command == "make-generator":
-            from bench.generator import GeneratorSettings, make_generator
-            from bench.runs import DataConfig
+            from bench.config import DataConfig, GeneratorSettings
+            from bench.generator import make_generator
             from bench.tasks import get_task
 
             data = dataclass_from_args(args, DataConfig, "data")
@@ -352,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             load_plugins(getattr(args, "plugin", []))
             config = _run_config(args)
-            _validate_names(config)
+            _validate_names(config, args.command)
             if args.command in ("distill", "finetune") and not config.output_dir:
                 task = "custom" if config.data.train_file else config.data.task
                 config.output_dir = args.output_dir = str(default_output_dir(args.command, task))

@@ -25,7 +25,7 @@ import datasets
 import numpy as np
 
 from bench.errors import DataFormatError, KdbenchError, UnknownNameError
-from bench.fields import AT_LEAST_ONE, SEED, Range, check_ranges
+from bench.config import MIN_MAX_LENGTH, DataConfig
 from bench.hub import hub_reachable
 from bench.tasks import FileLayout, TaskSpec, get_task
 
@@ -412,32 +412,6 @@ def _read_jsonl(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str,
 
 
 # The shortest max_length that keeps a word piece of each side of a sentence pair: [CLS] a [SEP] b [SEP].
-# Measured with the MiniLM (BERT) tokenizer through `bench.features.tokenize`: below 3 it ignores
-# truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
-# special tokens and 4 drops one side whole.
-MIN_MAX_LENGTH = 5
-
-
-@dataclass
-class DataConfig:
-    """Which data a run uses: a GLUE task, or the user's own files."""
-
-    task: str = field(default="sst2", metadata={"help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)"})
-    data_dir: str | None = field(default=None, metadata={"help": "GLUE folder in download_glue_data.py layout (default: $KDBENCH_GLUE_DIR, else the hub)"})
-    train_file: str | None = field(default=None, metadata={"help": "own task: training file (.csv, .tsv or .jsonl)"})
-    validation_file: str | None = field(default=None, metadata={"help": "own task: dev file"})
-    text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
-    label_column: str = field(default="label", metadata={"help": "own task: label column"})
-    regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
-    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set",
-                                                                   "range": AT_LEAST_ONE})
-    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)",
-                                                   "range": SEED})
-    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens",
-                                                   "range": Range(MIN_MAX_LENGTH)})
-
-    def __post_init__(self):
-        check_ranges(self)  # a bad value stops the run here, before any data is loaded
 
 
 def load_data(config: DataConfig) -> TaskData:

@@ -23,12 +23,12 @@ from bench.generator import GeneratorSettings, make_generator
 from bench.models import MINILM
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
 from bench.tasks import get_task
-from bench.training import TrainConfig
+from bench.config import DEMO_TRAIN_EXAMPLES, TrainConfig
 from methods import get_method
 from methods.base import MethodContext
 
 STUDENT = "teacher-layers:0,2,4"
-TRAIN_EXAMPLES = 1000  # the seeded SST-2 subset, as in the quick search profile and the speed spec
+TRAIN_EXAMPLES = DEMO_TRAIN_EXAMPLES
 TEACHER_TRAIN = TrainConfig(learning_rate=5e-5, num_train_epochs=3)
 STUDENT_TRAIN = TrainConfig(learning_rate=1e-4, num_train_epochs=2)
 GENERATOR = GeneratorSettings(max_steps=100)  # `make-generator` trains 300 steps by default

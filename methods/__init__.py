@@ -1,7 +1,5 @@
-"""Augmentation methods. Importing this package registers the built-in ones (the baseline first,
-so listings start with it)."""
+"""Augmentation methods, one module each, registered in `methods.registry` and imported on first use."""
 
-from methods import none, ad2, eda, back_translation, mlm  # noqa: F401, I001  (import order is registration order)
-from methods.registry import MethodSpec, get_method, list_methods, load_plugins, register_method
+from methods.registry import METHODS, MethodSpec, get_method, list_methods, load_plugins, register_method
 
-__all__ = ["MethodSpec", "get_method", "list_methods", "load_plugins", "register_method"]
+__all__ = ["METHODS", "MethodSpec", "get_method", "list_methods", "load_plugins", "register_method"]

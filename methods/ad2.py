@@ -4,7 +4,10 @@ Each training batch is also seen perturbed: a perturbation `delta` of the embedd
 steps of gradient ascent towards the largest teacher-student divergence, and the student learns
 from both views:
 
-    L = L_KD(x) + alpha * L_KD(x + delta)
+    L = L(x) + alpha * L_view(x + delta)
+
+where L is the run's KD objective (`kd` by default: METHODS.md's loss) and L_view its teacher term
+alone, so AD2 composes with any objective (Annealing-KD's scaled MSE, Continuation-KD's hinge, ...).
 
 Every choice the paper leaves open (METHODS.md: init, norm, steps, target, divergence) is a
 parameter; the defaults are the paper's and, where it is silent, SMART/MT-DNN's adversarial
@@ -29,12 +32,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import extract_model_from_parallel
 
+from bench.context import Batch
 from bench.errors import KdbenchError
 from bench.fields import NON_NEGATIVE, POSITIVE
-from bench.losses import KDObjective, kd_divergence
+from bench.losses import kd_divergence
 from methods.base import InLoopMethod, MethodContext
+from objectives.base import Objective
 from methods.registry import param, register_method
 
 TINY = 1e-12  # keeps normalisation finite where a gradient or perturbation is exactly zero
@@ -96,23 +100,26 @@ class AD2(InLoopMethod):
     def __init__(self, params: AD2Params, context: MethodContext):
         if params.target != "teacher_clean" and context.teacher_model is None:
             raise KdbenchError("ad2: target teacher_perturbed needs the teacher model in the context")
-        self.params = params
+        self.params, self.context = params, context
         self.teacher = context.teacher_model
         self.regression = context.task.is_regression
         self._perturbed_target: bool | None = None  # resolved against the student at the first batch
         self._batches: list[dict[str, float]] = []  # what the perturbation did, per training batch
 
-    def loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
-             objective: KDObjective) -> torch.Tensor:
-        student = extract_model_from_parallel(model)
-        delta = self.perturbation(student, inputs, teacher_logits, objective.temperature)
+    def loss(self, model: torch.nn.Module, batch: Batch, objective: Objective) -> torch.Tensor:
+        inputs, teacher_logits = batch.inputs, batch.teacher_logits
+        student = self.context.unwrap(model)
+        delta = self.perturbation(student, inputs, teacher_logits, self.context.kd.temperature)
         clean = model(**inputs).logits
         with self._precision(inputs["input_ids"].device), perturbed(student, self.params.site, delta) as site:
             perturbed_logits = model(**inputs).logits
             target = self._teacher_logits(inputs, delta) if self._perturbed_target else teacher_logits
-        self._measure(delta, site.clean, inputs["attention_mask"], clean, perturbed_logits, teacher_logits, target,
-                      objective)
-        return objective(clean, teacher_logits) + self.params.alpha * objective.kd_term(perturbed_logits, target)
+        batch.losses = objective.loss(clean, batch)
+        view = objective.view_loss(perturbed_logits, target, batch)
+        with torch.no_grad():
+            gain = view.mean() - objective.view_loss(clean, teacher_logits, batch).mean()
+        self._measure(delta, site.clean, inputs["attention_mask"], gain)
+        return batch.losses.mean() + self.params.alpha * view.mean()
 
     def perturbation(self, student: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
                      kd_temperature: float = 1.0) -> torch.Tensor:
@@ -164,14 +171,12 @@ class AD2(InLoopMethod):
         return summary
 
     def _measure(self, delta: torch.Tensor, clean_site: torch.Tensor, attention_mask: torch.Tensor,
-                 clean: torch.Tensor, perturbed_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                 target: torch.Tensor, objective: KDObjective) -> None:
-        """Record this batch's relative perturbation size and adversarial gain (no gradient)."""
+                 gain: torch.Tensor) -> None:
+        """Record this batch's relative perturbation size and adversarial gain (the objective's teacher
+        term on the perturbed view minus that on the clean one)."""
         with torch.no_grad():
             tokens = attention_mask.bool()
             relative = (delta.float().norm(dim=-1) / (clean_site.float().norm(dim=-1) + TINY))[tokens]
-            gain = objective.kd_term(perturbed_logits.detach(), target) - objective.kd_term(clean.detach(),
-                                                                                            teacher_logits)
             self._batches.append({"relative_size_median": relative.median().item(),
                                   "relative_size_max": relative.max().item(), "adversarial_gain": gain.item()})
 
@@ -194,7 +199,7 @@ class AD2(InLoopMethod):
             return self.teacher(**inputs).logits.float()
 
     def _precision(self, device: torch.device):
-        return torch.autocast(device.type, enabled=False) if self.params.perturbed_fp32 else nullcontext()
+        return self.context.full_precision(device) if self.params.perturbed_fp32 else nullcontext()
 
     def _initial(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         eps = self.params.eps
@@ -221,9 +226,9 @@ class AD2(InLoopMethod):
     def _divergence(self, student_logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
         if self.regression or self.params.divergence == "mse":
             return F.mse_loss(student_logits.float(), target.float())
-        forward = kd_divergence(student_logits, target, temperature=temperature, regression=False)
+        forward = kd_divergence(student_logits, target, temperature=temperature, regression=False).mean()
         if self.params.divergence == "sym_kl":
-            return forward + kd_divergence(target, student_logits, temperature=temperature, regression=False)
+            return forward + kd_divergence(target, student_logits, temperature=temperature, regression=False).mean()
         return forward
 
 

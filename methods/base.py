@@ -3,10 +3,11 @@
 - A **pool** method (`PoolAugmenter`) turns sentences into augmented sentences before training.
   The harness (`bench/pools.py`) calls it on the training set, one side of a sentence pair at a
   time, caches the pool, labels it with the teacher once, and trains on originals plus pool.
-- An **in-loop** method (`InLoopMethod`) replaces the KD loss of a training step, e.g. AD2's
-  adversarial perturbation of the input embeddings.
+- An **in-loop** method (`InLoopMethod`) computes the loss of a training step with the run's KD
+  objective, e.g. AD2's adversarial perturbation of the input embeddings scored on both views.
 
-Both are built as `Implementation(params, context)`.
+Both are built as `Implementation(params, context)`, the context being the run's `TrainingContext`
+(bench/context.py).
 """
 
 from __future__ import annotations
@@ -14,31 +15,23 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bench.losses import KDObjective
-from bench.tasks import TaskSpec
-
-
-@dataclass
-class MethodContext:
-    """The run a method serves: task, training-set size, teacher (name and loaded model), tokenizer,
-    cache folder and device. `teacher_model` is the frozen fine-tuned teacher, in eval mode."""
-
-    task: TaskSpec
-    train_size: int
-    teacher: str
-    teacher_model: PreTrainedModel | None = None
-    tokenizer: PreTrainedTokenizerBase | None = None
-    cache_dir: str | None = None
-    device: torch.device = torch.device("cpu")
+from bench.context import Batch, TrainingContext
+from bench.parts import TrainingPart
+from objectives.base import Objective
 
 
-class PoolAugmenter:
+MethodContext = TrainingContext  # what a method is built with (the name methods written earlier use)
+
+
+class Method(TrainingPart):
+    """Base of every augmentation method (the registry checks it)."""
+
+
+class PoolAugmenter(Method):
     """Base of pool methods: set `copies` (augmented versions per original) and implement `augment`."""
 
     copies: int = 1
@@ -49,20 +42,15 @@ class PoolAugmenter:
         raise NotImplementedError
 
 
-class InLoopMethod:
-    """Base of in-loop methods: `loss` replaces the harness's KD loss on each training batch."""
+class InLoopMethod(Method):
+    """Base of in-loop methods: `loss` is the training loss of each KD batch."""
 
-    def loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
-             objective: KDObjective) -> torch.Tensor:
-        """The training loss of one batch. `model` may be wrapped for data parallelism; `inputs` are
-        the tokenised batch (input_ids, attention_mask, ...); `objective` is the run's KD loss with
-        its temperature, weights and the batch's hard labels bound."""
+    def loss(self, model: torch.nn.Module, batch: Batch, objective: Objective) -> torch.Tensor:
+        """The training loss of one batch (a scalar). `model` may be wrapped for data parallelism (the
+        context's `unwrap` gives the student); `batch` holds the inputs, labels and teacher logits;
+        `objective` is the run's KD objective: score the clean batch with `objective.loss` and every
+        other view with `objective.view_loss`, so the method composes with any objective."""
         raise NotImplementedError
-
-    def report(self) -> dict:
-        """What the method measured over the run's training batches, for the run record (`in_loop`);
-        a `warning` entry is also printed when the run ends. Empty by default."""
-        return {}
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ from bench.errors import KdbenchError, UnknownNameError
 from bench.records import RECORD_FILE
 from bench.search import default_storage, load_search, open_storage, search_state
 from bench.storage import write_json
-from methods import get_method
 
 COMPARISON, SWEEP, SPEED = "comparison", "sweep", "speed"  # kinds of study
 MANIFEST_DIR = "studies"  # where `kdbench ablate` writes the manifest of each spec
@@ -163,14 +162,21 @@ def find_studies(folders: list[Path], *, storage: str | None = None, names: list
     return [found[name][1](found[name][0]) for name in chosen]
 
 
+# The labels of the built-in methods, for records written before records kept their labels.
+EARLIER_LABELS = {"none": "KD", "ad2": "AD2", "eda": "EDA", "backtranslation": "back-translation", "mlm": "masked-LM"}
+
+
 def variant_label(record: dict) -> str:
-    """A run's name in tables: "no KD" (labels only), "KD", or the method's label."""
+    """A run's name in tables, from its record: "no KD" (labels only), "KD", or the method's label,
+    joined by the objective's and the scheme's where they are not the defaults ("AD2 + annealing")."""
     if record["kind"] == "finetune":
         return "no KD"
-    try:
-        return get_method(record["method"]).label
-    except UnknownNameError:  # a plugin method whose module this process has not loaded
-        return record["method"]
+    method = record.get("method_info", {}).get("label") or EARLIER_LABELS.get(record["method"], record["method"])
+    others = [record[key]["label"] for key, default in (("objective_info", "kd"), ("scheme_info", "plain"))
+              if record.get(key) and record[key]["name"] != default]
+    if others and method == "KD":
+        return " + ".join(others)
+    return " + ".join([method, *others])
 
 
 def _row(task: str, variant: str, record: dict) -> dict:

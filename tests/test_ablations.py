@@ -63,8 +63,8 @@ def test_shipped_ad2_sweeps_are_the_issue_values():
 
 @pytest.mark.parametrize(("body", "message"), [
     ('method = "ad2"\n[sweep]\nparameter = "epss"\nvalues = [0]\n', "unknown parameter of method ad2 'epss': did you mean eps"),
-    ('method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0, "big"]\n', "parameter eps takes a float, got 'big'"),
-    ('method = "ad2"\n[sweep]\nparameter = "steps"\nvalues = [1, 2.5]\n', "parameter steps takes an int, got 2.5"),
+    ('method = "ad2"\n[sweep]\nparameter = "eps"\nvalues = [0, "big"]\n', "parameter eps of method ad2 takes a float, got 'big'"),
+    ('method = "ad2"\n[sweep]\nparameter = "steps"\nvalues = [1, 2.5]\n', "parameter steps of method ad2 takes an int, got 2.5"),
     ('method = "ad2"\n[sweep]\nparameter = "init"\nvalues = ["zeros"]\n', "unknown value of init 'zeros': did you mean zero?"),
     ('method = "ad2"\n[sweep]\nparameter = "kd.temprature"\nvalues = [1]\n', "'temprature': did you mean temperature?"),
     ('method = "ad2"\n[sweep]\nparameter = "kd.temperature"\nvalues = [true]\n', "temperature takes a float, got True"),

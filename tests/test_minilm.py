@@ -7,7 +7,7 @@ import pytest
 
 from bench.models import MINILM
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 from tests.conftest import write_sst2
 
 

@@ -8,7 +8,8 @@ from transformers import AutoModelForSequenceClassification
 
 import bench.models
 from bench.errors import KdbenchError, UnknownNameError
-from bench.models import MINILM, build_student, load_classifier, parse_student, resolve_model
+from bench.models import MINILM, load_classifier, resolve_model
+from bench.students import build_student, parse_student
 from bench.tasks import get_task
 
 SST2 = get_task("sst2")
@@ -59,9 +60,13 @@ def test_fresh_student_unknown_field_names_the_nearest(tiny_teacher):
 
 
 def test_student_spec_parsing():
-    assert parse_student("teacher-layers:0,2,4") == ("teacher-layers", [0, 2, 4])
-    assert parse_student("fresh:hidden_size=256,hidden_act=relu") == ("fresh", {"hidden_size": 256, "hidden_act": "relu"})
-    assert parse_student("google/bert_uncased_L-4_H-256_A-4") == ("model", "google/bert_uncased_L-4_H-256_A-4")
+    def named(spec):
+        part, argument = parse_student(spec)
+        return part.name, argument
+
+    assert named("teacher-layers:0,2,4") == ("teacher-layers", [0, 2, 4])
+    assert named("fresh:hidden_size=256,hidden_act=relu") == ("fresh", {"hidden_size": 256, "hidden_act": "relu"})
+    assert named("google/bert_uncased_L-4_H-256_A-4") == ("pretrained", "google/bert_uncased_L-4_H-256_A-4")
 
 
 def test_teacher_without_a_trained_head_is_refused(tiny_encoder):

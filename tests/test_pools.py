@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import datasets
@@ -131,18 +132,21 @@ def test_regression_pairs_flow_through_a_pool_method(glue_dir, tiny_regression_t
 
 
 def test_entry_points_of_installed_packages_are_loaded(monkeypatch):
-    import methods.registry
+    import bench.registry
+    from methods.registry import METHODS
 
     loaded = []
 
     class EntryPoint:
         def load(self):
-            loaded.append(methods.registry._import_file(Path(PLUGIN)))
+            loaded.append(bench.registry._import_file(Path(PLUGIN)))
 
-    monkeypatch.setattr(methods.registry, "entry_points",
-                        lambda group: [EntryPoint()] if group == methods.registry.ENTRY_POINT_GROUP else [])
-    load_plugins()
-    assert loaded and get_method("word-dropout").kind == "pool"
+    monkeypatch.setattr(bench.registry, "entry_points",
+                        lambda group: [EntryPoint()] if group == "kdbench.methods" else [])
+    monkeypatch.setattr(METHODS, "_plugins_loaded", False)  # a registry as in a new process: no plugin yet
+    monkeypatch.setattr(METHODS, "_parts", {k: v for k, v in METHODS._parts.items() if k != "word-dropout"})
+    monkeypatch.delitem(sys.modules, "kdbench_plugin_word_dropout", raising=False)
+    assert get_method("word-dropout").kind == "pool" and loaded  # found on the first look-up of an unknown name
 
 
 def test_versions_that_differ_only_in_spacing_are_the_original():

@@ -14,14 +14,14 @@ import bench.generator
 import bench.runs
 from ablations.spec import SpecError, load_spec
 from bench.cli import main
-from bench.data import MIN_MAX_LENGTH, DataConfig
+from bench.config import MIN_MAX_LENGTH, DataConfig
 from bench.errors import KdbenchError, UnknownNameError
 from bench.features import tokenize
 from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, Range, check_ranges
-from bench.generator import GeneratorSettings
+from bench.config import GeneratorSettings
 from bench.models import load_tokenizer
 from bench.runs import RunConfig
-from bench.training import KDConfig, TrainConfig
+from bench.config import KDConfig, TrainConfig
 from methods import get_method, list_methods, load_plugins
 
 PLUGIN = str(Path(__file__).parent.parent / "examples" / "word_dropout.py")

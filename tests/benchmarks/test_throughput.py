@@ -33,9 +33,12 @@ from bench.losses import kd_loss
 from bench.models import MINILM, keep_layers, load_classifier, load_tokenizer
 from bench.records import PhaseTimer
 from bench.tasks import get_task
-from bench.training import DistillationTrainer, KDConfig
+from bench.registry import NoParams
+from bench.training import DistillationTrainer, RunParts
 from methods import get_method
 from methods.base import MethodContext
+from objectives import get_objective
+from schemes import get_scheme
 from tests.conftest import write_sst2
 
 STEPS, BATCH, MAX_LENGTH, LR = 48, 32, 64, 1e-4
@@ -59,19 +62,19 @@ def setup(tmp_path_factory):
 
 def _trainer(setup, kind: str):
     tokenizer, plain, with_logits, student, teacher = setup
-    in_loop = None
+    context = MethodContext(task=SST2, train_size=len(plain), teacher=MINILM, teacher_model=teacher)
+    parts = RunParts(context, get_scheme("plain").implementation(NoParams(), context),
+                     objective=get_objective("kd").implementation(NoParams(), context))
     if kind == "ad2":
         spec = get_method("ad2")
-        context = MethodContext(task=SST2, train_size=len(plain), teacher=MINILM, teacher_model=teacher)
-        in_loop = spec.implementation(spec.parse_params(), context)
+        parts.in_loop = spec.implementation(spec.parse_params(), context)
     args = TrainingArguments(output_dir="/tmp/kdbench-bench", max_steps=STEPS, per_device_train_batch_size=BATCH,
                              learning_rate=LR, warmup_steps=0.1, max_grad_norm=1.0, eval_strategy="no",
                              save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
                              use_cpu=True, remove_unused_columns=False, dataloader_pin_memory=False, seed=0)
     trainer = DistillationTrainer(model=copy.deepcopy(student), args=args,
                                   train_dataset=plain if kind == "finetune" else with_logits,
-                                  data_collator=Collator(tokenizer), task=SST2, kd=KDConfig(), timer=PhaseTimer(),
-                                  in_loop=in_loop)
+                                  data_collator=Collator(tokenizer), task=SST2, parts=parts, timer=PhaseTimer())
     return (trainer,), {}
 
 
@@ -91,7 +94,7 @@ def hand_loop(model, optimizer, schedule, loader):
     for batch in loader:
         teacher_logits, labels = batch.pop(TEACHER_LOGITS), batch.pop("labels")
         loss = kd_loss(model(**batch).logits, teacher_logits, labels, temperature=1.0, alpha_kd=1.0, alpha_ce=0.0,
-                       regression=False)
+                       regression=False).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

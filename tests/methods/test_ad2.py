@@ -9,13 +9,16 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
+from bench.config import KDConfig
+from bench.context import Batch
 from bench.errors import KdbenchError
-from bench.losses import KDObjective
+from bench.registry import NoParams
 from bench.runs import DataConfig, run_distill
 from bench.tasks import get_task
 from methods import get_method
 from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, perturbed
 from methods.base import MethodContext
+from objectives import get_objective
 from tests.conftest import tiny_config
 from tests.test_runs import distill_config
 
@@ -36,10 +39,23 @@ def batch(tokenizer_dir, pair: bool = False) -> dict[str, torch.Tensor]:
     return dict(tokenizer(*texts, padding=True, return_tensors="pt"))
 
 
-def ad2(teacher, task: str = "sst2", **params) -> AD2:
+def context(teacher=None, task: str = "sst2", temperature: float = 1.0) -> MethodContext:
+    return MethodContext(task=get_task(task), train_size=100, teacher="tiny", teacher_model=teacher,
+                         kd=KDConfig(temperature=temperature))
+
+
+def ad2(teacher, task: str = "sst2", temperature: float = 1.0, **params) -> AD2:
     spec = get_method("ad2")
-    context = MethodContext(task=get_task(task), train_size=100, teacher="tiny", teacher_model=teacher)
-    return spec.implementation(spec.parse_params(params), context)
+    return spec.implementation(spec.parse_params(params), context(teacher, task, temperature))
+
+
+def kd(task: str = "sst2", temperature: float = 1.0):
+    """The `kd` objective of a run with this temperature (alpha_kd 1, alpha_ce 0)."""
+    return get_objective("kd").implementation(NoParams(), context(None, task, temperature))
+
+
+def kd_value(objective, student_logits, teacher_logits) -> torch.Tensor:
+    return objective.loss(student_logits, Batch({}, None, teacher_logits)).mean()
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf", "sign"])
@@ -69,17 +85,17 @@ def test_ascent_increases_the_divergence(tokenizer_dir, target):
     teacher, student = models()
     inputs = batch(tokenizer_dir)
     method = ad2(teacher, reading="ours", eps=0.5, eta=0.5, steps=1, init="zero", target=target)
-    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
+    objective = kd()
     with torch.no_grad():
         clean_target = teacher(**inputs).logits
-        before = objective(student(**inputs).logits, clean_target)
+        before = kd_value(objective, student(**inputs).logits, clean_target)
     delta = method.perturbation(student, inputs, clean_target)
     embeds = student.get_input_embeddings()(inputs["input_ids"]) + delta
     rest = {k: v for k, v in inputs.items() if k != "input_ids"}
     with torch.no_grad():
         after_target = (teacher(inputs_embeds=teacher.get_input_embeddings()(inputs["input_ids"]) + delta, **rest).logits
                         if target == "teacher_perturbed" else clean_target)
-        after = objective(student(inputs_embeds=embeds, **rest).logits, after_target)
+        after = kd_value(objective, student(inputs_embeds=embeds, **rest).logits, after_target)
     assert after > before
 
 
@@ -113,18 +129,18 @@ def test_loss_is_clean_kd_plus_alpha_times_perturbed_kd(tokenizer_dir):
     inputs = batch(tokenizer_dir)
     with torch.no_grad():
         logits = teacher(**inputs).logits
-    objective = KDObjective(temperature=2.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
-    clean = objective(student(**inputs).logits, logits)
-    assert torch.allclose(ad2(teacher, alpha=0.0).loss(student, inputs, logits, objective), clean)
-    assert ad2(teacher, alpha=1.0, eps=0.1).loss(student, inputs, logits, objective) > clean
+    objective = kd(temperature=2.0)
+    clean = kd_value(objective, student(**inputs).logits, logits)
+    loss = lambda method: method.loss(student, Batch(inputs, None, logits), objective)  # noqa: E731
+    assert torch.allclose(loss(ad2(teacher, temperature=2.0, alpha=0.0)), clean)
+    assert loss(ad2(teacher, temperature=2.0, alpha=1.0, eps=0.1)) > clean
 
 
 def test_regression_uses_mse(tokenizer_dir):
     teacher, student = models(labels=1)
     inputs = batch(tokenizer_dir, pair=True)
     method = ad2(teacher, task="stsb", eps=0.1, eta=0.1)
-    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=True)
-    loss = method.loss(student, inputs, teacher(**inputs).logits.detach(), objective)
+    loss = method.loss(student, Batch(inputs, None, teacher(**inputs).logits.detach()), kd(task="stsb"))
     assert loss.ndim == 0 and torch.isfinite(loss)
 
 
@@ -215,12 +231,12 @@ def test_the_hook_reading_equals_adding_delta_to_the_input_embeddings(tokenizer_
 def test_the_record_says_what_the_perturbation_did(tokenizer_dir, reading):
     teacher, student = models()
     inputs = batch(tokenizer_dir, pair=True)
-    objective = KDObjective(temperature=1.0, alpha_kd=1.0, alpha_ce=0.0, regression=False)
+    objective = kd()
     method = ad2(teacher, reading=reading)
     with torch.no_grad():
         logits = teacher(**inputs).logits
     for _ in range(3):
-        method.loss(student, inputs, logits, objective)
+        method.loss(student, Batch(inputs, None, logits), objective)
     report = method.report()
     assert report["batches"] == 3 and report["relative_size_max"] >= report["relative_size_median"] > 0
     word_norm = 0.02 * 32 ** 0.5  # the tiny model's word embeddings: 32 coordinates of std 0.02

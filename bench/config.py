@@ -1,0 +1,114 @@
+"""The settings of a run, as dataclasses: which data (`DataConfig`), how to train (`TrainConfig`,
+named as in `transformers.TrainingArguments`), the KD loss's temperature and weights (`KDConfig`),
+and how the masked-LM generator is trained (`GeneratorSettings`).
+
+Kept free of heavy imports, so the command line can build its options (and `--help`) without
+loading torch or transformers. Each field's metadata gives its help text and allowed values;
+`check_ranges` in `__post_init__` stops a bad value before any data or model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.errors import KdbenchError
+from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
+
+# Measured with the MiniLM (BERT) tokenizer through `bench.features.tokenize`: below 3 it ignores
+# truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
+# special tokens and 4 drops one side whole.
+MIN_MAX_LENGTH = 5
+DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
+
+
+@dataclass
+class DataConfig:
+    """Which data a run uses: a GLUE task, or the user's own files."""
+
+    task: str = field(default="sst2", metadata={"help": "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)"})
+    data_dir: str | None = field(default=None, metadata={"help": "GLUE folder in download_glue_data.py layout (default: $KDBENCH_GLUE_DIR, else the hub)"})
+    train_file: str | None = field(default=None, metadata={"help": "own task: training file (.csv, .tsv or .jsonl)"})
+    validation_file: str | None = field(default=None, metadata={"help": "own task: dev file"})
+    text_columns: str | None = field(default=None, metadata={"help": "own task: one or two text columns, comma-separated"})
+    label_column: str = field(default="label", metadata={"help": "own task: label column"})
+    regression: bool = field(default=False, metadata={"help": "own task: labels are real numbers"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "seeded subset of the training set",
+                                                                   "range": AT_LEAST_ONE})
+    subset_seed: int = field(default=42, metadata={"help": "seed of that subset (fixed across training seeds)",
+                                                   "range": SEED})
+    max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens",
+                                                   "range": Range(MIN_MAX_LENGTH)})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops the run here, before any data is loaded
+
+
+@dataclass
+class TrainConfig:
+    """Training settings, named and defaulted as in `transformers.TrainingArguments` where it has them."""
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate of AdamW", "range": POSITIVE})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "evaluation batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs", "range": POSITIVE})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: run all epochs)",
+                                                 "range": MAX_STEPS})
+    warmup_steps: float = field(default=0.1, metadata={"help": "warm-up steps; below 1, a ratio of all steps",
+                                                       "range": NON_NEGATIVE})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay", "range": NON_NEGATIVE})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping", "range": NON_NEGATIVE})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimiser step",
+                                                                  "range": AT_LEAST_ONE})
+    eval_strategy: str = field(default="epoch", metadata={"help": "evaluate each 'epoch' or every eval_steps 'steps'",
+                                                          "choices": ("epoch", "steps")})
+    eval_steps: int | None = field(default=None, metadata={"help": "steps between evaluations (eval_strategy=steps)",
+                                                           "range": AT_LEAST_ONE})
+    logging_steps: int = field(default=10, metadata={"help": "steps between loss logs", "range": AT_LEAST_ONE})
+    seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order", "range": SEED})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
+
+
+@dataclass
+class KDConfig:
+    """The distillation loss of METHODS.md: alpha_kd * t^2 * KL + alpha_ce * CE (MSE for regression)."""
+
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term",
+                                                      "range": POSITIVE})
+    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term", "range": NON_NEGATIVE})
+    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term", "range": NON_NEGATIVE})
+
+    def __post_init__(self):
+        check_ranges(self)
+
+    def check_learns(self, where: str) -> None:
+        """A KD run with both weights 0 would train nothing: one error naming `where` it was set."""
+        if self.alpha_kd == 0 and self.alpha_ce == 0:
+            raise KdbenchError(f"{where}: alpha_kd and alpha_ce are both 0: the student would learn nothing")
+
+
+@dataclass
+class GeneratorSettings:
+    """Masked-LM training settings. The defaults give useful candidates from the offline MiniLM in
+    about 3 minutes on two CPU cores, whatever the size of the task (see the module docstring)."""
+
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate of AdamW for the encoder",
+                                                         "range": POSITIVE})
+    head_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of a new masked-LM head",
+                                                              "range": POSITIVE})
+    max_steps: int = field(default=300, metadata={"help": "training steps (-1: run num_train_epochs)",
+                                                  "range": MAX_STEPS})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "training epochs, when max_steps is -1",
+                                                           "range": POSITIVE})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens masked (BERT's 15%)",
+                                                           "range": POSITIVE_FRACTION})
+    seed: int = field(default=42, metadata={"help": "seed of the new head, the masking and the data order",
+                                            "range": SEED})
+
+    def __post_init__(self):
+        check_ranges(self)  # a bad value stops here, before the encoder or the data is loaded

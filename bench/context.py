@@ -1,0 +1,114 @@
+"""What the harness hands the parts of a run (augmentation methods, KD objectives, training schemes).
+
+`TrainingContext` is built once per run, before training: the task, the training-set size, the
+teacher (name and frozen model), the tokenizer, the cache folder, the device and the KD settings.
+While training, the harness binds it to the Trainer's state, so a part can read where training is
+(`step`, `epoch`, `progress`, `total_steps`) and ask for what it needs:
+
+- `teacher_hidden_states(inputs)`: the teacher's hidden states of a batch (computed on request);
+- `add_parameters(params, lr)`: trainable parameters of the part's own, stepped by their own AdamW
+  after each student step (their state is saved with the Trainer's checkpoints);
+- `on_step(callback)`: a function called after each optimiser step;
+- `unwrap(model)`: the student without its data-parallel wrapper; `full_precision()`: a block
+  without autocast (mixed precision stays the harness's business, not each part's).
+
+`Batch` is one training batch as parts see it: model inputs, hard labels, the teacher's cached
+logits, the examples' ids (their rows in the training set, pool examples after the originals)
+and, once the objective has scored it, the per-example losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate.utils import extract_model_from_parallel
+
+from bench.config import KDConfig
+from bench.tasks import TaskSpec
+
+EXAMPLE_ID = "example_id"  # the column of training examples' ids, and the batch key the collator passes on
+
+
+@dataclass
+class Batch:
+    """One training batch: `inputs` go to the model as they are; the rest is what the loss needs."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor | None
+    teacher_logits: torch.Tensor | None = None
+    example_ids: torch.Tensor | None = None
+    losses: torch.Tensor | None = None  # per-example training losses, set once the objective has scored the batch
+
+
+@dataclass
+class TrainingContext:
+    """The run a part serves (see the module's docstring). `teacher_model` is the frozen fine-tuned
+    teacher in eval mode (None when a run has no teacher)."""
+
+    task: TaskSpec
+    train_size: int
+    teacher: str
+    teacher_model: torch.nn.Module | None = None
+    tokenizer: Any = None
+    cache_dir: str | None = None
+    device: torch.device = torch.device("cpu")
+    kd: KDConfig = field(default_factory=KDConfig)
+    # bound by the harness while training
+    state: Any = field(default=None, repr=False)  # transformers.TrainerState
+    optimizers: list[torch.optim.Optimizer] = field(default_factory=list, repr=False)
+    step_callbacks: list[Callable[[TrainingContext], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def step(self) -> int:
+        """Optimiser steps done so far (0 in the first step)."""
+        return self.state.global_step if self.state is not None else 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.state.max_steps if self.state is not None and self.state.max_steps else 0
+
+    @property
+    def epoch(self) -> float:
+        """Epochs done so far, fractional (0 in the first step)."""
+        return float(self.state.epoch or 0.0) if self.state is not None else 0.0
+
+    @property
+    def progress(self) -> float:
+        """The fraction of training done before this step, in [0, 1): schedules are laid on it, so
+        a shortened run keeps their shape (the quick profile's 2 epochs and the paper's 18 alike)."""
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    def teacher_hidden_states(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The teacher's hidden states of a batch (embedding output first), without gradient."""
+        if self.teacher_model is None:
+            raise RuntimeError("this run has no teacher model")
+        with torch.no_grad():
+            return self.teacher_model(**inputs, output_hidden_states=True).hidden_states
+
+    def add_parameters(self, params: Iterable[torch.nn.Parameter], lr: float, *,
+                       weight_decay: float = 0.0) -> torch.optim.Optimizer:
+        """An AdamW over `params`, stepped (and zeroed) by the harness right after each student step,
+        with the gradients the training loss gave them; saved and restored with checkpoints."""
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        self.optimizers.append(optimizer)
+        return optimizer
+
+    def on_step(self, callback: Callable[[TrainingContext], None]) -> None:
+        """Call `callback(context)` after every optimiser step."""
+        self.step_callbacks.append(callback)
+
+    @staticmethod
+    def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+        """The model without its data-parallel wrapper (hooks and parameters live there)."""
+        return extract_model_from_parallel(model)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def full_precision(device: torch.device) -> Iterator[None]:
+        """Forwards in fp32 inside the block, whatever autocast the harness runs the step under."""
+        with torch.autocast(device.type, enabled=False):
+            yield

@@ -1,0 +1,54 @@
+"""What a KD objective is: the training loss of a batch, one value per example.
+
+An objective is built as `Implementation(params, context)` once per run and sees the run through
+`context` (bench/context.py): the task, the KD settings (`context.kd`), and while training the step,
+epoch and fraction of training done, which is what its schedules follow. Two losses:
+
+- `loss(student_logits, batch)`: the whole loss of a training batch (teacher term and label term);
+- `view_loss(student_logits, teacher_logits, batch)`: the teacher term alone, for another view of
+  the batch (AD2's perturbed embeddings, a generator's text), whose hard labels are counted once.
+  So any augmentation is scored by the run's objective, whichever it is.
+
+`kd_settings` names the `[kd]` settings (temperature, alpha_kd, alpha_ce) the objective reads;
+setting another one with it is refused before the run starts, rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from bench.context import Batch, TrainingContext
+from bench.parts import TrainingPart
+
+if TYPE_CHECKING:
+    import datasets
+
+KD_SETTINGS = ("temperature", "alpha_kd", "alpha_ce")
+
+
+class Objective(TrainingPart):
+    kd_settings: tuple[str, ...] = KD_SETTINGS
+
+    def __init__(self, params: Any, context: TrainingContext):
+        self.params, self.context = params, context
+
+    @property
+    def regression(self) -> bool:
+        return self.context.task.is_regression
+
+    def held_out(self, train_ds: datasets.Dataset) -> datasets.Dataset:
+        """The training set the student trains on. An objective that needs data of its own (RW-KD's meta
+        split, carved from the training set, never the dev set) keeps its part here and returns the
+        rest. Default: all of it."""
+        return train_ds
+
+    def loss(self, student_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Per-example training loss of `batch` (its teacher logits and labels) for these student logits."""
+        raise NotImplementedError
+
+    def view_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Per-example teacher term for another view of `batch` (zero where the objective, at this
+        point of training, has no teacher term)."""
+        raise NotImplementedError
