@@ -2,9 +2,13 @@
 
 A spec names the tasks, the teacher (a pre-trained encoder fine-tuned on each task, cached), the
 student, the search profile and its seeds, and the variants to compare: either a sweep of one
-parameter of the method (`[sweep] parameter = "eps"`, or a KD setting such as `"kd.temperature"`)
-or an explicit list of `[[variants]]` (the method comparison, with `baseline = "finetune"` for the
-no-KD student). Optional tables set the rest, by the field names of the harness's dataclasses:
+parameter (`[sweep] parameter = "eps"` for the method's, `"objective.tau_max"` or `"scheme.start"`
+for the objective's or scheme's, a KD setting such as `"kd.temperature"`, or a student's data field
+such as `"data.label_noise"`) or an explicit list of `[[variants]]` (the method comparison, with
+`baseline = "finetune"` for the no-KD student). A variant composes a method, an objective and a
+scheme, each with its parameters (`method`/`params`, `objective`/`objective_params`,
+`scheme`/`scheme_params`), and may set `kd` and `data` fields. Optional tables set the rest, by the
+field names of the harness's dataclasses:
 `[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
 `mlm` variants is made from each task's teacher, since no masked-LM weights exist offline).
 
@@ -15,20 +19,22 @@ stops the study with one clear error instead of hours later.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tomllib
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import DataConfig
+from bench.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import SEED, base_type, check_type
-from bench.config import GeneratorSettings
-from bench.search import PROFILES, SearchProfile
+from bench.runs import choose_parts
+from bench.studies import PROFILES, SearchProfile
 from bench.tasks import get_task
-from bench.config import KDConfig, TrainConfig
 from methods import get_method
+from objectives import get_objective
+from schemes import get_scheme
 
 BASELINES = ("distill", "finetune")  # KD (with a method), or the no-KD student trained on labels
 SEARCHED = ("learning_rate", "per_device_train_batch_size", "seed", "num_train_epochs")  # set by the profile
@@ -36,7 +42,8 @@ SEARCHED = ("learning_rate", "per_device_train_batch_size", "seed", "num_train_e
 PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(SearchProfile) if f.name != "name")
 TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_train": TrainConfig,
           "generator": GeneratorSettings}
-TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", "method", "params",
+PART_KEYS = ("objective", "objective_params", "scheme", "scheme_params")  # the objective and scheme of the sweep's base
+TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", "method", "params", *PART_KEYS,
              "profile", "pool_seed", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
@@ -46,13 +53,18 @@ class SpecError(KdbenchError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One arm of the study: a baseline kind, a method with its parameter values, KD overrides."""
+    """One arm of the study: a baseline kind, a method with its parameter values, KD and data overrides."""
 
     label: str
     baseline: str = "distill"
     method: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
     kd: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields of the student's data (label_noise, ...)
+    objective: str = "kd"
+    objective_params: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "plain"
+    scheme_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,18 +112,28 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         raise KdbenchError("give either [sweep] (one parameter and its values) or [[variants]], not "
                            f"{'both' if 'sweep' in raw else 'neither'}")
     if "sweep" in raw:
-        base = Variant("base", method=_text(raw.get("method", "none"), "method"), params=raw.get("params", {}))
+        base = Variant("base", method=_text(raw.get("method", "none"), "method"), params=raw.get("params", {}),
+                       objective=_text(raw.get("objective", "kd"), "objective"),
+                       objective_params=_table(raw.get("objective_params", {}), "objective_params"),
+                       scheme=_text(raw.get("scheme", "plain"), "scheme"),
+                       scheme_params=_table(raw.get("scheme_params", {}), "scheme_params"))
         swept, variants = _sweep(raw["sweep"], base)
     else:
-        if "method" in raw or "params" in raw:
-            raise KdbenchError("with [[variants]], give each variant its own method and params")
+        if any(key in raw for key in ("method", "params", *PART_KEYS)):
+            raise KdbenchError("with [[variants]], give each variant its own method, params, objective and scheme")
         swept, variants = "variant", tuple(_variant(v, i) for i, v in enumerate(_list(raw["variants"], "variants")))
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
-    for variant in variants:
-        if variant.baseline == "distill":
-            replace(tables["kd"], **variant.kd).check_learns(f"[kd] with variant {variant.label}")
+    for variant, task in itertools.product(variants, tasks):  # the composition, as a run would check it
+        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), method=variant.method,
+                           method_params=variant.params, objective=variant.objective,
+                           objective_params=variant.objective_params, scheme=variant.scheme,
+                           scheme_params=variant.scheme_params)
+        try:
+            choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
+        except KdbenchError as error:
+            raise KdbenchError(f"variant {variant.label} on {task}: {error}") from None
     return AblationSpec(
         name=_text(raw.get("name", name), "name"),
         description=_text(raw.get("description", ""), "description"),
@@ -130,7 +152,8 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
 
 
 def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
-    """One variant per value of the swept parameter: a parameter of the method, or `kd.FIELD`."""
+    """One variant per value of the swept parameter: a parameter of the method, `kd.FIELD`, `data.FIELD`,
+    `objective.PARAM` or `scheme.PARAM`."""
     table = _table(table, "[sweep]")
     _known_keys(table, ("parameter", "values"), "key of [sweep]")
     parameter = _text(_required(table, "parameter", "[sweep]"), "[sweep] parameter")
@@ -142,6 +165,12 @@ def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
         label = f"{parameter}={value}"
         if parameter.startswith("kd."):
             variants.append(_checked(replace(base, label=label, kd={parameter.removeprefix("kd."): value})))
+        elif parameter.startswith("data."):
+            variants.append(_checked(replace(base, label=label, data={parameter.removeprefix("data."): value})))
+        elif parameter.startswith(("objective.", "scheme.")):
+            role, name = parameter.split(".", 1)
+            swept = {**getattr(base, f"{role}_params"), name: value}
+            variants.append(_checked(replace(base, label=label, **{f"{role}_params": swept})))
         else:
             variants.append(_checked(replace(base, label=label, params={**base.params, parameter: value})))
     return parameter, tuple(variants)
@@ -155,20 +184,32 @@ def _variant(table: Any, index: int) -> Variant:
     variant = Variant(label=_text(table.get("label", method), f"{where} label"),
                       baseline=_text(table.get("baseline", "distill"), f"{where} baseline"), method=method,
                       params=_table(table.get("params", {}), f"{where} params"),
-                      kd=_table(table.get("kd", {}), f"{where} kd"))
+                      kd=_table(table.get("kd", {}), f"{where} kd"),
+                      data=_table(table.get("data", {}), f"{where} data"),
+                      objective=_text(table.get("objective", "kd"), f"{where} objective"),
+                      objective_params=_table(table.get("objective_params", {}), f"{where} objective_params"),
+                      scheme=_text(table.get("scheme", "plain"), f"{where} scheme"),
+                      scheme_params=_table(table.get("scheme_params", {}), f"{where} scheme_params"))
     if variant.baseline not in BASELINES:
         raise UnknownNameError(f"baseline of {where}", variant.baseline, BASELINES)
-    if variant.baseline == "finetune" and (variant.method != "none" or variant.params or variant.kd):
-        raise KdbenchError(f"{where}: a finetune baseline (no KD) takes no method, params or kd")
+    if variant.baseline == "finetune" and (variant.method != "none" or variant.params or variant.kd
+                                           or variant.objective != "kd" or variant.objective_params):
+        raise KdbenchError(f"{where}: a finetune baseline (no KD) takes no method, params, kd or objective "
+                           "(a scheme it takes)")
     return _checked(variant)
 
 
 def _checked(variant: Variant) -> Variant:
-    """The variant with its method parameters and KD settings checked and typed."""
+    """The variant with its method parameters, KD settings and data fields checked and typed."""
     params = get_method(variant.method).parse_params(_table(variant.params, f"params of {variant.label}"))
     kd = _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
+    typed = {}
+    for role, part in (("objective", get_objective(variant.objective)), ("scheme", get_scheme(variant.scheme))):
+        given = _table(getattr(variant, f"{role}_params"), f"{role}_params of {variant.label}")
+        parsed = part.parse_params(given)
+        typed[f"{role}_params"] = {k: getattr(parsed, k) for k in given}
     return replace(variant, params={k: getattr(params, k) for k in variant.params},
-                   kd={k: getattr(kd, k) for k in variant.kd})
+                   kd={k: getattr(kd, k) for k in variant.kd}, data=_data_fields(variant.data), **typed)
 
 
 def _profile(raw: dict[str, Any]) -> SearchProfile:

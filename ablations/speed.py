@@ -60,7 +60,7 @@ def measure(kind: str, config: RunConfig, plugins: Sequence[str] = ()) -> dict:
 
 
 def _run(kind: str, config: RunConfig, plugins: tuple[str, ...]) -> dict:
-    from bench.cli import quiet_libraries
+    from bench.progress import quiet_libraries
     from bench.runs import run_distill, run_finetune
     from methods import load_plugins
 

@@ -17,8 +17,11 @@ from pathlib import Path
 from ablations.spec import AblationSpec, Variant
 from bench.generator import make_generator
 from bench.runs import DataConfig, RunConfig, finetune_teacher
-from bench.search import apply_profile, create_search, default_storage, open_storage, run_searches
+from bench.search import apply_profile, create_search, run_searches
+from bench.studies import default_storage, open_storage
 from methods import get_method
+from objectives import get_objective
+from schemes import get_scheme
 from reports.scores import write_score_tables
 from reports.studies import MANIFEST_DIR, read_ablation, write_manifest
 from reports.tables import profile_note
@@ -52,14 +55,20 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
 
 def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_dir: str | None) -> RunConfig:
     """The run of one variant; learning rate, batch size, seed and epochs are the search's to set.
-    Method parameters are spelled out in full, so equal configurations get equal keys."""
+    Method parameters are spelled out in full, so equal configurations get equal keys. The variant's
+    data fields (e.g. label_noise) reach the student's data only: `prepare_task` fine-tunes the teacher
+    on the spec's [data]."""
     params = dict(variant.params)
     if variant.method == "mlm" and "generator" not in params:
         params["generator"] = setup.generator
     parsed = get_method(variant.method).parse_params(params)
-    return RunConfig(data=setup.data, train=spec.train, kd=replace(spec.kd, **variant.kd), model=spec.student,
-                     teacher=setup.teacher, method=variant.method, method_params=dataclasses.asdict(parsed),
-                     pool_seed=spec.pool_seed, cache_dir=cache_dir)
+    objective = get_objective(variant.objective).parse_params(variant.objective_params)
+    scheme = get_scheme(variant.scheme).parse_params(variant.scheme_params)
+    return RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
+                     model=spec.student, teacher=setup.teacher, method=variant.method,
+                     method_params=dataclasses.asdict(parsed), objective=variant.objective,
+                     objective_params=dataclasses.asdict(objective), scheme=variant.scheme,
+                     scheme_params=dataclasses.asdict(scheme), pool_seed=spec.pool_seed, cache_dir=cache_dir)
 
 
 def plan(spec: AblationSpec) -> str:
@@ -70,7 +79,12 @@ def plan(spec: AblationSpec) -> str:
              f"{' (fine-tuned per task)' if spec.finetune_teacher else ''}; student {spec.student}",
              profile_note(profile), f"{len(spec.tasks)} tasks x {len(spec.variants)} variants = "
              f"{len(spec.tasks) * len(spec.variants)} searches of up to {runs} trainings each:"]
-    lines += [f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}" for v in spec.variants]
+    lines += [f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}"
+              + "".join(f" {role}={name} {params}" for role, name, params, default in
+                        (("objective", v.objective, v.objective_params, "kd"), ("scheme", v.scheme, v.scheme_params,
+                                                                                "plain"))
+                        if name != default or params) + (f" data={v.data}" if v.data else "")
+              for v in spec.variants]
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from bench.context import TrainingContext
+from bench.errors import KdbenchError
 from bench.parts import TrainingPart
 from bench.records import PhaseTimer
 from schemes.base import Scheme
@@ -122,8 +123,8 @@ class PartsState(TrainerCallback, ExportableState):
     def __init__(self, parts: dict[str, TrainingPart], context: TrainingContext, scheme: Scheme):
         self.parts, self.context, self.scheme = parts, context, scheme
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.context.state = state  # the Trainer's state of this training (a resumed one included)
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.context.state, self.context.model = state, model  # this training's state (a resumed one included)
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         for optimizer in self.context.optimizers:
@@ -140,12 +141,16 @@ class PartsState(TrainerCallback, ExportableState):
             target = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / PARTS_FILE
             partial = target.with_name(f".{PARTS_FILE}.partial")
             torch.save({"parts": {name: part.state_dict() for name, part in self.parts.items()},
+                        "classes": self._classes(),
                         "optimizers": [optimizer.state_dict() for optimizer in self.context.optimizers]}, partial)
             partial.replace(target)
 
     def restore(self, checkpoint: Path) -> None:
         """The parts' state (and their optimisers') as saved in `checkpoint`."""
         saved = torch.load(checkpoint / PARTS_FILE, weights_only=False)
+        if saved.get("classes", self._classes()) != self._classes():
+            raise KdbenchError(f"{checkpoint} was trained with {saved['classes']}, not {self._classes()}: resume with "
+                               "the same --method, --objective and --scheme, or start in another --output-dir")
         for name, part in self.parts.items():
             part.load_state_dict(saved["parts"].get(name, {}))
         for optimizer, optimizer_state in zip(self.context.optimizers, saved["optimizers"]):
@@ -153,3 +158,6 @@ class PartsState(TrainerCallback, ExportableState):
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"file": PARTS_FILE}}
+
+    def _classes(self) -> dict[str, str]:
+        return {role: f"{type(part).__module__}.{type(part).__qualname__}" for role, part in self.parts.items()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 import typing
 from collections.abc import Sequence
@@ -23,6 +22,8 @@ from bench.fields import base_type
 PROG = "kdbench"
 # where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
+# commands that train, generate or search nothing: they import no training library (start in a second)
+LIGHT_COMMANDS = ("tasks", "methods", "list", "report", "results")
 # each kind of part: the module and name of its registry, imported only by `kdbench list`
 PART_REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objectives.registry:OBJECTIVES",
                    "schemes": "schemes.registry:SCHEMES", "students": "bench.students:STUDENTS"}
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "hub id; with --finetune-teacher a pre-trained encoder to fine-tune first")
     distill.add_argument("--finetune-teacher", action="store_true",
                          help="fine-tune --teacher on the task first (cached) with default settings")
+    distill.add_argument("--teacher-clean-labels", action="store_true",
+                         help="with --finetune-teacher and --label-noise: fine-tune the teacher on the clean labels "
+                         "(default: on the noisy labels the student sees)")
     add_method_options(distill)
     distill.add_argument("--pool-seed", type=int, default=42,
                          help="seed of a pool method's generation, fixed across training seeds (default: 42)")
@@ -223,6 +227,7 @@ def _run_config(args: argparse.Namespace):
         model=args.model,
         teacher=getattr(args, "teacher", None),
         finetune_teacher=getattr(args, "finetune_teacher", False),
+        teacher_clean_labels=getattr(args, "teacher_clean_labels", False),
         method=getattr(args, "method", "none"),
         method_params=dict(map(parse_assignment, getattr(args, "param", []))),
         objective=getattr(args, "objective", "kd"),
@@ -279,28 +284,12 @@ def _report_summary(sections, output_dir: str) -> str:
     return "\n".join(lines + [f"report: {Path(output_dir) / 'index.html'}"])
 
 
-def quiet_libraries() -> None:
-    """Keep the training progress bar; drop per-file loading bars and load reports."""
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    # a trial that fails on a user error or Ctrl-C is reported in one line by `main`, not by Optuna's traceback
-    logging.getLogger("optuna.study._optimize").addFilter(_expected_failure_filter)
-
-
-def _expected_failure_filter(record: logging.LogRecord) -> bool:
-    """False (drop) for Optuna's "trial failed" lines about a KdbenchError or a KeyboardInterrupt."""
-    error = record.exc_info[1] if record.exc_info else None
-    return not (isinstance(error, (KdbenchError, KeyboardInterrupt))
-                or record.getMessage().endswith("failed with value None."))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_libraries()
+    if args.command not in LIGHT_COMMANDS:
+        from bench.progress import quiet_libraries
+
+        quiet_libraries()
     try:
         if args.command == "tasks":
             from bench.tasks import TASKS
@@ -357,9 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if all(section.tables is None for section in sections):
                 raise KdbenchError("no study has a finished run yet: nothing to tabulate (see the lines above)")
         elif args.command in ("worker", "results"):
-            from bench.search import export_results, open_storage, run_worker
+            from bench.studies import export_results, open_storage
 
             if args.command == "worker":
+                from bench.search import run_worker
                 from methods import load_plugins
 
                 load_plugins(args.plugin)

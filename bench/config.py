@@ -9,7 +9,8 @@ loading torch or transformers. Each field's metadata gives its help text and all
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from bench.errors import KdbenchError
 from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
@@ -19,6 +20,18 @@ from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITI
 # special tokens and 4 drops one side whole.
 MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
+LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
+# The demo profile of each method; the masked-LM generator is added once it is built.
+DEMO_METHODS: dict[str, dict[str, str]] = {
+    "none": {},
+    "ad2": {},
+    "eda": {"num_aug": "1"},
+    "backtranslation": {"engine": "apertium"},
+    "mlm": {"n_a": "1"},
+}
+PROFILE_NOTE = ("demo profile: students train 2 epochs; pool methods make 1 augmented copy per sentence (papers: "
+                "EDA 8 at this size, masked-LM 20; apertium gives 1); masked-LM candidates come from a generator "
+                "made from the teacher by `make-generator` in 100 steps (default 300), not BERT-base")
 
 
 @dataclass
@@ -38,6 +51,13 @@ class DataConfig:
                                                    "range": SEED})
     max_length: int = field(default=128, metadata={"help": "maximum sequence length in tokens",
                                                    "range": Range(MIN_MAX_LENGTH)})
+    label_noise: float = field(default=0.0, metadata={"help": "fraction of training labels corrupted (dev/test "
+                                                      "stay clean)", "range": Range(0, 1, high_open=True)})
+    label_noise_type: str = field(default="uniform", metadata={
+        "help": "uniform: a different class drawn uniformly; class-conditional: class c -> (c + 1) mod K "
+                "(the pair-flip noise of the noisy-label literature)", "choices": LABEL_NOISE_TYPES})
+    label_noise_seed: int = field(default=0, metadata={"help": "seed of which labels are corrupted, and how",
+                                                       "range": SEED})
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data is loaded
@@ -112,3 +132,53 @@ class GeneratorSettings:
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops here, before the encoder or the data is loaded
+
+
+@dataclass
+class RunConfig:
+    """Everything one run depends on; stored whole in its record."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    model: str = "minilm"  # finetune-teacher: the pre-trained encoder; finetune/distill: the student spec
+    teacher: str | None = None  # a fine-tuned teacher (distill), or the layer source of a teacher-layers student
+    finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
+    teacher_clean_labels: bool = False  # with finetune_teacher and data.label_noise: teacher on the clean labels
+    teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
+    method: str = "none"
+    method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
+    objective: str = "kd"  # distill: the KD objective (objectives/)
+    objective_params: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "plain"  # finetune/distill: the training scheme (schemes/)
+    scheme_params: dict[str, Any] = field(default_factory=dict)
+    # seed of a pool method's generation (fixed across training seeds, like the subset)
+    pool_seed: int = field(default=42, metadata={"range": SEED})
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    resume: bool = False
+
+    def __post_init__(self):
+        check_ranges(self)  # the nested configs check themselves when they are built
+        if self.teacher_clean_labels and not self.finetune_teacher:
+            raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
+                               "keeps the labels it was trained on")
+
+
+# Fields added after studies were first stored: left out of a run's identity while at their defaults, so
+# the studies and run folders of earlier versions keep their names.
+LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
+                  "teacher_clean_labels": False}
+LATER_DATA_DEFAULTS = {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0}  # of DataConfig
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    """The config as a dict for keys and stored studies, without later fields at their defaults."""
+    values = asdict(config)
+    values["data"] = _without_defaults(values["data"], LATER_DATA_DEFAULTS)
+    return _without_defaults(values, LATER_DEFAULTS)
+
+
+def _without_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`values` less the keys of `defaults` whose value is their default."""
+    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}

@@ -59,6 +59,7 @@ class TrainingContext:
     kd: KDConfig = field(default_factory=KDConfig)
     # bound by the harness while training
     state: Any = field(default=None, repr=False)  # transformers.TrainerState
+    model: torch.nn.Module | None = field(default=None, repr=False)  # the student being trained
     optimizers: list[torch.optim.Optimizer] = field(default_factory=list, repr=False)
     step_callbacks: list[Callable[[TrainingContext], None]] = field(default_factory=list, repr=False)
 

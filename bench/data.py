@@ -18,14 +18,14 @@ import json
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
 import numpy as np
 
 from bench.errors import DataFormatError, KdbenchError, UnknownNameError
-from bench.config import MIN_MAX_LENGTH, DataConfig
+from bench.config import DataConfig
 from bench.hub import hub_reachable
 from bench.tasks import FileLayout, TaskSpec, get_task
 
@@ -48,6 +48,7 @@ class TaskData:
     task: TaskSpec
     splits: dict[str, datasets.Dataset]  # "train", the eval splits, optionally test splits
     source: str  # the task's folder, "hub:nyu-mll/glue/<config>", or the custom file paths
+    label_noise: dict | None = None  # what `add_label_noise` corrupted in the train split, for run records
 
 
 def load_task(
@@ -415,12 +416,43 @@ def _read_jsonl(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str,
 
 
 def load_data(config: DataConfig) -> TaskData:
-    """The data a `DataConfig` names: a GLUE task, or the user's own files."""
+    """The data a `DataConfig` names: a GLUE task, or the user's own files; with `label_noise`, its
+    training labels corrupted (after the subset, so a subset's noise does not depend on the rest)."""
     if config.train_file:
         if not (config.validation_file and config.text_columns):
             raise KdbenchError("an own task needs --train-file, --validation-file and --text-columns")
-        return load_custom(config.train_file, config.validation_file, text_columns=config.text_columns.split(","),
+        data = load_custom(config.train_file, config.validation_file, text_columns=config.text_columns.split(","),
                            label_column=config.label_column, regression=config.regression,
                            max_train_examples=config.max_train_examples, seed=config.subset_seed)
-    return load_task(config.task, data_dir=config.data_dir, max_train_examples=config.max_train_examples,
-                     seed=config.subset_seed)
+    else:
+        data = load_task(config.task, data_dir=config.data_dir, max_train_examples=config.max_train_examples,
+                         seed=config.subset_seed)
+    if config.label_noise:
+        data = add_label_noise(data, config.label_noise, config.label_noise_type, config.label_noise_seed)
+    return data
+
+
+def add_label_noise(data: TaskData, rate: float, kind: str, seed: int) -> TaskData:
+    """`data` with exactly round(rate * n) of its n training labels corrupted; dev and test splits untouched.
+
+    The rows are drawn by a numpy Generator seeded with `seed`, so one seed corrupts the same rows the
+    same way in every run (the teacher's cache and the student see one noisy set), and the realised
+    rate is within 1/n of `rate`. Each chosen label becomes another class: `uniform` one drawn
+    uniformly among the K - 1 others, `class-conditional` the fixed pair flip c -> (c + 1) mod K (the
+    usual class-conditional noise model of the noisy-label literature; with K = 2 both are one flip).
+    What was corrupted is kept in `TaskData.label_noise`.
+    """
+    if data.task.is_regression:
+        raise KdbenchError(f"label noise needs a classification task; {data.task.name} is regression: "
+                           "leave --label-noise at 0")
+    train = data.splits["train"]
+    labels = np.asarray(train["label"])
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(labels), size=round(rate * len(labels)), replace=False))
+    classes = data.task.num_labels
+    shift = rng.integers(1, classes, size=len(rows)) if kind == "uniform" else 1  # 1..K-1: never the same class
+    labels[rows] = (labels[rows] + shift) % classes
+    noisy = datasets.Dataset.from_dict({**train.to_dict(), "label": labels.tolist()}, features=train.features)
+    record = {"rate": rate, "type": kind, "seed": seed, "realised_rate": len(rows) / len(labels),
+              "corrupted": len(rows), "rows": rows.tolist()}
+    return replace(data, splits={**data.splits, "train": noisy}, label_noise=record)

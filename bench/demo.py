@@ -23,7 +23,7 @@ from bench.generator import GeneratorSettings, make_generator
 from bench.models import MINILM
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
 from bench.tasks import get_task
-from bench.config import DEMO_TRAIN_EXAMPLES, TrainConfig
+from bench.config import DEMO_METHODS, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE, TrainConfig
 from methods import get_method
 from methods.base import MethodContext
 
@@ -32,19 +32,6 @@ TRAIN_EXAMPLES = DEMO_TRAIN_EXAMPLES
 TEACHER_TRAIN = TrainConfig(learning_rate=5e-5, num_train_epochs=3)
 STUDENT_TRAIN = TrainConfig(learning_rate=1e-4, num_train_epochs=2)
 GENERATOR = GeneratorSettings(max_steps=100)  # `make-generator` trains 300 steps by default
-# The demo profile of each method; the masked-LM generator is added once it is built.
-DEMO_METHODS: dict[str, dict[str, str]] = {
-    "none": {},
-    "ad2": {},
-    "eda": {"num_aug": "1"},
-    "backtranslation": {"engine": "apertium"},
-    "mlm": {"n_a": "1"},
-}
-PROFILE_NOTE = ("demo profile: students train 2 epochs; pool methods make 1 augmented copy per sentence (papers: "
-                "EDA 8 at this size, masked-LM 20; apertium gives 1); masked-LM candidates come from a generator "
-                "made from the teacher by `make-generator` in 100 steps (default 300), not BERT-base")
-
-
 def _row(name: str, record: dict, cached: bool = False) -> dict:
     timings = record["timings_s"]
     augmentation = record.get("augmentation") or {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import scan_cache_dir, snapshot_download
 from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.errors import KdbenchError, UnknownNameError
 from bench.hub import hub_reachable

@@ -1,8 +1,13 @@
-"""Trainer's progress display, made readable: one bar with the running loss, one line per evaluation."""
+"""Trainer's progress display, made readable: one bar with the running loss, one line per evaluation;
+and the libraries' own chatter (loading bars, Optuna's tracebacks of expected failures) kept quiet."""
 
 from __future__ import annotations
 
+import logging
+
 from transformers.trainer_callback import ProgressCallback
+
+from bench.errors import KdbenchError
 
 
 class LossProgressCallback(ProgressCallback):
@@ -31,3 +36,22 @@ def close_progress(trainer) -> None:
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
             callback.training_bar.close()
+
+
+def quiet_libraries() -> None:
+    """Keep the training progress bar; drop per-file loading bars and load reports."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    # a trial that fails on a user error or Ctrl-C is reported in one line by `main`, not by Optuna's traceback
+    logging.getLogger("optuna.study._optimize").addFilter(_expected_failure_filter)
+
+
+def _expected_failure_filter(record: logging.LogRecord) -> bool:
+    """False (drop) for Optuna's "trial failed" lines about a KdbenchError or a KeyboardInterrupt."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(error, (KdbenchError, KeyboardInterrupt))
+                or record.getMessage().endswith("failed with value None."))

@@ -20,8 +20,6 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from bench.storage import write_json
 
 PACKAGES = ("kdbench", "torch", "transformers", "accelerate", "datasets", "numpy", "scikit-learn", "scipy")
@@ -74,6 +72,8 @@ def git_commit() -> str | None:
 
 
 def device_info() -> dict[str, object]:
+    import torch  # here, not at the top: reports read records without loading torch
+
     if torch.cuda.is_available():
         return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count()}
     return {"type": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
@@ -81,6 +81,8 @@ def device_info() -> dict[str, object]:
 
 def peak_memory_mb() -> dict[str, float]:
     """Peak resident memory of this process, and peak GPU memory allocated when on CUDA."""
+    import torch
+
     peak = {"cpu_rss_mb": _peak_rss_kb() / 1024}
     if torch.cuda.is_available():
         peak["cuda_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -199,8 +199,9 @@ class Registry:
         their declared order, then plugins."""
         self._import_builtins()
         self._load_entry_points()
-        return [part for part in self._parts.values()
-                if any(fnmatch.fnmatchcase(n, pattern) for n in (part.name, *part.aliases))]
+        declared = list(self.builtins)
+        ordered = sorted(self._parts.values(), key=lambda p: declared.index(p.name) if p.name in declared else len(declared))
+        return [part for part in ordered if any(fnmatch.fnmatchcase(n, pattern) for n in (part.name, *part.aliases))]
 
     def _import_builtins(self) -> None:
         for module in dict.fromkeys(self.builtins.values()):

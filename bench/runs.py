@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,11 @@ from filelock import FileLock
 from transformers import PreTrainedModel, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.config import DataConfig, KDConfig, TrainConfig
+from bench.config import DataConfig, KDConfig, RunConfig
 from bench.context import TrainingContext
 from bench.data import TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
-from bench.fields import SEED, check_ranges
 from bench.integrity import folder_damage, holds_entry, seal, usable
 from bench.models import load_classifier, load_tokenizer
 from bench.records import RECORD_FILE, PhaseTimer, read_record, with_environment, write_record
@@ -35,49 +34,12 @@ from bench.pools import cached_pool
 from bench.storage import publish_directory
 from bench.students import build_student, parse_student
 from bench.registry import Part
+from bench.tasks import get_task
 from bench.training import RunParts, distributed_state, train
 from methods import get_method
 from objectives import get_objective
 from objectives.base import KD_SETTINGS
 from schemes import get_scheme
-
-
-@dataclass
-class RunConfig:
-    """Everything one run depends on; stored whole in its record."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    kd: KDConfig = field(default_factory=KDConfig)
-    model: str = "minilm"  # finetune-teacher: the pre-trained encoder; finetune/distill: the student spec
-    teacher: str | None = None  # a fine-tuned teacher (distill), or the layer source of a teacher-layers student
-    finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
-    teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
-    method: str = "none"
-    method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
-    objective: str = "kd"  # distill: the KD objective (objectives/)
-    objective_params: dict[str, Any] = field(default_factory=dict)
-    scheme: str = "plain"  # finetune/distill: the training scheme (schemes/)
-    scheme_params: dict[str, Any] = field(default_factory=dict)
-    # seed of a pool method's generation (fixed across training seeds, like the subset)
-    pool_seed: int = field(default=42, metadata={"range": SEED})
-    output_dir: str | None = None
-    cache_dir: str | None = None
-    resume: bool = False
-
-    def __post_init__(self):
-        check_ranges(self)  # the nested configs check themselves when they are built
-
-
-# Fields added after studies were first stored: left out of a run's identity while at their defaults, so
-# the studies and run folders of earlier versions keep their names.
-LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {}}
-
-
-def identity(config: RunConfig) -> dict[str, Any]:
-    """The config as a dict for keys and stored studies, without later fields at their defaults."""
-    values = asdict(config)
-    return {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
 
 @dataclass(frozen=True)
@@ -92,9 +54,10 @@ class ChosenParts:
     scheme_params: Any
 
 
-def choose_parts(config: RunConfig, *, distill: bool = True) -> ChosenParts:
+def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alpha-kd, --alpha-ce") -> ChosenParts:
     """Look up and check the run's parts and their parameters (a bad name or value is one error, before any
-    data or model is loaded); a KD setting the objective does not read must be left at its default."""
+    data or model is loaded); a KD setting the objective does not read must be left at its default.
+    `where` names where the KD weights were set, for the error when both are 0."""
     method, objective, scheme = get_method(config.method), get_objective(config.objective), get_scheme(config.scheme)
     chosen = ChosenParts(method, method.parse_params(config.method_params), objective,
                          objective.parse_params(config.objective_params), scheme,
@@ -106,7 +69,9 @@ def choose_parts(config: RunConfig, *, distill: bool = True) -> ChosenParts:
             raise KdbenchError(f"objective {objective.name} does not read {', '.join(unread)}: leave it at its default "
                                f"or use an objective that does (`kdbench list objectives`)")
         if {"alpha_kd", "alpha_ce"} <= set(objective.implementation.kd_settings):
-            config.kd.check_learns("--alpha-kd, --alpha-ce")
+            config.kd.check_learns(where)
+        regression = config.data.regression if config.data.train_file else get_task(config.data.task).is_regression
+        objective.implementation.check(chosen.objective_params, config.kd, regression=regression)
     return chosen
 
 
@@ -141,7 +106,8 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
         "seed": config.train.seed,
         "config": asdict(config),
         "data": {"source": prepared.data.source, "train_examples": len(prepared.train),
-                 "eval_examples": {name: len(ds) for name, ds in prepared.evals.items()}},
+                 "eval_examples": {name: len(ds) for name, ds in prepared.evals.items()},
+                 "label_noise": prepared.data.label_noise},
         "model": {"parameters": model.num_parameters(), "layers": model.config.num_hidden_layers,
                   "hidden_size": model.config.hidden_size},
         **extra,
@@ -293,7 +259,8 @@ def run_distill(config: RunConfig) -> dict:
     teacher_name = config.teacher
     if config.finetune_teacher:
         with timer.phase("teacher_finetune"):
-            folder, _, _ = finetune_teacher(replace(config, model=config.teacher, output_dir=None))
+            teacher_data = replace(config.data, label_noise=0.0) if config.teacher_clean_labels else config.data
+            folder, _, _ = finetune_teacher(replace(config, model=config.teacher, data=teacher_data, output_dir=None))
         teacher_name = str(folder)
     tokenizer = load_tokenizer(teacher_name)
     with timer.phase("data"):

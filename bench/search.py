@@ -23,84 +23,25 @@ ablation) moves to another one while a search's remaining points run elsewhere.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import statistics
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import optuna
-import pandas as pd
-import sqlalchemy
 from filelock import FileLock
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, TrialState
+from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.trial import TrialState
 
 from bench.cache import digest
-from bench.config import MIN_MAX_LENGTH
-from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
 from bench.records import RECORD_FILE, read_record
-from bench.runs import RunConfig, identity, run_distill, run_finetune
+from bench.config import RunConfig, identity
+from bench.runs import run_distill, run_finetune
 from bench.storage import write_json
-
-GRID, SEEDS = "grid", "seeds"
-
-
-@dataclass(frozen=True)
-class SearchProfile:
-    """How much of the paper's protocol to run; recorded with every trial. Values are range-checked
-    when a profile is made (a spec's overrides included), before anything runs."""
-
-    name: str
-    learning_rates: tuple[float, ...] = field(metadata={"range": POSITIVE})
-    batch_sizes: tuple[int, ...] = field(metadata={"range": AT_LEAST_ONE})
-    num_train_epochs: float = field(metadata={"range": POSITIVE})
-    max_length: int = field(metadata={"range": Range(MIN_MAX_LENGTH)})
-    max_train_examples: int | None = field(metadata={"range": AT_LEAST_ONE})
-    seeds: tuple[int, ...] = field(default=(42, 43, 44, 45, 46), metadata={"range": SEED})
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-
-
-PROFILES = {
-    # METHODS.md as is: 6 epochs, lr in {1e-5 .. 1e-4}, batch size in {16, 32}, length 512 (a GPU job)
-    "paper": SearchProfile("paper", (1e-5, 3e-5, 5e-5, 7e-5, 9e-5, 1e-4), (16, 32), 6, 512, None),
-    # for a CPU: a 1,000-example subset, length 64, 2 epochs, a 2 x 2 grid
-    "quick": SearchProfile("quick", (5e-5, 1e-4), (16, 32), 2, 64, 1000),
-}
-
-
-def open_storage(url: str, *, heartbeat_interval: int = 60, grace_period: int = 180,
-                 max_retry: int = 3, must_exist: bool = False) -> optuna.storages.BaseStorage:
-    """`sqlite:///file.db`, any SQLAlchemy URL (heartbeats: a killed worker's trial is failed after
-    `grace_period` seconds and retried up to `max_retry` times), or `journal:PATH` (Optuna's journal
-    file, for machines sharing a file system; it has no heartbeats, so a killed worker's trial
-    stays running). `must_exist` is for commands that only read: a SQLite or journal file that is
-    not there is an error, not a new empty store."""
-    local = url.removeprefix("journal:") if url.startswith("journal:") else url.removeprefix("sqlite:///")
-    if must_exist and local != url and not Path(local).is_file():
-        raise KdbenchError(f"no Optuna storage at {local}: give --storage the URL that `kdbench search` or "
-                           "`kdbench ablate` used (default sqlite:///OUTPUT_DIR/studies.db)")
-    if url.startswith("journal:"):
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    for attempt in range(3):
-        try:
-            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            # workers started together race to create a new database's schema; the loser finds it made
-            if attempt == 2:
-                raise
-            time.sleep(1 + attempt)
-
+from bench.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _key, _own_run, _point, _points,
+                           _stages, _study, default_storage, finished_runs, load_search, open_storage,
+                           search_summary)
 
 def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
     """A name per configuration: what is searched (lr, batch size, seed) is left out of the key."""
@@ -114,13 +55,6 @@ def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
     data = replace(config.data, max_length=profile.max_length, max_train_examples=profile.max_train_examples)
     return replace(config, data=data, train=replace(config.train, num_train_epochs=profile.num_train_epochs))
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """Median, min, max and inter-quartile range of per-seed scores."""
-    q1, q3 = np.percentile(values, [25, 75])
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "iqr": float(q3 - q1),
-            "n": len(values)}
 
 
 def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Path, fixed: dict,
@@ -165,16 +99,6 @@ def _skip_if_taken(trial: optuna.Trial) -> None:
 DONE, RAN, BUSY = "done", "ran", "busy"  # what one call of `advance` did
 
 
-@dataclass(frozen=True)
-class StoredSearch:
-    """What a search's grid study holds for its workers: the run configuration, kind and profile."""
-
-    name: str
-    config: RunConfig
-    kind: str
-    profile: SearchProfile
-
-
 def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results: Path) -> str:
     """Run at most one trial of `search`: RAN after a trial, DONE when every point of its grid and
     seeds has a finished run of its own, BUSY when every remaining point is running in another
@@ -208,50 +132,6 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
     return DONE
 
 
-def finished_runs(trials: list[FrozenTrial], space: dict[str, list]) -> dict[tuple, FrozenTrial]:
-    """Each planned point's finished trial (the first, should two workers have run it): only a
-    complete trial whose record is the run of its own parameters counts."""
-    planned = {_key(point) for point in _points(space)}
-    runs: dict[tuple, FrozenTrial] = {}
-    for trial in sorted(trials, key=lambda t: t.number):
-        point = _point(trial)
-        if trial.state == TrialState.COMPLETE and point in planned and point not in runs and _own_run(trial):
-            runs[point] = trial
-    return runs
-
-
-def _own_run(trial: FrozenTrial) -> bool:
-    """Whether a trial's record was trained with the trial's own seed, learning rate and batch size
-    (a study written before points were handed out here may hold another point's record)."""
-    record = trial.user_attrs.get("record", {})
-    train = record.get("config", {}).get("train", {})
-    return all((record.get("seed") if key == "seed" else train.get(key)) == value for key, value in trial.params.items())
-
-
-def _best(trials) -> FrozenTrial:
-    """The highest-scoring trial; the first one on a tie, as Optuna's `best_trial`."""
-    return max(sorted(trials, key=lambda t: t.number), key=lambda t: t.value)
-
-
-def _points(space: dict[str, list]) -> list[dict]:
-    """Every point of a grid, in a fixed order (learning rates outer, batch sizes inner)."""
-    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
-
-
-def _key(params: dict) -> tuple:
-    return tuple(sorted(params.items()))
-
-
-def _point(trial: FrozenTrial) -> tuple:
-    """The point a trial runs: the parameters it was queued with (a running trial may have suggested
-    only some of them yet), or, for a trial never queued, its parameters."""
-    return _key(trial.system_attrs.get("fixed_params") or trial.params)
-
-
-def _stages(profile: SearchProfile) -> tuple[tuple[str, dict[str, list]], ...]:
-    return (GRID, _grid_space(profile)), (SEEDS, {"seed": list(profile.seeds)})
-
-
 def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results_dir: str | Path,
                  poll_s: float = 1.0) -> list[StoredSearch]:
     """Work on searches `names` until all are complete, one trial at a time in turn, so workers on
@@ -279,74 +159,6 @@ def _waiting_note(storage: optuna.storages.BaseStorage, search: StoredSearch) ->
                 f"for {grace} s (at most {grace + storage.heartbeat_interval} s from now) and its point runs here")
     return (f"{head}. This storage has no heartbeats: if that worker was killed, its trial stays running; "
             "use a SQL storage (sqlite:///... or PostgreSQL) to have such trials retried")
-
-
-@dataclass(frozen=True)
-class SearchState:
-    """How far a search has got: grid points and seeds with a finished run, the finished seed runs'
-    records (one per seed), and the failed or interrupted trials whose point has no run yet (they
-    are run again by the next worker; they never count as runs)."""
-
-    grid_done: int
-    grid_points: int
-    seeds_done: int
-    seeds: int
-    best_params: dict | None
-    records: list[dict]
-    failed: int = 0
-
-    @property
-    def complete(self) -> bool:
-        return self.grid_done == self.grid_points and self.seeds_done == self.seeds
-
-
-def search_state(storage: optuna.storages.BaseStorage, search: StoredSearch) -> SearchState:
-    """Where `search` stands, read from the storage (a search still running elsewhere included)."""
-    (grid_space, grid), (seed_space, seeds) = [(space, _trials(storage, f"{search.name}/{stage}"))
-                                               for stage, space in _stages(search.profile)]
-    grid_runs, seed_runs = finished_runs(grid, grid_space), finished_runs(seeds, seed_space)
-    failed = sum(len({_point(t) for t in trials if t.state == TrialState.FAIL} - runs.keys())
-                 for trials, runs in ((grid, grid_runs), (seeds, seed_runs)))
-    best = _best(grid_runs.values()).params if grid_runs else None  # the choice `advance` makes
-    records = [trial.user_attrs["record"] for trial in sorted(seed_runs.values(), key=lambda t: t.params["seed"])]
-    return SearchState(len(grid_runs), len(_points(grid_space)), len(seed_runs), len(search.profile.seeds), best,
-                       records, failed)
-
-
-def _trials(storage: optuna.storages.BaseStorage, study: str) -> list[FrozenTrial]:
-    """A study's trials; none when it does not exist yet (read only: nothing is created)."""
-    try:
-        study_id = storage.get_study_id_from_name(study)
-    except KeyError:
-        return []
-    return storage.get_all_trials(study_id, deepcopy=False)
-
-
-def search_summary(storage: optuna.storages.BaseStorage, search: StoredSearch) -> dict:
-    """The grid's best point and the spread of its per-seed scores."""
-    state = search_state(storage, search)
-    scores = [record["best"]["value"] for record in state.records]
-    return {"study": search.name, "profile": search.profile.name, "best_params": state.best_params,
-            "scores": scores, **spread(scores)}
-
-
-def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch:
-    """The configuration, kind (distill or finetune) and profile stored with search `name`."""
-    try:
-        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(f"{name}/{GRID}"))
-    except KeyError:
-        searches = [s.study_name.removesuffix(f"/{GRID}") for s in optuna.get_all_study_summaries(storage)
-                    if s.study_name.endswith(f"/{GRID}")]
-        raise UnknownNameError("search", name, searches) from None
-    profile = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
-    return StoredSearch(name, config_from_dict(attrs["config"]), attrs["kind"], profile)
-
-
-def config_from_dict(values: dict) -> RunConfig:
-    """The RunConfig stored with a study (nested dataclasses rebuilt from their dicts)."""
-    nested = {f.name: f.default_factory for f in dataclasses.fields(RunConfig)
-              if dataclasses.is_dataclass(f.default_factory)}
-    return RunConfig(**{k: nested[k](**v) if k in nested else v for k, v in values.items()})
 
 
 def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
@@ -377,39 +189,3 @@ def search(config: RunConfig, *, kind: str = "distill", profile: str | SearchPro
     summary = run_worker(store, create_search(config, kind=kind, profile=profile, storage=store), results)
     write_json(results / "summaries" / f"{summary['study']}.json", summary)
     return summary
-
-
-def default_storage(results_dir: str | Path) -> str:
-    return f"sqlite:///{Path(results_dir) / 'studies.db'}"
-
-
-def _grid_space(profile: SearchProfile) -> dict[str, list]:
-    return {"learning_rate": list(profile.learning_rates), "per_device_train_batch_size": list(profile.batch_sizes)}
-
-
-def _study(storage, name: str, stage: str) -> optuna.Study:
-    """Every trial is queued with its point's parameters (`advance`), so the sampler never chooses."""
-    try:  # loading first: create_study(load_if_exists=True) logs a line each time a worker polls
-        return optuna.load_study(study_name=f"{name}/{stage}", storage=storage)
-    except KeyError:
-        return optuna.create_study(storage=storage, study_name=f"{name}/{stage}", direction="maximize",
-                                   load_if_exists=True)
-
-
-def export_results(storage: optuna.storages.BaseStorage, path: str | Path) -> pd.DataFrame:
-    """Every trial of every study, one row each (params, value, state, the record's main fields),
-    written as CSV or Parquet by the file's suffix."""
-    rows = []
-    for summary in optuna.get_all_study_summaries(storage):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        for trial in study.trials:
-            record = trial.user_attrs.get("record", {})
-            rows.append({"study": summary.study_name, "trial": trial.number, "state": trial.state.name,
-                         "value": trial.value, **trial.params, "profile": trial.user_attrs.get("profile"),
-                         "task": record.get("task"), "method": record.get("method"), "seed": record.get("seed"),
-                         **{f"best_{k}": v for k, v in record.get("best", {}).get("metrics", {}).items()},
-                         **{f"seconds_{k}": v for k, v in record.get("timings_s", {}).items()}})
-    table = pd.DataFrame(rows)
-    path = Path(path)
-    (table.to_parquet if path.suffix == ".parquet" else table.to_csv)(path, index=False)
-    return table

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from bench.config import KDConfig
 from bench.context import Batch, TrainingContext
 from bench.parts import TrainingPart
 
@@ -33,6 +34,10 @@ class Objective(TrainingPart):
 
     def __init__(self, params: Any, context: TrainingContext):
         self.params, self.context = params, context
+
+    @classmethod
+    def check(cls, params: Any, kd: KDConfig, *, regression: bool) -> None:
+        """Refuse settings that cannot work (one KdbenchError), called before any data or model is loaded."""
 
     @property
     def regression(self) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UnknownNameError
-from bench.search import spread
+from bench.studies import spread
 from bench.tasks import get_task
 from reports.studies import COMPARISON, Study
 from reports.tables import StudyTables, describe_machines, score_cell, score_text, write_tables

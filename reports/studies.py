@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.demo import DEMO_METHODS
-from bench.demo import PROFILE_NOTE as DEMO_PROFILE
+from bench.config import DEMO_METHODS
+from bench.config import PROFILE_NOTE as DEMO_PROFILE
 from bench.errors import KdbenchError, UnknownNameError
 from bench.records import RECORD_FILE
-from bench.search import default_storage, load_search, open_storage, search_state
+from bench.studies import default_storage, load_search, open_storage, search_state
 from bench.storage import write_json
 
 COMPARISON, SWEEP, SPEED = "comparison", "sweep", "speed"  # kinds of study

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.search import SearchProfile
+from bench.studies import SearchProfile
 from bench.storage import atomic_file
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT built in the test and small GLUE folders.
+"""Shared fixtures: a tiny random BERT built in the test, small GLUE folders, and a Ctrl-C in epoch 2.
 
 The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary) with a 2-layer,
 32-wide encoder, so every harness test runs in seconds on a CPU.
@@ -13,6 +13,7 @@ import pytest
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from bench.models import MINILM, resolve_model
+from bench.training import DistillationTrainer
 
 POSITIVE = ["good", "great", "lovely", "charming", "fine", "superb"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "weak"]
@@ -107,3 +108,20 @@ def isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own kdbench cache and no GLUE folder from the environment."""
     monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)
+
+
+STEPS_PER_EPOCH = 6  # write_sst2's 48 training examples in batches of 8 (tests.test_runs.TRAIN)
+
+
+@pytest.fixture
+def ctrl_c_in_epoch_2(monkeypatch):
+    """Ctrl-C during the second epoch, after the first epoch's checkpoint was saved."""
+    real = DistillationTrainer.training_step
+
+    def step(self, *args, **kwargs):
+        if self.state.global_step == STEPS_PER_EPOCH + 1:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DistillationTrainer, "training_step", step)
+    return monkeypatch

@@ -83,7 +83,7 @@ def test_shipped_ad2_sweeps_are_the_issue_values():
     ('[[variants]]\nmethod = "none"\n[teacher_train]\nlearning_rate = 1e-4\n', None),  # the teacher's is the spec's
     ('pool_seed = -1\n[[variants]]\nmethod = "none"\n', "pool_seed must be in [0, 4294967295], got -1"),
     ('[sweep]\nparameter = "kd.alpha_kd"\nvalues = [1, 0]\n',
-     "[kd] with variant kd.alpha_kd=0: alpha_kd and alpha_ce are both 0: the student would learn nothing"),
+     "variant kd.alpha_kd=0 on sst2: [kd]: alpha_kd and alpha_ce are both 0: the student would learn nothing"),
 ])
 def test_spec_errors_name_the_problem(tmp_path, body, message):
     path = write_spec(tmp_path, body)

@@ -22,7 +22,8 @@ from PIL import Image
 
 from bench.cli import main
 from bench.runs import DataConfig, RunConfig
-from bench.search import SearchProfile, create_search, open_storage
+from bench.search import create_search
+from bench.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
 from reports.studies import MANIFEST_DIR, write_manifest, write_speed_results
 

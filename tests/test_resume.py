@@ -12,24 +12,8 @@ import pytest
 
 from bench.checkpoints import complete
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill
-from bench.training import DistillationTrainer
+from tests.conftest import STEPS_PER_EPOCH
 from tests.test_runs import TRAIN, distill_config
-
-STEPS_PER_EPOCH = 6  # 48 training examples in batches of 8
-
-
-@pytest.fixture
-def ctrl_c_in_epoch_2(monkeypatch):
-    """Ctrl-C during the second epoch, after the first epoch's checkpoint was saved."""
-    real = DistillationTrainer.training_step
-
-    def step(self, *args, **kwargs):
-        if self.state.global_step == STEPS_PER_EPOCH + 1:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(DistillationTrainer, "training_step", step)
-    return monkeypatch
 
 
 def _half_written(checkpoints: Path, step: int) -> Path:

@@ -12,7 +12,7 @@ import bench.runs
 from bench.cli import main
 from bench.records import RECORD_FILE
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
-from bench.config import KDConfig, TrainConfig
+from bench.config import TrainConfig
 
 TRAIN = TrainConfig(learning_rate=1e-3, per_device_train_batch_size=8, per_device_eval_batch_size=16,
                     num_train_epochs=2, logging_steps=2)

@@ -13,8 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 import bench.search
+import bench.studies
 from bench.runs import DataConfig
-from bench.search import SearchProfile, create_search, open_storage, search, spread
+from bench.search import create_search, search
+from bench.studies import SearchProfile, open_storage, spread
 from tests.test_runs import distill_config
 
 TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3))
@@ -43,7 +45,7 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
 
 
 def _worker(storage: str, name: str, results) -> subprocess.Popen:
-    code = ("import sys; from bench.search import open_storage, run_worker; "
+    code = ("import sys; from bench.search import run_worker; from bench.studies import open_storage; "
             "run_worker(open_storage(sys.argv[1], heartbeat_interval=1, grace_period=3), sys.argv[2], sys.argv[3])")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", code, storage, name, str(results)], env=env,
@@ -96,7 +98,8 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teac
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue_dir, tiny_teacher, tmp_path,
                                                                              monkeypatch, capsys):
-    from bench.search import _grid_space, _points, _study, run_searches
+    from bench.search import run_searches
+    from bench.studies import _grid_space, _points, _study
 
     url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
@@ -175,7 +178,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
     assert raised
     storage = open_storage(f"sqlite:///{tmp_path / 'results' / 'studies.db'}")
     name = bench.search.study_name(bench.search.apply_profile(config, TINY), "distill", TINY)
-    state = bench.search.search_state(storage, bench.search.load_search(storage, name))
+    state = bench.studies.search_state(storage, bench.studies.load_search(storage, name))
     assert state.failed == 1 and not state.complete  # the failed trial is shown as such, not as a run
     summary = search(config, profile="tiny", results_dir=results)
     _assert_complete_without_duplicates(f"sqlite:///{tmp_path / 'results' / 'studies.db'}", name)
@@ -190,7 +193,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
     assert [t.state for t in optuna.load_study(study_name=f"{name}/{stage}", storage=storage).trials].count(
         TrialState.FAIL) == 1
     assert summary["n"] == 3
-    assert len(set(bench.search.search_state(storage, bench.search.load_search(storage, name)).records[i]["seed"]
+    assert len(set(bench.studies.search_state(storage, bench.studies.load_search(storage, name)).records[i]["seed"]
                    for i in range(3))) == 3
 
 
@@ -198,7 +201,7 @@ def test_a_finished_trial_holding_another_points_record_is_not_a_run():
     """Studies written before points were handed out explicitly may hold such trials: they do not count."""
     from optuna.distributions import CategoricalDistribution
 
-    from bench.search import finished_runs
+    from bench.studies import finished_runs
 
     study = optuna.create_study(direction="maximize")
     for seed, record_seed in ((1, 1), (2, 1)):

@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 import bench.search
 from bench.runs import DataConfig
-from bench.search import SearchProfile, create_search, open_storage
+from bench.search import create_search
+from bench.studies import SearchProfile, open_storage
 from tests.conftest import write_sst2
 from tests.test_runs import distill_config
 from tests.test_search import _worker

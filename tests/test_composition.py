@@ -1,0 +1,110 @@
+"""Any method with any objective and scheme: AD2's perturbed view scored by the run's objective, a
+schedule and a scheme's state carried across a resume, composition errors caught before training,
+and a plugin objective end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.config import KDConfig
+from bench.context import Batch, TrainingContext
+from bench.records import RECORD_FILE
+from bench.runs import run_distill
+from bench.tasks import get_task
+from methods import get_method
+from methods.ad2 import perturbed
+from objectives import get_objective
+from tests.methods.test_ad2 import batch, models
+from tests.test_resume import _evaluations
+from tests.test_runs import distill_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_ad2_scores_its_perturbed_view_with_the_runs_objective(tokenizer_dir, monkeypatch):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    context = TrainingContext(get_task("sst2"), 100, "tiny", teacher_model=teacher, kd=KDConfig())
+    context.state = type("State", (), {"global_step": 2, "max_steps": 18, "epoch": 0.2})()  # phase 1, tau 2
+    annealing = get_objective("annealing").implementation(get_objective("annealing").parse_params(), context)
+    ad2 = get_method("ad2").implementation(get_method("ad2").parse_params({"target": "teacher_clean"}), context)
+    delta = torch.randn(*inputs["input_ids"].shape, 32) * 0.1
+    monkeypatch.setattr(ad2, "perturbation", lambda *args: delta)
+    with torch.no_grad():
+        teacher_logits = teacher(**inputs).logits
+    loss = ad2.loss(student, Batch(inputs, None, teacher_logits), annealing)
+    with torch.no_grad(), perturbed(student, ad2.params.site, delta):
+        perturbed_logits = student(**inputs).logits
+    scale = annealing.scale(context.progress)
+    clean_logits = student(**inputs).logits
+    by_hand = (((clean_logits - teacher_logits * scale) ** 2).mean()
+               + ((perturbed_logits - teacher_logits * scale) ** 2).mean())  # alpha 1: both views, annealing's MSE
+    assert scale == pytest.approx(2 / 7)
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_a_resumed_run_continues_the_schedule_and_the_schemes_average(glue_dir, tiny_teacher, tmp_path,
+                                                                      ctrl_c_in_epoch_2):
+    """Interrupted in annealing's phase 1 with SWA already averaging: resumed, the same numbers."""
+    parts = dict(objective="annealing", scheme="swa", scheme_params={"start": 0.25})
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "run", resume=True, **parts)
+    with pytest.raises(KeyboardInterrupt):
+        run_distill(config)
+    ctrl_c_in_epoch_2.undo()
+    resumed = run_distill(config)
+    uninterrupted = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "clean", **parts))
+    assert resumed["resumed_from"]["step"] == 6
+    assert _evaluations(resumed) == _evaluations(uninterrupted)
+    assert resumed["scheme_info"]["measured"] == uninterrupted["scheme_info"]["measured"]
+
+
+def distill_args(glue_dir: Path, teacher: Path, out: Path, *extra: str) -> list[str]:
+    return ["distill", "--task", "sst2", "--data-dir", str(glue_dir), "--teacher", str(teacher), "--student",
+            "teacher-layers:0", "--max_length", "32", "--num-train-epochs", "1", "--output-dir", str(out), *extra]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--objective", "annealing", "--temperature", "2"], "objective annealing does not read temperature"),
+    (["--objective", "annealing", "--objective-param", "tau_max=0"], "tau_max of objective annealing must be >= 1"),
+    (["--objective", "kd-gce"], "kd-gce mitigates noisy labels in the label term: set --alpha-ce > 0"),
+    (["--scheme", "swa", "--scheme-param", "start=1"], "start of scheme swa must be in [0, 1)"),
+    (["--objective", "anealing"], "did you mean annealing"),
+])
+def test_a_composition_that_cannot_run_stops_before_anything_is_loaded(glue_dir, tiny_teacher, tmp_path, capsys,
+                                                                       extra, message):
+    assert main(distill_args(glue_dir, tiny_teacher, tmp_path / "run", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_ablation_spec_composes_and_is_checked_in_its_dry_run(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('tasks = ["sst2"]\n[sweep]\nparameter = "objective.tau_max"\nvalues = [3, 7]\n')
+    assert main(["ablate", str(spec), "--dry-run"]) == 2  # the sweep's base objective is kd: no tau_max
+    assert "parameter of objective kd" in capsys.readouterr().err
+    spec.write_text('tasks = ["sst2"]\nobjective = "annealing"\nmethod = "ad2"\n'
+                    '[sweep]\nparameter = "objective.tau_max"\nvalues = [3, 0]\n')
+    assert main(["ablate", str(spec), "--dry-run"]) == 2
+    assert "tau_max of objective annealing must be >= 1, got 0" in capsys.readouterr().err
+    spec.write_text('tasks = ["sst2"]\nobjective = "annealing"\nmethod = "ad2"\n'
+                    '[sweep]\nparameter = "objective.tau_max"\nvalues = [3, 7]\n')
+    assert main(["ablate", str(spec), "--dry-run"]) == 0
+    assert "objective.tau_max=3: distill method=ad2 params={} kd={} objective=annealing {'tau_max': 3}" in \
+        capsys.readouterr().out
+
+
+def test_a_plugin_objective_runs_end_to_end(glue_dir, tiny_teacher, tmp_path, capsys):
+    plugin = str(ROOT / "examples" / "logit_mse.py")
+    assert main(["list", "objectives", "logit*", "--plugin", plugin]) == 0
+    assert "logit-mse: mean squared error" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(distill_args(glue_dir, tiny_teacher, out, "--plugin", plugin, "--objective", "logit-mse",
+                             "--objective-param", "beta=0.5", "--method", "ad2")) == 0
+    record = json.loads((out / RECORD_FILE).read_text())
+    assert record["objective_info"]["name"] == "logit-mse" and record["objective_info"]["params"] == {"beta": 0.5}
+    assert record["method"] == "ad2" and record["in_loop"]["batches"] > 0

@@ -1,0 +1,79 @@
+"""The one registry of every kind of part: aliases, wildcards, near-match errors, base-class check,
+entry points per kind, lazy built-ins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+import bench.registry
+from bench.errors import KdbenchError, UnknownNameError
+from bench.registry import Registry, param
+from bench.students import STUDENTS
+from methods import get_method
+from objectives import OBJECTIVES, get_objective, list_objectives, register_objective
+from objectives.base import Objective
+from schemes import list_schemes
+
+
+def test_an_alias_finds_its_part():
+    assert get_method("back-translation") is get_method("backtranslation")
+
+
+def test_listing_takes_wildcards():
+    assert [part.name for part in list_objectives("ann*")] == ["annealing"]
+    assert {"kd", "annealing", "continuation", "rw-kd", "kd-gce", "kd-bootstrap"} <= {p.name for p in list_objectives()}
+    assert [part.name for part in list_schemes()][:2] == ["plain", "swa"]
+    assert {p.name for p in STUDENTS.list()} == {"teacher-layers", "fresh", "pretrained"}
+
+
+def test_an_unknown_name_gets_the_nearest_valid_ones():
+    with pytest.raises(UnknownNameError, match="annealing"):
+        get_objective("anealing")
+
+
+def test_a_part_must_derive_from_its_kinds_base():
+    with pytest.raises(KdbenchError, match="must be a subclass of objectives.base.Objective"):
+        register_objective("not-an-objective", description="x")(dict)
+
+
+def test_parameters_are_typed_and_checked_with_the_parts_name():
+    with pytest.raises(KdbenchError, match="parameter tau_max of objective annealing must be >= 1"):
+        get_objective("annealing").parse_params(["tau_max=0"])
+
+
+def test_entry_points_are_read_per_kind(monkeypatch):
+    @dataclass(frozen=True)
+    class Params:
+        weight: float = param(1.0, "a weight")
+
+    class EntryPoint:
+        def load(self):
+            register_objective("from-a-package", description="a plugin objective", params=Params)(
+                type("FromPackage", (Objective,), {}))
+
+    asked = []
+    monkeypatch.setattr(bench.registry, "entry_points",
+                        lambda group: asked.append(group) or ([EntryPoint()] if group == "kdbench.objectives" else []))
+    monkeypatch.setattr(OBJECTIVES, "_plugins_loaded", False)
+    monkeypatch.setattr(OBJECTIVES, "_parts", dict(OBJECTIVES._parts))
+    assert get_objective("from-a-package").parse_params(["weight=2"]).weight == 2.0
+    assert asked == ["kdbench.objectives"]
+
+
+def test_looking_a_part_up_imports_its_module_only():
+    code = ("import sys\nfrom methods import get_method\nfrom objectives import get_objective\n"
+            "get_method('ad2'); get_objective('kd')\n"
+            "print(sorted(m for m in ('methods.eda', 'methods.mlm', 'nlpaug', 'nltk', 'objectives.rw_kd') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_registry_refuses_a_kind_it_does_not_have():
+    registry = Registry("thing", plural="things", base="objectives.base:Objective", builtins={}, shapes=("a", "b"))
+    with pytest.raises(KdbenchError, match="must be one of a, b"):
+        registry.register("x", description="x", shape="c")
