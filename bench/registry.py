@@ -72,7 +72,8 @@ class Param:
             else:
                 value = self.type(text)
         except ValueError:
-            raise KdbenchError(f"parameter {self.name} of {self.owner} takes {a_type(self.type)}, got {text!r}") from None
+            raise KdbenchError(f"parameter {self.name} of {self.owner} takes {a_type(self.type)}, "
+                               f"got {text!r}") from None
         return self._allowed(value)
 
     def accept(self, value: Any) -> Any:
@@ -200,7 +201,8 @@ class Registry:
         self._import_builtins()
         self._load_entry_points()
         declared = list(self.builtins)
-        ordered = sorted(self._parts.values(), key=lambda p: declared.index(p.name) if p.name in declared else len(declared))
+        rank = lambda part: declared.index(part.name) if part.name in declared else len(declared)  # noqa: E731
+        ordered = sorted(self._parts.values(), key=rank)
         return [part for part in ordered if any(fnmatch.fnmatchcase(n, pattern) for n in (part.name, *part.aliases))]
 
     def _import_builtins(self) -> None:

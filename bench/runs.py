@@ -4,7 +4,7 @@
   finetune          student trained on labels only: the no-KD baseline
   distill           student trained on the teacher's cached soft labels with the KD loss
 
-Data flows one way: data -> teacher -> method -> student training -> run record.
+Data flows one way: data -> teacher -> method, objective and scheme -> student training -> run record.
 """
 
 from __future__ import annotations

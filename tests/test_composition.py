@@ -18,7 +18,10 @@ from bench.runs import run_distill
 from bench.tasks import get_task
 from methods import get_method
 from methods.ad2 import perturbed
-from objectives import get_objective
+from bench.losses import kd_divergence
+from objectives import OBJECTIVES, get_objective, register_objective
+from objectives.base import Objective
+from tests.conftest import tiny_config
 from tests.methods.test_ad2 import batch, models
 from tests.test_resume import _evaluations
 from tests.test_runs import distill_config
@@ -108,3 +111,42 @@ def test_a_plugin_objective_runs_end_to_end(glue_dir, tiny_teacher, tmp_path, ca
     record = json.loads((out / RECORD_FILE).read_text())
     assert record["objective_info"]["name"] == "logit-mse" and record["objective_info"]["params"] == {"beta": 0.5}
     assert record["method"] == "ad2" and record["in_loop"]["batches"] > 0
+
+
+def test_a_part_trains_parameters_of_its_own_sees_example_ids_and_steps(glue_dir, tiny_teacher, tmp_path):
+    """The context's offers to a part: its own trainable parameters with their own optimiser (a learnt
+    temperature here), per-step callbacks, the batch's example ids, and the teacher's hidden states."""
+    seen = {"ids": set(), "steps": [], "hidden": None, "objective": None}
+
+    @register_objective("learnt-temperature", description="KD at a temperature learnt with the student (a test)")
+    class LearntTemperature(Objective):
+        kd_settings = ()
+
+        def __init__(self, params, context):
+            super().__init__(params, context)
+            self.log_t = torch.nn.Parameter(torch.zeros(()))
+            context.add_parameters([self.log_t], lr=0.1)
+            context.on_step(lambda ctx: seen["steps"].append(ctx.step))
+            seen["objective"] = self
+
+        def loss(self, student_logits, batch):
+            seen["ids"].update(batch.example_ids.tolist())
+            if seen["hidden"] is None:
+                seen["hidden"] = len(self.context.teacher_hidden_states(batch.inputs))
+            return self.view_loss(student_logits, batch.teacher_logits, batch)
+
+        def view_loss(self, student_logits, teacher_logits, batch):
+            return kd_divergence(student_logits, teacher_logits, temperature=self.log_t.exp(), regression=False)
+
+        def state_dict(self):
+            return {"log_t": self.log_t.detach().clone()}
+
+    try:
+        record = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "run", objective="learnt-temperature"))
+    finally:
+        OBJECTIVES._parts.pop("learnt-temperature")
+    assert seen["ids"] == set(range(48))  # every training example, by its row
+    assert seen["steps"] == list(range(1, record["throughput"]["global_steps"] + 1))
+    assert seen["hidden"] == tiny_config().num_hidden_layers + 1  # the embedding output, then each layer's
+    assert record["objective_info"]["name"] == "learnt-temperature"
+    assert seen["objective"].log_t.item() != 0  # stepped by its own optimiser, with the loss's gradient
