@@ -79,13 +79,17 @@ def plan(spec: AblationSpec) -> str:
              f"{' (fine-tuned per task)' if spec.finetune_teacher else ''}; student {spec.student}",
              profile_note(profile), f"{len(spec.tasks)} tasks x {len(spec.variants)} variants = "
              f"{len(spec.tasks) * len(spec.variants)} searches of up to {runs} trainings each:"]
-    lines += [f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}"
-              + "".join(f" {role}={name} {params}" for role, name, params, default in
-                        (("objective", v.objective, v.objective_params, "kd"), ("scheme", v.scheme, v.scheme_params,
-                                                                                "plain"))
-                        if name != default or params) + (f" data={v.data}" if v.data else "")
-              for v in spec.variants]
-    return "\n".join(lines)
+    return "\n".join(lines + [_variant_line(variant) for variant in spec.variants])
+
+
+def _variant_line(v: Variant) -> str:
+    """One variant as `plan` lists it: the objective, scheme and data only where they are not the defaults."""
+    line = f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}"
+    if v.objective != "kd" or v.objective_params:
+        line += f" objective={v.objective} {v.objective_params}"
+    if v.scheme != "plain" or v.scheme_params:
+        line += f" scheme={v.scheme} {v.scheme_params}"
+    return line + (f" data={v.data}" if v.data else "")
 
 
 def run_ablation(spec: AblationSpec, *, data_dir: str | None = None, output_dir: str = "kdbench-results/ablations",

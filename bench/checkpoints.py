@@ -32,7 +32,6 @@ from bench.context import TrainingContext
 from bench.errors import KdbenchError
 from bench.parts import TrainingPart
 from bench.records import PhaseTimer
-from schemes.base import Scheme
 
 STATE_FILE = "trainer_state.json"
 # what a checkpoint of a full (not weights-only) save holds besides its state and weights
@@ -120,8 +119,8 @@ class PartsState(TrainerCallback, ExportableState):
     `state_dict()` and those optimisers' states go to `PARTS_FILE` in the checkpoint (written aside,
     then renamed); the trainer state names the file, so a checkpoint without it is not whole."""
 
-    def __init__(self, parts: dict[str, TrainingPart], context: TrainingContext, scheme: Scheme):
-        self.parts, self.context, self.scheme = parts, context, scheme
+    def __init__(self, parts: dict[str, TrainingPart], context: TrainingContext):
+        self.parts, self.context = parts, context  # parts by role: "method", "objective", "scheme"
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.context.state, self.context.model = state, model  # this training's state (a resumed one included)
@@ -132,7 +131,7 @@ class PartsState(TrainerCallback, ExportableState):
             optimizer.zero_grad()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        self.scheme.after_step(TrainingContext.unwrap(model))
+        self.parts["scheme"].after_step(TrainingContext.unwrap(model))
         for callback in self.context.step_callbacks:
             callback(self.context)
 

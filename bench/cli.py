@@ -29,13 +29,6 @@ PART_REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objecti
                    "schemes": "schemes.registry:SCHEMES", "students": "bench.students:STUDENTS"}
 
 
-def _registry(kind: str):
-    import importlib
-
-    module, _, name = PART_REGISTRIES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
                           defaults: dict | None = None) -> None:
     """One option per field of `cls`, stored as `group.field`."""
@@ -298,13 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "regression" if task.is_regression else f"{task.num_labels} classes"
                 print(f"{task.name:6} {'pair' if task.is_pair else 'single':6} {kind:11} {', '.join(task.metrics)}")
         elif args.command in ("methods", "list"):
-            from bench.registry import load_plugins
+            from bench.registry import load_plugins, resolve
 
             load_plugins(args.plugin)
-            registry = _registry(getattr(args, "kind", "methods"))
+            registry = resolve(PART_REGISTRIES[getattr(args, "kind", "methods")])
             parts = registry.list(getattr(args, "pattern", "*"))
             if not parts:
-                raise KdbenchError(f"no {registry.kind} matches {args.pattern!r}: "
+                raise KdbenchError(f"no {registry.family} matches {args.pattern!r}: "
                                    f"the {registry.plural} are {', '.join(p.name for p in registry.list())}")
             print(_part_listing(parts))
         elif args.command == "demo":

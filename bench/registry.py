@@ -146,37 +146,38 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 class Registry:
-    """The registered parts of one kind. `builtins` maps each built-in name (and alias) to the module
-    that registers it, imported on first use; `base` is the class (or classes, by dotted path, so the
-    registry itself imports nothing heavy) every implementation must derive from."""
+    """The registered parts of one family ("method", "objective", ...). `builtins` maps each built-in
+    name (and alias) to the module that registers it, imported on first use; `base` is the class, by
+    dotted path so the registry itself imports nothing heavy, every implementation must derive from;
+    `kinds` are the kinds a part of the family may declare (a method's none, in-loop or pool)."""
 
-    def __init__(self, kind: str, *, plural: str, base: str, builtins: dict[str, str],
-                 shapes: tuple[str, ...] = ("",)):
-        self.kind, self.plural, self.base, self.builtins, self.shapes = kind, plural, base, builtins, shapes
+    def __init__(self, family: str, *, plural: str, base: str, builtins: dict[str, str],
+                 kinds: tuple[str, ...] = ("",)):
+        self.family, self.plural, self.base, self.builtins, self.kinds = family, plural, base, builtins, kinds
         self.entry_point_group = f"kdbench.{plural}"
         self._parts: dict[str, Part] = {}
         self._aliases: dict[str, str] = {}
         self._plugins_loaded = False
 
     def register(self, name: str, *, description: str, params: type = NoParams, label: str | None = None,
-                 aliases: Iterable[str] = (), shape: str = "") -> Callable[[Any], Any]:
+                 aliases: Iterable[str] = (), kind: str = "") -> Callable[[Any], Any]:
         """Class decorator adding a part; `params` is its parameter dataclass, `label` its name in tables
-        and figures (default: `name`), `aliases` other names that find it."""
-        if shape not in self.shapes:
-            raise KdbenchError(f"a {self.kind}'s kind must be one of {', '.join(self.shapes)}, got {shape!r}")
+        and figures (default: `name`), `aliases` other names that find it, `kind` one of the family's."""
+        if kind not in self.kinds:
+            raise KdbenchError(f"a {self.family}'s kind must be one of {', '.join(self.kinds)}, got {kind!r}")
         if not dataclasses.is_dataclass(params):
-            raise KdbenchError(f"the parameters of {self.kind} {name!r} must be a dataclass, got {params!r}")
+            raise KdbenchError(f"the parameters of {self.family} {name!r} must be a dataclass, got {params!r}")
 
         def decorate(cls: Any) -> Any:
-            base = _resolve(self.base)
+            base = resolve(self.base)
             if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise KdbenchError(f"{self.kind} {name!r}: {getattr(cls, '__name__', cls)} must be a subclass of "
+                raise KdbenchError(f"{self.family} {name!r}: {getattr(cls, '__name__', cls)} must be a subclass of "
                                    f"{base.__module__}.{base.__name__}")
             known = self._parts.get(name)
             if known is not None and known.implementation is not cls:
-                raise KdbenchError(f"{self.kind} {name!r} is registered twice ({known.implementation} and {cls})")
-            self._parts[name] = Part(name, self.kind, shape or self.kind, description, cls, params, label or name,
-                                     tuple(aliases))
+                raise KdbenchError(f"{self.family} {name!r} is registered twice ({known.implementation} and {cls})")
+            self._parts[name] = Part(name, self.family, kind or self.family, description, cls, params,
+                                     label or name, tuple(aliases))
             self._aliases.update(dict.fromkeys(aliases, name))
             return cls
 
@@ -192,7 +193,7 @@ class Registry:
         name = self._aliases.get(name, name)
         if name not in self._parts:
             self._import_builtins()
-            raise UnknownNameError(self.kind, name, [*self._parts, *self._aliases])
+            raise UnknownNameError(self.family, name, [*self._parts, *self._aliases])
         return self._parts[name]
 
     def list(self, pattern: str = "*") -> list[Part]:
@@ -216,7 +217,8 @@ class Registry:
                 entry.load()
 
 
-def _resolve(path: str) -> type:
+def resolve(path: str) -> Any:
+    """The object a `"module:name"` path names (importing the module)."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 

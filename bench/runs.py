@@ -187,14 +187,15 @@ def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTra
     return build_student(config.model, teacher, task)
 
 
-def _layer_source(config: RunConfig) -> str:
-    """The model whose tokenizer (and, for built students, layers or config) the student shares."""
+def _layer_source(config: RunConfig) -> tuple[str, bool]:
+    """The model whose tokenizer (and, for built students, layers or config) the student shares, and
+    whether the student is built from it."""
     builder, argument = parse_student(config.model)
     if not builder.implementation.needs_teacher:
-        return config.teacher or argument
+        return config.teacher or argument, False
     if config.teacher is None:
         raise KdbenchError(f"student {config.model!r} is built from a teacher: pass --teacher")
-    return config.teacher
+    return config.teacher, True
 
 
 def _parts(chosen: ChosenParts, context: TrainingContext, *, distill: bool) -> RunParts:
@@ -228,12 +229,12 @@ def run_finetune(config: RunConfig) -> dict:
     two start alike."""
     chosen = choose_parts(config, distill=False)
     started, timer = time.perf_counter(), PhaseTimer()
-    source = _layer_source(config)
+    source, built_from_source = _layer_source(config)
     tokenizer = load_tokenizer(source)
     with timer.phase("data"):
         prepared = prepare_data(config.data, tokenizer)
     task = prepared.data.task
-    teacher = load_classifier(source, task) if parse_student(config.model)[0].implementation.needs_teacher else None
+    teacher = load_classifier(source, task) if built_from_source else None
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("finetune", task.name))
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=source, tokenizer=tokenizer,

@@ -12,7 +12,6 @@ A new kind of student (e.g. a Kronecker-factorised one) is one `@register_studen
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
@@ -24,6 +23,7 @@ from bench.tasks import TaskSpec
 
 STUDENTS = Registry("student", plural="students", base="bench.students:StudentBuilder", builtins={
     name: "bench.students" for name in ("teacher-layers", "fresh", "pretrained")})
+register_student = STUDENTS.register
 PRETRAINED = "pretrained"  # a student string with no registered `kind:` prefix names a pre-trained model
 
 
@@ -37,10 +37,6 @@ class StudentBuilder:
 
     def build(self, argument: Any, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
         raise NotImplementedError
-
-
-def register_student(name: str, *, description: str) -> Callable[[type], type]:
-    return STUDENTS.register(name, description=description)
 
 
 def parse_student(spec: str) -> tuple[Part, Any]:

@@ -167,7 +167,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     checkpoint = resume_point(checkpoints) if resume else None
     before = seconds_before(checkpoint)
     trainer.add_callback(RunClock(timer, before))
-    parts_state = PartsState(parts.named(), parts.context, parts.scheme)
+    parts_state = PartsState(parts.named(), parts.context)
     trainer.add_callback(parts_state)
     parts.scheme.begin(model)
     if checkpoint is not None and (checkpoint / PARTS_FILE).is_file():

@@ -1,14 +1,12 @@
 """The registry of augmentation methods (see bench/registry.py): `@register_method("name", kind=...)` on
-a class, `get_method(name)`, `list_methods(pattern)`.
+a subclass of `methods.base.Method`, `get_method(name)`, `list_methods(pattern)`.
 
 A method's kind says where it acts: `none` (no augmentation), `in-loop` (inside the training step,
-e.g. AD2) or `pool` (text generated before training). Built-in methods are imported on first use.
+e.g. AD2) or `pool` (text generated before training). Built-in methods are imported on first use,
+`none` (the plain-KD baseline) first in listings.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from bench.registry import NoParams, Param, Part, Registry, load_plugins, param, parse_assignment
 
@@ -16,22 +14,8 @@ __all__ = ["METHODS", "NoParams", "Param", "Part", "get_method", "list_methods",
            "parse_assignment", "register_method"]
 
 KINDS = ("none", "in-loop", "pool")
-METHODS = Registry("method", plural="methods", base="methods.base:Method", shapes=KINDS, builtins={
+METHODS = Registry("method", plural="methods", base="methods.base:Method", kinds=KINDS, builtins={
     "none": "methods.none", "ad2": "methods.ad2", "eda": "methods.eda", "backtranslation": "methods.back_translation",
     "back-translation": "methods.back_translation", "mlm": "methods.mlm"})
 MethodSpec = Part  # the name plugins written before the generic registry use
-
-
-def register_method(name: str, *, kind: str, description: str, params: type = NoParams, label: str | None = None,
-                    aliases: tuple[str, ...] = ()) -> Callable[[Any], Any]:
-    """Class decorator adding a method of `kind` (none, in-loop or pool) to the registry."""
-    return METHODS.register(name, shape=kind, description=description, params=params, label=label, aliases=aliases)
-
-
-def get_method(name: str) -> Part:
-    return METHODS.get(name)
-
-
-def list_methods(pattern: str = "*") -> list[Part]:
-    """Registered methods matching `pattern`, `none` (the plain-KD baseline) first."""
-    return METHODS.list(pattern)
+register_method, get_method, list_methods = METHODS.register, METHODS.get, METHODS.list

@@ -103,10 +103,9 @@ class RWKD(Objective):
         batch's terms, from one meta step of `context.model`. The virtual step differentiates the
         student's gradient, so it runs its own forward of the batch with the math attention kernel
         (flash and memory-efficient attention have no double backward), not the harness's."""
-        model = getattr(self.context, "model", None)
-        if model is None:
+        if self.context.model is None:
             raise RuntimeError("rw-kd needs the student: context.model, bound when training begins")
-        model = self.context.unwrap(model)
+        model = self.context.unwrap(self.context.model)
         theta = self._meta_parameters(model)
         with sdpa_kernel(SDPBackend.MATH):
             terms = self.terms(model(**batch.inputs).logits, batch)

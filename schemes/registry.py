@@ -4,25 +4,9 @@ imported on first use."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from bench.registry import NoParams, Part, Registry
+from bench.registry import Registry
 
 SCHEMES = Registry("scheme", plural="schemes", base="schemes.base:Scheme", builtins={
     "plain": "schemes.plain", "swa": "schemes.swa",
 })
-
-
-def register_scheme(name: str, *, description: str, params: type = NoParams, label: str | None = None,
-                    aliases: tuple[str, ...] = ()) -> Callable[[Any], Any]:
-    """Class decorator adding a training scheme to the registry."""
-    return SCHEMES.register(name, description=description, params=params, label=label, aliases=aliases)
-
-
-def get_scheme(name: str) -> Part:
-    return SCHEMES.get(name)
-
-
-def list_schemes(pattern: str = "*") -> list[Part]:
-    return SCHEMES.list(pattern)
+register_scheme, get_scheme, list_schemes = SCHEMES.register, SCHEMES.get, SCHEMES.list

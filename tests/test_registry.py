@@ -74,6 +74,6 @@ def test_looking_a_part_up_imports_its_module_only():
 
 
 def test_a_registry_refuses_a_kind_it_does_not_have():
-    registry = Registry("thing", plural="things", base="objectives.base:Objective", builtins={}, shapes=("a", "b"))
+    registry = Registry("thing", plural="things", base="objectives.base:Objective", builtins={}, kinds=("a", "b"))
     with pytest.raises(KdbenchError, match="must be one of a, b"):
-        registry.register("x", description="x", shape="c")
+        registry.register("x", description="x", kind="c")
