@@ -19,8 +19,8 @@ CE_i is the label term (squared error to the gold score for regression), KD_i th
 carved, seeded, from the training set's original examples (never the dev set).
 
 Cost: three forwards a step (the harness's, the virtual step's, the meta batch's) and, with
-`meta_params=all`, a second-order backward through the whole student; on a tiny BERT a step took
-about 4.5x a plain KD step (`head`: about 2x).
+`meta_params=all`, a second-order backward through the whole student; a rough timing on a tiny BERT
+(not a benchmark) gave about 4.5x a plain KD step (`head`: about 2x).
 
 The meta step needs the student itself, not only its logits: it reads `context.model`, which the
 harness binds when training begins (bench/checkpoints.py, `PartsState.on_train_begin`).
