@@ -15,12 +15,13 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from bench.features import Collator
+from bench.features import Collator, example_lengths, longest_first
 from bench.integrity import file_damage, usable, write_file_checksum
 from bench.storage import save_array
 
@@ -46,23 +47,37 @@ def model_fingerprint(model: PreTrainedModel) -> str:
 
 
 def dataset_fingerprint(ds: datasets.Dataset) -> str:
-    """A hash of every value of a (tokenised) dataset, in order."""
-    return digest(ds[:])  # all rows, through any index mapping left by a subset
+    """A hash of every value of a (tokenised) dataset, in order, with its column names and types: the
+    rows (through any index mapping a subset left) written as one Arrow IPC stream, which holds only
+    those rows whatever slice or chunks they sit in, without turning them into Python objects."""
+    rows = ds.with_format("arrow")[:].combine_chunks().replace_schema_metadata(None)  # metadata: datasets' own hash
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as stream:
+        stream.write_table(rows)
+    return hashlib.blake2b(sink.getvalue(), digest_size=12).hexdigest()
 
 
 @torch.inference_mode()
 def predict_logits(model: PreTrainedModel, ds: datasets.Dataset, collator: Collator, batch_size: int,
                    desc: str = "teacher outputs") -> np.ndarray:
-    """The model's logits on every example of a tokenised dataset, in order, in eval mode."""
+    """The model's logits on every example of a tokenised dataset, in eval mode, in the dataset's order.
+    The batches go longest first, so each is padded to about its own examples' length (on short-text
+    tasks most of a random batch is padding)."""
     model.eval()
     device = next(model.parameters()).device
-    inputs = ds.remove_columns([c for c in ds.column_names if c == "labels"])
+    order = longest_first(example_lengths(ds))
+    inputs = ds.remove_columns([c for c in ds.column_names if c == "labels"]).select(order)
     outputs = []
     for batch in tqdm(DataLoader(inputs, batch_size=batch_size, collate_fn=collator), desc=desc, unit="batch"):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         outputs.append(logits.float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.config.num_labels), np.float32)
+    if not outputs:
+        return np.zeros((0, model.config.num_labels), np.float32)
+    sorted_logits = np.concatenate(outputs)
+    in_order = np.empty_like(sorted_logits)
+    in_order[order] = sorted_logits
+    return in_order
 
 
 def cached_teacher_logits(teacher: PreTrainedModel, ds: datasets.Dataset, collator: Collator, *,

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.catalogue import REGISTRIES
 from bench.errors import KdbenchError
 from bench.fields import base_type
 
@@ -24,9 +25,6 @@ PROG = "kdbench"
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
 # commands that train, generate or search nothing: they import no training library (start in a second)
 LIGHT_COMMANDS = ("tasks", "methods", "list", "report", "results")
-# each kind of part: the module and name of its registry, imported only by `kdbench list`
-PART_REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objectives.registry:OBJECTIVES",
-                   "schemes": "schemes.registry:SCHEMES", "students": "bench.students:STUDENTS"}
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -89,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list the registered parts of a kind, with their parameters",
                                   description="List methods, objectives, schemes or students: name, description and "
                                   "parameters (type, default, allowed values).")
-    listing.add_argument("kind", choices=tuple(PART_REGISTRIES), help="which kind of part")
+    listing.add_argument("kind", choices=tuple(REGISTRIES), help="which kind of part")
     listing.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'ann*' (default: all)")
     add_plugin_option(listing)
 
@@ -244,18 +242,18 @@ def _validate_names(config, command: str) -> None:
     choose_parts(config, distill=command in ("distill", "search"))
 
 
-def _part_listing(parts) -> str:
-    """Each part with its kind (for methods), aliases and description, then its parameters: name, type,
-    default, help, and the values allowed (choices or range)."""
+def _part_listing(parts: list[dict]) -> str:
+    """Each part (a `Part.listing()`) with its kind (for methods), aliases and description, then its
+    parameters: name, type, default, help, and the values allowed (choices or range)."""
     blocks = []
     for part in parts:
-        kind = f" ({part.kind})" if part.kind != part.family else ""
-        aliases = f" [also: {', '.join(part.aliases)}]" if part.aliases else ""
-        lines = [f"{part.name}{kind}{aliases}: {part.description}"]
-        for p in part.params:
-            choices = f" [{'|'.join(map(str, p.choices))}]" if p.choices else ""
-            allowed = f"; must be {p.range}" if p.range is not None else ""
-            lines.append(f"    {p.name:16} {p.type_name:6} default {p.default!s:10} {p.help}{choices}{allowed}")
+        kind = f" ({part['kind']})" if part["kind"] != part["family"] else ""
+        aliases = f" [also: {', '.join(part['aliases'])}]" if part["aliases"] else ""
+        lines = [f"{part['name']}{kind}{aliases}: {part['description']}"]
+        for p in part["params"]:
+            choices = f" [{'|'.join(map(str, p['choices']))}]" if p["choices"] else ""
+            allowed = f"; must be {p['range']}" if p["range"] is not None else ""
+            lines.append(f"    {p['name']:16} {p['type']:6} default {p['default']!s:10} {p['help']}{choices}{allowed}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -291,14 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "regression" if task.is_regression else f"{task.num_labels} classes"
                 print(f"{task.name:6} {'pair' if task.is_pair else 'single':6} {kind:11} {', '.join(task.metrics)}")
         elif args.command in ("methods", "list"):
+            from bench.catalogue import listing
             from bench.registry import load_plugins, resolve
 
             load_plugins(args.plugin)
-            registry = resolve(PART_REGISTRIES[getattr(args, "kind", "methods")])
-            parts = registry.list(getattr(args, "pattern", "*"))
+            registry = resolve(REGISTRIES[getattr(args, "kind", "methods")])
+            parts = listing(registry, getattr(args, "pattern", "*"))
             if not parts:
                 raise KdbenchError(f"no {registry.family} matches {args.pattern!r}: "
-                                   f"the {registry.plural} are {', '.join(p.name for p in registry.list())}")
+                                   f"the {registry.plural} are {', '.join(p['name'] for p in listing(registry))}")
             print(_part_listing(parts))
         elif args.command == "demo":
             from bench.demo import run_demo

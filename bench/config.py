@@ -20,7 +20,8 @@ from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITI
 # special tokens and 4 drops one side whole.
 MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
-LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
+LABEL_NOISE_TYPES = ("uniform", "class-conditional")
+SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer  # how `DataConfig.label_noise` corrupts a label
 # The demo profile of each method; the masked-LM generator is added once it is built.
 DEMO_METHODS: dict[str, dict[str, str]] = {
     "none": {},
@@ -87,6 +88,10 @@ class TrainConfig:
                                                            "range": AT_LEAST_ONE})
     logging_steps: int = field(default=10, metadata={"help": "steps between loss logs", "range": AT_LEAST_ONE})
     seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order", "range": SEED})
+    train_sampling_strategy: str = field(default="group_by_length", metadata={
+        "help": "order of training examples: 'group_by_length' (random mega-batches of 50 batches, each sorted by "
+                "length, so a batch wastes little on padding; seeded per epoch) or 'random' (Trainer's default)",
+        "choices": SAMPLING_STRATEGIES})
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
@@ -165,18 +170,27 @@ class RunConfig:
                                "keeps the labels it was trained on")
 
 
-# Fields added after studies were first stored: left out of a run's identity while at their defaults, so
-# the studies and run folders of earlier versions keep their names.
+# Fields added after studies were first stored: left out of a run's identity while at the value that
+# earlier versions behaved as, so their studies and run folders keep their names (and a run that
+# behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
                   "teacher_clean_labels": False}
 LATER_DATA_DEFAULTS = {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0}  # of DataConfig
+LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now group_by_length)
 
 
 def identity(config: RunConfig) -> dict[str, Any]:
-    """The config as a dict for keys and stored studies, without later fields at their defaults."""
+    """The config as a dict for keys and stored studies, without later fields at their earlier values."""
     values = asdict(config)
     values["data"] = _without_defaults(values["data"], LATER_DATA_DEFAULTS)
+    for settings in ("train", "teacher_train"):
+        values[settings] = train_identity(getattr(config, settings))
     return _without_defaults(values, LATER_DEFAULTS)
+
+
+def train_identity(config: TrainConfig) -> dict[str, Any]:
+    """Training settings as a dict for keys, without later fields at their earlier values."""
+    return _without_defaults(asdict(config), LATER_TRAIN_DEFAULTS)
 
 
 def _without_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -129,6 +129,14 @@ class Part:
             values[key] = by_name[key].convert(value) if isinstance(value, str) else by_name[key].accept(value)
         return self.params_class(**values)
 
+    def listing(self) -> dict[str, Any]:
+        """What `kdbench list` shows of the part, as plain data (bench/catalogue.json keeps the built-ins')."""
+        return {"name": self.name, "family": self.family, "kind": self.kind, "aliases": list(self.aliases),
+                "description": self.description,
+                "params": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help,
+                            "choices": list(p.choices) if p.choices else None,
+                            "range": str(p.range) if p.range is not None else None} for p in self.params]}
+
     def describe(self, params: Any = None) -> dict[str, Any]:
         """Name, label, kind, description and parameter values (the defaults unless `params` is given):
         what a run record keeps, so reports need not import the part."""
@@ -204,7 +212,12 @@ class Registry:
         declared = list(self.builtins)
         rank = lambda part: declared.index(part.name) if part.name in declared else len(declared)  # noqa: E731
         ordered = sorted(self._parts.values(), key=rank)
-        return [part for part in ordered if any(fnmatch.fnmatchcase(n, pattern) for n in (part.name, *part.aliases))]
+        return [part for part in ordered if matches((part.name, *part.aliases), pattern)]
+
+    def plugins(self) -> list[Part]:
+        """The parts registered from outside the built-ins (entry points, `--plugin`), built-ins not imported."""
+        self._load_entry_points()
+        return [part for part in self._parts.values() if part.name not in self.builtins]
 
     def _import_builtins(self) -> None:
         for module in dict.fromkeys(self.builtins.values()):
@@ -215,6 +228,11 @@ class Registry:
             self._plugins_loaded = True
             for entry in entry_points(group=self.entry_point_group):
                 entry.load()
+
+
+def matches(names: Iterable[str], pattern: str) -> bool:
+    """Whether any of a part's `names` (its name and aliases) matches the shell-style `pattern`."""
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
 
 
 def resolve(path: str) -> Any:

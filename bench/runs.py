@@ -22,7 +22,7 @@ from filelock import FileLock
 from transformers import PreTrainedModel, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.config import DataConfig, KDConfig, RunConfig
+from bench.config import DataConfig, KDConfig, RunConfig, train_identity
 from bench.context import TrainingContext
 from bench.data import TaskData, load_data
 from bench.errors import KdbenchError
@@ -141,7 +141,7 @@ def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTraine
     """Where the teacher fine-tuned from `base` on this data with these settings is cached; keyed by
     the weights, not the name, so `minilm` and its hub id share one entry."""
     key = digest(model_fingerprint(base), dataset_fingerprint(prepared.train),
-                 {name: dataset_fingerprint(ds) for name, ds in prepared.evals.items()}, asdict(config.teacher_train))
+                 {name: dataset_fingerprint(ds) for name, ds in prepared.evals.items()}, train_identity(config.teacher_train))
     return cache_root(config.cache_dir) / "teachers" / f"{prepared.data.task.name}-{key}"
 
 

@@ -12,14 +12,17 @@ A new kind of student (e.g. a Kronecker-factorised one) is one `@register_studen
 from __future__ import annotations
 
 import copy
-from typing import Any
-
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import KdbenchError, UnknownNameError
-from bench.models import keep_layers, load_classifier
 from bench.registry import Part, Registry
 from bench.tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+# The builders import transformers (through bench.models) when they build, so that the registry, and
+# `kdbench list students`, load no training library.
 
 STUDENTS = Registry("student", plural="students", base="bench.students:StudentBuilder", builtins={
     name: "bench.students" for name in ("teacher-layers", "fresh", "pretrained")})
@@ -66,6 +69,8 @@ class TeacherLayers(StudentBuilder):
                                f"got {argument!r}") from None
 
     def build(self, argument: list[int], teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
+        from bench.models import keep_layers
+
         return keep_layers(teacher, argument)
 
 
@@ -83,6 +88,8 @@ class Fresh(StudentBuilder):
         return overrides
 
     def build(self, argument: dict[str, Any], teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
+        from transformers import AutoModelForSequenceClassification
+
         config = copy.deepcopy(teacher.config)
         for key, value in argument.items():
             if not hasattr(config, key):
@@ -97,6 +104,8 @@ class Pretrained(StudentBuilder):
     needs_teacher = False
 
     def build(self, argument: str, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
+        from bench.models import load_classifier
+
         return load_classifier(argument, task)
 
 

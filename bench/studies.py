@@ -25,7 +25,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from bench.config import MIN_MAX_LENGTH, RunConfig
+from bench.config import LATER_TRAIN_DEFAULTS, MIN_MAX_LENGTH, RunConfig
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
 
@@ -206,10 +206,12 @@ def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch
 
 
 def config_from_dict(values: dict) -> RunConfig:
-    """The RunConfig stored with a study (nested dataclasses rebuilt from their dicts)."""
+    """The RunConfig stored with a study (nested dataclasses rebuilt from their dicts; training settings
+    added since it was stored take the value it ran with, e.g. Trainer's random order)."""
     nested = {f.name: f.default_factory for f in dataclasses.fields(RunConfig)
               if dataclasses.is_dataclass(f.default_factory)}
-    return RunConfig(**{k: nested[k](**v) if k in nested else v for k, v in values.items()})
+    earlier = {"train": LATER_TRAIN_DEFAULTS, "teacher_train": LATER_TRAIN_DEFAULTS}
+    return RunConfig(**{k: nested[k](**{**earlier.get(k, {}), **v}) if k in nested else v for k, v in values.items()})
 
 
 def default_storage(results_dir: str | Path) -> str:

@@ -16,11 +16,12 @@ import datasets
 import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from bench.checkpoints import PARTS_FILE, PartsState, RunClock, checkpoint_step, resume_point, seconds_before
 from bench.config import TrainConfig
 from bench.context import EXAMPLE_ID, Batch, TrainingContext
-from bench.features import TEACHER_LOGITS, Collator
+from bench.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.losses import label_loss
 from bench.metrics import trainer_metrics
 from bench.parts import TrainingPart
@@ -94,6 +95,43 @@ class DistillationTrainer(Trainer):
     def evaluate(self, *args, **kwargs):
         with self.timer.phase("evaluation"), self.parts.scheme.evaluation_weights(self.model):
             return super().evaluate(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        # Trainer's LengthGroupedSampler draws its order from the global RNG when the epoch starts, so a
+        # resumed run, whose RNG state is restored only after that, would skip batches of another
+        # order; this one draws each epoch's order from the seed and the epoch number.
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                          example_lengths(dataset), seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        # evaluation in one process: batches longest first, each padded to about its own length
+        if self.args.train_sampling_strategy != "group_by_length" or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return longest_first(example_lengths(eval_dataset))
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """Trainer's length-grouped order (random mega-batches of about 50 batches, each sorted by length),
+    drawn, like accelerate's SeedableRandomSampler, from `seed + epoch`: the same seed gives the same
+    batches, and a resumed run or each process of a data-parallel one draws the same order for an
+    epoch. Trainer and accelerate call `set_epoch` before each epoch."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = get_length_grouped_indices(self.lengths, self.batch_size,
+                                           generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        self.epoch += 1  # the next epoch's order, should nobody call set_epoch
+        return iter(order)
 
 
 def distributed_state() -> PartialState:

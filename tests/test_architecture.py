@@ -30,6 +30,7 @@ def imported_by(argv: list[str], cwd: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["tasks"], ["report", "nowhere"],
-                                  ["list", "--help"]])
+                                  ["list", "--help"], ["methods"], ["list", "objectives"], ["list", "schemes"],
+                                  ["list", "students", "t*"]])
 def test_commands_that_train_nothing_import_no_training_library(argv, tmp_path):
     assert imported_by(argv, tmp_path) == []

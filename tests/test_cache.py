@@ -64,3 +64,19 @@ def test_atomic_files_get_the_permissions_of_open(tmp_path):
     (tmp_path / "plain.txt").write_text("x")
     assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_dataset_fingerprint_is_the_rows_content_however_they_are_stored(tiny_teacher, tmp_path):
+    """Arrow-level hashing: a subset through an index mapping, a slice and a copy of the same rows hash
+    alike; another order or one changed token does not."""
+    from bench.cache import dataset_fingerprint
+
+    _, train, _ = _setup(tiny_teacher, tmp_path / "glue")
+    subset = train.shuffle(seed=1).select(range(20))  # an index mapping over the whole table
+    assert dataset_fingerprint(subset) == dataset_fingerprint(subset.flatten_indices())
+    assert dataset_fingerprint(train.select(range(10))) == dataset_fingerprint(train.select(range(10)).flatten_indices())
+    assert dataset_fingerprint(train.select(range(10))) != dataset_fingerprint(train.select(range(1, 11)))
+    assert dataset_fingerprint(subset) != dataset_fingerprint(subset.select(list(range(19, -1, -1))))
+    changed = train.map(lambda row, i: {"input_ids": row["input_ids"][:-1] + [7] if i == 5 else row["input_ids"]},
+                        with_indices=True)
+    assert dataset_fingerprint(changed) != dataset_fingerprint(train)

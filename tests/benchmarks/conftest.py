@@ -1,6 +1,7 @@
 """Prints the ratios the benchmarks exist for, measured side by side in the same run."""
 
-from tests.benchmarks import test_augmentation, test_mlm_batching, test_search_workers, test_throughput
+from tests.benchmarks import (test_augmentation, test_cli_startup, test_mlm_batching, test_peer, test_preparation,
+                              test_search_workers, test_throughput)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -23,7 +24,30 @@ def pytest_terminal_summary(terminalreporter):
     if {"batched", "per-word"} <= set(batching):
         terminalreporter.write_line(f"masked-LM candidates, batched / one forward per word: "
                                     f"{batching['per-word'] / batching['batched']:.1f}x faster  (target >= 10)")
+    profile = test_mlm_batching.PROFILE
+    if profile:
+        terminalreporter.write_line(
+            f"masked-LM profile: {profile['per-word GFLOP']:.1f} GFLOP per word / {profile['batched GFLOP']:.1f} batched "
+            f"({profile['per-word GFLOP'] / profile['batched GFLOP']:.2f}x fewer operations); rates "
+            f"{profile['per-word GFLOP/s']:.1f} / {profile['batched GFLOP/s']:.1f} GFLOP/s "
+            f"({profile['batched GFLOP/s'] / profile['per-word GFLOP/s']:.2f}x); float32 matmul peak "
+            f"{profile['peak GFLOP/s']:.1f} GFLOP/s")
     rates = test_search_workers.TRIALS_PER_HOUR
     if {1, 2} <= set(rates):
         terminalreporter.write_line(f"search: {rates[1]:,.0f} trials/hour with 1 worker, {rates[2]:,.0f} with 2: "
                                     f"{rates[2] / rates[1]:.2f}x")
+    peer = test_peer.RESULTS
+    for task in test_peer.TASKS:
+        for ours, theirs in (("kdbench-finetune", "hf-finetune"), ("kdbench-random", "hf-finetune"),
+                             ("kdbench-distill", "hf-distill")):
+            if (task, ours) in peer and (task, theirs) in peer:
+                a, b = peer[task, ours], peer[task, theirs]
+                terminalreporter.write_line(
+                    f"{task}: {theirs} {b['seconds']:.1f} s (dev {b['score']:.4f}, best epoch {b['best_epoch_score']:.4f}) / "
+                    f"{ours} {a['seconds']:.1f} s (dev {a['score']:.4f}, last epoch {a['last_epoch_score']:.4f}): "
+                    f"{b['seconds'] / a['seconds']:.2f}x  (target >= 1.2); {ours} phases {a['phases']}")
+    for size, row in sorted(test_preparation.RESULTS.items()):
+        terminalreporter.write_line(f"preparing {size:,} SST-2 examples: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in row.items() if k != "examples"))
+    for argv, seconds in test_cli_startup.RESULTS.items():
+        terminalreporter.write_line(f"kdbench {argv}: {seconds:.2f} s  (target < 1.5)")

@@ -8,14 +8,23 @@ head) for the same 64 SST-2 sentences (set KDBENCH_GLUE_DIR for real ones; else 
   per-word   TinyBERT's way: one forward per word, logits at every position
 Target: batched at least 10x faster. The ratio is printed at the end of the run (conftest.py);
 the augmentation throughput of every pool method is in test_augmentation.py.
+
+`test_profile` says where the time goes and what bounds the ratio: the floating-point operations
+each way needs (counted by torch's FlopCounterMode on the same sentences), the rate each achieves
+(operations / its measured time), and this machine's rate on one large float32 matrix product (the
+most its cores do). Speed-up = operations saved x rate gained; every masked word needs its own pass
+over its sentence either way, so batching saves only the vocabulary projection at unmasked positions.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForMaskedLM
 
 from bench.data import load_task
@@ -28,6 +37,7 @@ from tests.methods.test_mlm import candidates_by_word, one_forward_per_word
 
 SENTENCES, TOP_K = 64, 15
 RESULTS: dict[str, float] = {}  # mean seconds per round, read by conftest's summary
+PROFILE: dict[str, float] = {}  # floating-point operations and rates, read by conftest's summary
 
 
 def minilm_generator(folder: Path) -> str:
@@ -63,3 +73,22 @@ def test_candidate_generation(benchmark, setup, kind):
             found = candidates_by_word(method, sentence)
             assert {w: found[w] for w in reference} == reference
 
+
+
+def test_profile(setup):
+    """Operations each way (counted), the rate each achieved in the timed rounds above, and the peak."""
+    method, sentences = setup
+    if not {"batched", "per-word"} <= set(RESULTS):
+        pytest.skip("needs both timings: run the whole module")
+    for kind, run in (("batched", method.candidates), ("per-word", lambda s: per_word(method, s))):
+        with FlopCounterMode(display=False) as counter:
+            run(sentences)
+        PROFILE[f"{kind} GFLOP"] = counter.get_total_flops() / 1e9
+        PROFILE[f"{kind} GFLOP/s"] = PROFILE[f"{kind} GFLOP"] / RESULTS[kind]
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    PROFILE["peak GFLOP/s"] = 5 * 2 * 2048**3 / (time.perf_counter() - started) / 1e9
+    assert PROFILE["per-word GFLOP"] > PROFILE["batched GFLOP"]
