@@ -34,7 +34,9 @@ def _search(workers: int, root, teacher) -> None:
         assert process.wait(timeout=900) == 0, process.stderr.read()[-3000:]
     done = [t for stage in ("grid", "seeds") for t in optuna.load_study(study_name=f"{name}/{stage}",
                                                                         storage=storage).trials]
-    assert all(t.state == TrialState.COMPLETE for t in done) and len(done) == 10
+    # a worker that finds its queued trial taken by the other ends its own as pruned (bench/search.py)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in done), [(t.number, t.state) for t in done]
+    assert sum(t.state == TrialState.COMPLETE for t in done) == 10
 
 
 @pytest.mark.parametrize("workers", [1, 2])
