@@ -120,6 +120,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
         "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()},
                       "total": round(time.perf_counter() - started + sum(before.values()), 3)},
         "resumed_from": result.resumed_from,  # a resumed run's timings count the time before it too
+        "predictions": result.predictions,  # each dev example's prediction at the kept weights
         "throughput": {"train_examples": result.train_examples_seen, "global_steps": result.global_step,
                        "train_examples_per_s": result.train_examples_seen / training_s if training_s else None,
                        "world_size": result.world_size},

@@ -13,17 +13,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
+from bench.cache import predict_logits
 from bench.checkpoints import PARTS_FILE, PartsState, RunClock, checkpoint_step, resume_point, seconds_before
 from bench.config import TrainConfig
 from bench.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.losses import label_loss
-from bench.metrics import trainer_metrics
+from bench.metrics import predictions_from_logits, trainer_metrics
 from bench.parts import TrainingPart
 from bench.progress import close_progress, use_loss_progress
 from bench.records import PhaseTimer
@@ -152,6 +154,7 @@ class TrainResult:
     train_examples_seen: int
     world_size: int
     resumed_from: dict | None = None  # the checkpoint's step and the seconds spent before it, when resumed
+    predictions: dict[str, dict] | None = None  # per eval split, each example's prediction (`dev_predictions`)
 
 
 def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, disable_tqdm: bool = False) -> TrainingArguments:
@@ -223,6 +226,9 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     if state.best_model_checkpoint and (Path(state.best_model_checkpoint) / PARTS_FILE).is_file():
         parts_state.restore(Path(state.best_model_checkpoint))  # the scheme as it was at the kept weights
     parts.scheme.finish(trainer.model)
+    with timer.phase("evaluation"):
+        predictions = {name: dev_predictions(trainer.model, ds, tokenizer, task, config.per_device_eval_batch_size)
+                       for name, ds in eval_dss.items()}
     evaluations = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
     training_loss = [{k: entry[k] for k in ("step", "epoch", "loss")} for entry in state.log_history if "loss" in entry]
     best_step = int(state.best_model_checkpoint.rsplit("-", 1)[1]) if state.best_model_checkpoint else None
@@ -239,4 +245,17 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         train_examples_seen=round((state.epoch or 0) * len(train_ds)),
         world_size=trainer.args.world_size,
         resumed_from=checkpoint and {"step": checkpoint_step(checkpoint), "seconds_before": before},
+        predictions=predictions,
     )
+
+
+def dev_predictions(model: PreTrainedModel, ds: datasets.Dataset, tokenizer, task: TaskSpec,
+                    batch_size: int) -> dict[str, list]:
+    """Each example's prediction with the kept weights (class index; a regression output rounded to
+    1e-4), its label and its id (its row in the split): what reports pair runs on, example by example."""
+    logits = predict_logits(model, ds, Collator(tokenizer), batch_size, desc="dev predictions")
+    predictions = predictions_from_logits(task, logits)
+    labels = np.asarray(ds["labels"])
+    if task.is_regression:
+        predictions, labels = np.round(predictions, 4), np.round(labels, 4)
+    return {"ids": list(range(len(ds))), "labels": labels.tolist(), "predictions": predictions.tolist()}

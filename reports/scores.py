@@ -13,6 +13,7 @@ import pandas as pd
 from bench.errors import UnknownNameError
 from bench.studies import spread
 from bench.tasks import get_task
+from reports.significance import comparisons, marks, significance_note
 from reports.studies import COMPARISON, Study
 from reports.tables import StudyTables, describe_machines, score_cell, score_text, write_tables
 
@@ -53,10 +54,10 @@ def task_name(task: str) -> str:
         return task
 
 
-def main_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
-    """Teacher, then each variant; a column per task ("median [min, max]", x100), the average over
-    tasks of the medians and the mean retention of the teacher's score, in percent. A row with a
-    task still missing gets no average."""
+def main_table(study: Study, stats: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """Teacher, then each variant; a column per task ("median [min, max]", x100, with the markers of
+    the significance tests against its baseline), the average over tasks of the medians and the mean
+    retention of the teacher's score, in percent. A row with a task still missing gets no average."""
     tasks = study.tasks
     teacher = study.teacher_scores()
     rows = []
@@ -66,7 +67,9 @@ def main_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
                      "% of teacher": "100.00" if len(teacher) == len(tasks) else "-"})
     for variant in study.variants:
         arm = stats[stats["variant"] == variant].set_index("task")
-        rows.append({"model": variant, **{task_name(t): _cell(arm.loc[t]) for t in tasks},
+        tested = tests[tests["variant"] == variant].set_index("task") if len(tests) else tests
+        rows.append({"model": variant, **{task_name(t): _cell(arm.loc[t]) + (marks(tested.loc[t]) if t in tested.index
+                                                                                else "") for t in tasks},
                      "average": score_text(_mean(arm["median"])),
                      "% of teacher": _percent(_mean(arm["retention_pct"]))})
     table = pd.DataFrame(rows)
@@ -90,8 +93,12 @@ def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
 def score_tables(study: Study) -> StudyTables:
     """The main table of a comparison, or the table of a sweep, with the statistics as long form."""
     stats = seed_statistics(study)
-    table = main_table(study, stats) if study.kind == COMPARISON else sweep_table(study, stats)
-    return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": table}, stats)
+    if study.kind != COMPARISON:
+        return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": sweep_table(study, stats)}, stats)
+    tests = comparisons(study)
+    long = stats.merge(tests, on=["task", "variant"], how="left") if len(tests) else stats
+    return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)],
+                       {"": main_table(study, stats, tests)}, long)
 
 
 def write_score_tables(study: Study, folder: Path) -> Path:

@@ -116,14 +116,15 @@ def test_main_table_reproduces_the_stored_scores(tmp_path, capsys):
     assert table["teacher"] == ["90.00", "70.00", "80.00", "100.00"]
     for variant in ("no KD", "KD", "AD2"):
         sst2, rte = SCORES["sst2"][variant], SCORES["rte"][variant]
-        assert table[variant][0] == f"{100 * statistics.median(sst2):.2f} [{100 * min(sst2):.2f}, {100 * max(sst2):.2f}]"
-        assert table[variant][1] == f"{100 * statistics.median(rte):.2f} [{100 * min(rte):.2f}, {100 * max(rte):.2f}]"
+        cells = [cell.rstrip("*+") for cell in table[variant][:2]]  # the markers: tests/test_significance.py
+        assert cells[0] == f"{100 * statistics.median(sst2):.2f} [{100 * min(sst2):.2f}, {100 * max(sst2):.2f}]"
+        assert cells[1] == f"{100 * statistics.median(rte):.2f} [{100 * min(rte):.2f}, {100 * max(rte):.2f}]"
         assert table[variant][2] == f"{100 * (statistics.median(sst2) + statistics.median(rte)) / 2:.2f}"
         retention = (statistics.median(sst2) / 0.9 + statistics.median(rte) / 0.7) / 2
         assert table[variant][3] == f"{100 * retention:.2f}"
     latex = (tmp_path / "report" / "tables" / "methods.tex").read_text()
     assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex and "\\% of teacher" in latex
-    assert "KD & 85.00 [84.00, 86.00] & 63.00 [62.00, 64.00] & 74.00 &" in latex
+    assert "KD & 85.00 [84.00, 86.00]* & 63.00 [62.00, 64.00]* & 74.00 &" in latex  # KD above no KD in every seed
     assert "methods (comparison, 18 runs): complete" in capsys.readouterr().out
 
 

@@ -42,6 +42,10 @@ def test_distill_writes_a_complete_record(glue_dir, tiny_teacher, tmp_path):
     assert on_disk["teacher"]["outputs_cache_hit"] is False
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "run" / "checkpoints").exists()
+    dev = on_disk["predictions"]["validation"]  # each dev example, at the kept weights
+    assert dev["ids"] == list(range(24)) and set(dev["labels"]) == {0, 1} and set(dev["predictions"]) <= {0, 1}
+    accuracy = sum(p == y for p, y in zip(dev["predictions"], dev["labels"])) / 24
+    assert accuracy == pytest.approx(on_disk["best"]["value"])
 
 
 def test_same_seed_same_numbers_and_the_cache_is_reused(glue_dir, tiny_teacher, tmp_path):
@@ -70,6 +74,8 @@ def test_regression_task_from_a_pretrained_encoder(glue_dir, tiny_encoder, tmp_p
     record = run_distill(config)
     assert set(record["best"]["metrics"]) >= {"validation_pearson", "validation_spearmanr", "validation_score"}
     assert record["model"]["layers"] == 1
+    dev = record["predictions"]["validation"]
+    assert len(dev["predictions"]) == len(dev["labels"]) == 16 and isinstance(dev["predictions"][0], float)
     folder, teacher_record, cached = finetune_teacher(replace(config, model=str(tiny_encoder), output_dir=None))
     assert cached and Path(record["teacher"]["folder"]) == folder
     assert teacher_record["kind"] == "finetune-teacher"
