@@ -272,7 +272,8 @@ def _report_summary(sections, output_dir: str) -> str:
         lines.append(f"{study.name} ({study.kind}, {len(study.runs)} runs): {section.state}")
         lines += [f"  missing: {line}" for line in study.missing]
         lines += [f"  {path}" for path in (*section.files[:1], *section.figures)]
-    return "\n".join(lines + [f"report: {Path(output_dir) / 'index.html'}"])
+    return "\n".join(lines + [f"report: {Path(output_dir) / 'index.html'}",
+                              f"the AD2 paper's claims against these studies: {Path(output_dir) / 'claims.md'}"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """`kdbench report`: every study's tables (Markdown, LaTeX, CSV) and figures (PDF, PNG) in one
-folder, and an `index.html` that shows them all on one page.
+folder, an `index.html` that shows them all on one page, and `claims.md`, the AD2 paper's claims
+checked against the studies.
 
 Per study: its table (the main table for a comparison, the ablation table for a sweep, the speed
 tables for a speed study); per task, the ablation curve (sweeps) or dev score against wall-clock
@@ -19,12 +20,14 @@ import pandas as pd
 from bench.errors import UnknownNameError
 from bench.tasks import get_task
 from reports import figures
+from reports.claims import check_claims, write_claims
 from reports.html import write_index
 from reports.scores import score_tables, task_name, value_label
 from reports.speed import measurements, speed_tables
 from reports.studies import SPEED, SWEEP, Study, find_studies
 from reports.tables import StudyTables, write_tables
 
+CLAIMS_FILE = "claims.md"  # the AD2 paper's claims against the studies reported (reports/claims.py)
 # Where a comparison's runs are placed on the wall-clock axis: their training time. A pool's
 # generation is paid once for all seeds and trials, so it is left to the speed study, which times it.
 TRAINING_SECONDS = "training seconds (evaluation excluded)"
@@ -70,6 +73,9 @@ def build_report(folders: list[str | Path], output_dir: str | Path, *, names: li
             section.figures = study_figures(study, out / "figures")
         sections.append(section)
     write_index(out / "index.html", sections)
+    reported = [s for s in sections if s.tables is not None]
+    write_claims(out / CLAIMS_FILE, check_claims([s.study for s in reported], {
+        s.study.name: s.tables.long for s in reported if "tested" in s.tables.long}))
     return sections
 
 

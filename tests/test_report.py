@@ -126,6 +126,9 @@ def test_main_table_reproduces_the_stored_scores(tmp_path, capsys):
     assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex and "\\% of teacher" in latex
     assert "KD & 85.00 [84.00, 86.00]* & 63.00 [62.00, 64.00]* & 74.00 &" in latex  # KD above no KD in every seed
     assert "methods (comparison, 18 runs): complete" in capsys.readouterr().out
+    claims = (tmp_path / "report" / "claims.md").read_text()  # AD2 - KD = +1 point on each task: short of 1.2
+    assert "**does not hold** (methods): AD2 - KD = +1.00 points" in claims
+    assert "**does not hold** (methods): AD2 keeps 93.49%" in claims and "not measured" in claims  # no speed study
 
 
 def test_figures_are_written_at_column_width(tmp_path):
