@@ -9,7 +9,7 @@ loading torch or transformers. Each field's metadata gives its help text and all
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from bench.errors import KdbenchError
@@ -20,8 +20,8 @@ from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITI
 # special tokens and 4 drops one side whole.
 MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
-LABEL_NOISE_TYPES = ("uniform", "class-conditional")
-SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer  # how `DataConfig.label_noise` corrupts a label
+LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
+SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer
 # The demo profile of each method; the masked-LM generator is added once it is built.
 DEMO_METHODS: dict[str, dict[str, str]] = {
     "none": {},
@@ -175,22 +175,33 @@ class RunConfig:
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
                   "teacher_clean_labels": False}
-LATER_DATA_DEFAULTS = {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0}  # of DataConfig
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now group_by_length)
+LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
+    "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},
+    "train": LATER_TRAIN_DEFAULTS,
+    "teacher_train": LATER_TRAIN_DEFAULTS,
+}
 
 
 def identity(config: RunConfig) -> dict[str, Any]:
     """The config as a dict for keys and stored studies, without later fields at their earlier values."""
     values = asdict(config)
-    values["data"] = _without_defaults(values["data"], LATER_DATA_DEFAULTS)
-    for settings in ("train", "teacher_train"):
-        values[settings] = train_identity(getattr(config, settings))
+    for settings, later in LATER_NESTED_DEFAULTS.items():
+        values[settings] = _without_defaults(values[settings], later)
     return _without_defaults(values, LATER_DEFAULTS)
 
 
 def train_identity(config: TrainConfig) -> dict[str, Any]:
     """Training settings as a dict for keys, without later fields at their earlier values."""
     return _without_defaults(asdict(config), LATER_TRAIN_DEFAULTS)
+
+
+def from_identity(values: dict[str, Any]) -> RunConfig:
+    """The RunConfig an `identity` (a stored study's config) describes: nested settings rebuilt from their
+    dicts, and the later fields it lacks at the values it ran with (e.g. Trainer's random order)."""
+    nested = {f.name: f.default_factory for f in fields(RunConfig) if is_dataclass(f.default_factory)}
+    return RunConfig(**{k: nested[k](**{**LATER_NESTED_DEFAULTS.get(k, {}), **v}) if k in nested else v
+                        for k, v in values.items()})
 
 
 def _without_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

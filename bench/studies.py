@@ -9,7 +9,6 @@ stored search and tells how far it is (`search_state`, `search_summary`), and ex
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import statistics
 import time
@@ -25,7 +24,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from bench.config import LATER_TRAIN_DEFAULTS, MIN_MAX_LENGTH, RunConfig
+from bench.config import MIN_MAX_LENGTH, RunConfig, from_identity
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
 
@@ -202,16 +201,7 @@ def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch
                     if s.study_name.endswith(f"/{GRID}")]
         raise UnknownNameError("search", name, searches) from None
     profile = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
-    return StoredSearch(name, config_from_dict(attrs["config"]), attrs["kind"], profile)
-
-
-def config_from_dict(values: dict) -> RunConfig:
-    """The RunConfig stored with a study (nested dataclasses rebuilt from their dicts; training settings
-    added since it was stored take the value it ran with, e.g. Trainer's random order)."""
-    nested = {f.name: f.default_factory for f in dataclasses.fields(RunConfig)
-              if dataclasses.is_dataclass(f.default_factory)}
-    earlier = {"train": LATER_TRAIN_DEFAULTS, "teacher_train": LATER_TRAIN_DEFAULTS}
-    return RunConfig(**{k: nested[k](**{**earlier.get(k, {}), **v}) if k in nested else v for k, v in values.items()})
+    return StoredSearch(name, from_identity(attrs["config"]), attrs["kind"], profile)
 
 
 def default_storage(results_dir: str | Path) -> str:

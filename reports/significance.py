@@ -55,8 +55,9 @@ def comparisons(study: Study) -> pd.DataFrame:
         tested = min(len(a), len(b)) >= MIN_SEEDS
         row.update(aso_test(list(a["score"]), list(b["score"]), num_comparisons=len(pairs)) if tested
                    else {"aso_eps_min": math.nan, "aso_better": False})
-        paired = tested and all(_predictions(r) is not None for r in (*a["record"], *b["record"]))
-        row.update(paired_bootstrap(list(a["record"]), list(b["record"]), task) if paired
+        arms = [_predictions(r) for r in a["record"]], [_predictions(r) for r in b["record"]]
+        paired = tested and all(p is not None for arm in arms for p in arm)
+        row.update(paired_bootstrap(*arms, _metric_names(a["record"].iloc[0], task)) if paired
                    else {"bootstrap_diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
                          "bootstrap_better": False})
         row["tested"], row["bootstrap_tested"] = tested, paired
@@ -75,18 +76,19 @@ def aso_test(scores: list[float], baseline_scores: list[float], *, num_compariso
     return {"aso_eps_min": eps, "aso_better": bool(eps < 0.5)}
 
 
-def paired_bootstrap(records: list[dict], baseline_records: list[dict], task: str, *, seed: int = 0) -> dict:
-    """The paired bootstrap over the dev examples of the runs' `predictions` (see the module's docstring).
-    Hand-written: deepsig's bootstrap pairs per-example scores, and F1, Matthews correlation and the
-    correlations of STS-B have none; here each resample recomputes them, vectorised over resamples."""
-    metrics = _metric_names(records[0], task)
-    arms = [_predictions(r) for r in records], [_predictions(r) for r in baseline_records]
-    labels = arms[0][0][1]
-    if any(len(y) != len(labels) for arm in arms for _, y in arm):
-        raise ValueError(f"{task}: the runs' dev predictions cover different examples")
+def paired_bootstrap(arm: list[tuple[np.ndarray, np.ndarray]], baseline_arm: list[tuple[np.ndarray, np.ndarray]],
+                     metrics: tuple[str, ...], *, seed: int = 0) -> dict:
+    """The paired bootstrap over the dev examples (see the module's docstring) of two arms, each run's
+    (predictions, labels). Hand-written: deepsig's bootstrap pairs per-example scores, and F1, Matthews
+    correlation and the correlations of STS-B have none; here each resample recomputes them, vectorised
+    over resamples."""
+    arms = arm, baseline_arm
+    labels = arm[0][1]
+    if any(len(y) != len(labels) for runs in arms for _, y in runs):
+        raise ValueError("the runs' dev predictions cover different examples")
     index = np.random.default_rng(seed).integers(0, len(labels), size=(RESAMPLES, len(labels)))
     everything = np.arange(len(labels))[None, :]
-    score = lambda arm, rows: np.mean([_score(metrics, p, labels, rows) for p, _ in arm], axis=0)  # noqa: E731
+    score = lambda runs, rows: np.mean([_score(metrics, p, labels, rows) for p, _ in runs], axis=0)  # noqa: E731
     observed = float(score(arms[0], everything)[0] - score(arms[1], everything)[0])
     differences = score(arms[0], index) - score(arms[1], index)
     p_value = min(1.0, 2 * min(np.mean(differences <= 0), np.mean(differences >= 0)))

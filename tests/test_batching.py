@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.cache import predict_logits
-from bench.config import RunConfig, TrainConfig, identity
+from bench.config import RunConfig, TrainConfig, from_identity, identity
 from bench.features import LENGTH, Collator, longest_first, tokenize
 from bench.models import load_classifier, load_tokenizer
 from bench.tasks import get_task
@@ -83,7 +83,5 @@ def test_sampling_strategy_is_in_a_runs_identity_unless_it_is_the_earlier_random
 @pytest.mark.parametrize("strategy", ["random", "group_by_length"])
 def test_a_stored_study_reruns_in_the_order_it_ran(strategy):
     """A study stored before the strategy existed ran Trainer's random order; its workers must too."""
-    from bench.studies import config_from_dict
-
     stored = identity(RunConfig(train=TrainConfig(train_sampling_strategy=strategy)))
-    assert config_from_dict(stored).train.train_sampling_strategy == strategy
+    assert from_identity(stored).train.train_sampling_strategy == strategy
