@@ -10,7 +10,8 @@ scheme, each with its parameters (`method`/`params`, `objective`/`objective_para
 `scheme`/`scheme_params`), and may set `kd` and `data` fields. Optional tables set the rest, by the
 field names of the harness's dataclasses:
 `[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
-`mlm` variants is made from each task's teacher, since no masked-LM weights exist offline).
+`mlm`, `mate-kd` and `combined-kd` variants is made from each task's teacher, since no masked-LM
+weights exist offline).
 
 Every key, table field, method, parameter and value type is checked by `load_spec`, so a typo
 stops the study with one clear error instead of hours later.

@@ -3,7 +3,7 @@
 Each variant trains once per repeat (repeats interleaved: variant 1, 2, ..., then again), at the
 profile's first grid point and seed, with the profile's data and epochs. Every measurement starts
 from an empty cache, so pool generation and teacher labelling are timed, not read back, and runs
-in a process of its own, so its peak memory is its own. The teacher's fine-tuning and the mlm
+in a process of its own, so its peak memory is its own. The teacher's fine-tuning and the masked-LM
 generator's training happen before (cached) and are not counted: every method shares the teacher,
 and TinyBERT's augmentation uses a pre-trained BERT, where offline we have to make one.
 
@@ -83,4 +83,4 @@ def _notes(spec: AblationSpec, repeats: int) -> list[str]:
             f"batch size {p.batch_sizes[0]}, seed {p.seeds[0]}, {p.num_train_epochs:g} epochs, "
             f"{p.max_train_examples or 'all'} training examples, max length {p.max_length} (profile {p.name})",
             "every run in a new process with an empty cache: pools generated and labelled, not read back; teacher "
-            "fine-tuning and the mlm generator's training are done beforehand and not counted"]
+            "fine-tuning and the masked-LM generator's training are done beforehand and not counted"]

@@ -29,7 +29,7 @@ from reports.tables import profile_note
 
 @dataclass(frozen=True)
 class TaskSetup:
-    """What every variant of one task shares: the profile's data, the teacher and the mlm generator."""
+    """What every variant of one task shares: the profile's data, the teacher and the masked-LM generator."""
 
     data: DataConfig
     teacher: str
@@ -37,8 +37,9 @@ class TaskSetup:
 
 
 def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_dir: str | None) -> TaskSetup:
-    """Fine-tune the spec's teacher on the task's profile data (cached) and, when an `mlm` variant
-    names no generator, make one from that teacher with the spec's [generator] settings (cached)."""
+    """Fine-tune the spec's teacher on the task's profile data (cached) and, when a variant's method takes a
+    masked-LM generator (mlm, mate-kd, ...) and names none, make one from that teacher with the spec's
+    [generator] settings (cached)."""
     data = DataConfig(**{**spec.data, "task": task, "data_dir": data_dir})
     data = apply_profile(RunConfig(data=data), spec.profile).data
     teacher = spec.teacher
@@ -47,10 +48,16 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
                                                   cache_dir=cache_dir))
         teacher = str(folder)
     generator = None
-    if any(v.method == "mlm" and "generator" not in v.params for v in spec.variants):
+    if any(wants_generator(v) for v in spec.variants):
         folder, _ = make_generator(teacher, data, spec.generator, cache_dir=cache_dir)
         generator = str(folder)
     return TaskSetup(data, teacher, generator)
+
+
+def wants_generator(variant: Variant) -> bool:
+    """Whether the variant's method takes a masked-LM `generator` and the variant names none (offline, no
+    masked-LM weights exist, so the study makes one)."""
+    return "generator" not in variant.params and any(p.name == "generator" for p in get_method(variant.method).params)
 
 
 def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_dir: str | None) -> RunConfig:
@@ -59,7 +66,7 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
     data fields (e.g. label_noise) reach the student's data only: `prepare_task` fine-tunes the teacher
     on the spec's [data]."""
     params = dict(variant.params)
-    if variant.method == "mlm" and "generator" not in params:
+    if wants_generator(variant):
         params["generator"] = setup.generator
     parsed = get_method(variant.method).parse_params(params)
     objective = get_objective(variant.objective).parse_params(variant.objective_params)

@@ -114,10 +114,12 @@ class RunClock(TrainerCallback, ExportableState):
 class PartsState(TrainerCallback, ExportableState):
     """Runs the parts' per-step work and keeps their state in every checkpoint.
 
-    After each optimiser step: the optimisers parts added (`context.add_parameters`) step and are
-    zeroed, the scheme's `after_step` and the parts' step callbacks run. At each save, every part's
-    `state_dict()` and those optimisers' states go to `PARTS_FILE` in the checkpoint (written aside,
-    then renamed); the trainer state names the file, so a checkpoint without it is not whole."""
+    After each optimiser step: the optimisers parts added (`context.add_parameters`) step, with their
+    gradients averaged over data-parallel workers (their parameters are not in the student's DDP
+    wrapper) and clipped where asked, and are zeroed; the scheme's `after_step` and the parts' step
+    callbacks run. At each save, every part's `state_dict()` and those optimisers' states go to
+    `PARTS_FILE` in the checkpoint (written aside, then renamed); the trainer state names the file, so
+    a checkpoint without it is not whole."""
 
     def __init__(self, parts: dict[str, TrainingPart], context: TrainingContext):
         self.parts, self.context = parts, context  # parts by role: "method", "objective", "scheme"
@@ -127,6 +129,10 @@ class PartsState(TrainerCallback, ExportableState):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         for optimizer in self.context.optimizers:
+            for group in optimizer.param_groups:
+                _average_across_workers(group["params"])
+                if group.get("max_grad_norm"):
+                    torch.nn.utils.clip_grad_norm_(group["params"], group["max_grad_norm"])
             optimizer.step()
             optimizer.zero_grad()
 
@@ -144,19 +150,34 @@ class PartsState(TrainerCallback, ExportableState):
                         "optimizers": [optimizer.state_dict() for optimizer in self.context.optimizers]}, partial)
             partial.replace(target)
 
-    def restore(self, checkpoint: Path) -> None:
-        """The parts' state (and their optimisers') as saved in `checkpoint`."""
+    def restore(self, checkpoint: Path, roles: tuple[str, ...] | None = None) -> None:
+        """The parts' state (and their optimisers') as saved in `checkpoint`; with `roles`, only those
+        parts' states."""
         saved = torch.load(checkpoint / PARTS_FILE, weights_only=False)
         if saved.get("classes", self._classes()) != self._classes():
             raise KdbenchError(f"{checkpoint} was trained with {saved['classes']}, not {self._classes()}: resume with "
                                "the same --method, --objective and --scheme, or start in another --output-dir")
         for name, part in self.parts.items():
-            part.load_state_dict(saved["parts"].get(name, {}))
-        for optimizer, optimizer_state in zip(self.context.optimizers, saved["optimizers"]):
-            optimizer.load_state_dict(optimizer_state)
+            if roles is None or name in roles:
+                part.load_state_dict(saved["parts"].get(name, {}))
+        if roles is None:
+            for optimizer, optimizer_state in zip(self.context.optimizers, saved["optimizers"]):
+                optimizer.load_state_dict(optimizer_state)
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"file": PARTS_FILE}}
 
     def _classes(self) -> dict[str, str]:
         return {role: f"{type(part).__module__}.{type(part).__qualname__}" for role, part in self.parts.items()}
+
+
+def _average_across_workers(params: list[torch.nn.Parameter]) -> None:
+    """Average the gradients of `params` over the data-parallel workers (the parts of every worker take
+    the same steps, so the same parameters have gradients on each)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    workers = torch.distributed.get_world_size()
+    for p in params:
+        if p.grad is not None and workers > 1:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= workers

@@ -76,7 +76,8 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.config import DEMO_TRAIN_EXAMPLES, DataConfig, GeneratorSettings, KDConfig, TrainConfig
+    from bench.config import (DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, DataConfig, GeneratorSettings,
+                              KDConfig, TrainConfig)
 
     parser = argparse.ArgumentParser(prog=PROG, description="Data augmentation for task-specific knowledge "
                                      "distillation of pre-trained transformers: one harness, every method.")
@@ -196,13 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
                                "without KD and with KD under each augmentation method, and print dev accuracy and "
                                "wall-clock (augmentation, teacher labelling and training apart).")
     demo.add_argument("--data-dir", help="GLUE folder (default: $KDBENCH_GLUE_DIR, else the hub)")
-    demo.add_argument("--output-dir", default=RESULTS_DIRS["demo"], help="folder for the run records")
+    demo.add_argument("--output-dir", help=f"folder for the run records (default: {RESULTS_DIRS['demo']}, "
+                      f"{RESULTS_DIRS['demo']}-PROFILE for another profile)")
     demo.add_argument("--cache-dir", help="cache of teachers and teacher outputs")
     demo.add_argument("--max-train-examples", type=int, default=DEMO_TRAIN_EXAMPLES,
                       help="training subset size (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=42, help="training seed")
-    demo.add_argument("--methods", default="none,ad2,eda,backtranslation,mlm",
+    demo.add_argument("--methods", default=",".join(DEMO_METHODS),
                       help="comma-separated methods to compare (default: %(default)s)")
+    demo.add_argument("--profile", default="default", choices=list(DEMO_PROFILES),
+                      help="student setting: " + "; ".join(f"{k}: {v.description}" for k, v in DEMO_PROFILES.items()))
     return parser
 
 
@@ -304,8 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.demo import run_demo
 
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            print(run_demo(data_dir=args.data_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
-                           max_train_examples=args.max_train_examples, seed=args.seed, methods=methods))
+            suffix = "" if args.profile == "default" else f"-{args.profile}"
+            output_dir = args.output_dir or RESULTS_DIRS["demo"] + suffix
+            print(run_demo(data_dir=args.data_dir, output_dir=output_dir, cache_dir=args.cache_dir,
+                           max_train_examples=args.max_train_examples, seed=args.seed, methods=methods,
+                           profile=args.profile))
         elif args.command in ("ablate", "speed"):
             from ablations import SPEC_DIR
             from ablations.spec import load_spec

@@ -22,17 +22,39 @@ MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
 LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
 SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer
-# The demo profile of each method; the masked-LM generator is added once it is built.
+# The demo profile of each method; the masked-LM generator (mlm, mate-kd) is added once it is built.
 DEMO_METHODS: dict[str, dict[str, str]] = {
     "none": {},
     "ad2": {},
     "eda": {"num_aug": "1"},
     "backtranslation": {"engine": "apertium"},
     "mlm": {"n_a": "1"},
+    "mate-kd": {},
 }
-PROFILE_NOTE = ("demo profile: students train 2 epochs; pool methods make 1 augmented copy per sentence (papers: "
-                "EDA 8 at this size, masked-LM 20; apertium gives 1); masked-LM candidates come from a generator "
-                "made from the teacher by `make-generator` in 100 steps (default 300), not BERT-base")
+# Methods that are one composition under a name: the objective each runs with (instead of the default kd).
+PAIRED_OBJECTIVES = {"combined-kd": "annealing"}  # Combined-KD: MATE-KD's generator with Annealing-KD
+PROFILE_NOTE = ("pool methods make 1 augmented copy per sentence (papers: EDA 8 at this size, masked-LM 20; apertium "
+                "gives 1); masked-LM candidates come from a generator made from the teacher by `make-generator` in "
+                "100 steps (default 300), not BERT-base")
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """A student setting the demo runs (`kdbench demo --profile NAME`), printed with its table."""
+
+    student: str
+    learning_rate: float
+    num_train_epochs: float
+    description: str
+
+
+DEMO_PROFILES = {
+    "default": DemoProfile("teacher-layers:0,2,4", 1e-4, 2,
+                           "3-layer student (teacher layers 0, 2, 4), 2 epochs at lr 1e-4"),
+    # README "Where methods separate": on 3 layers every student is within the seed spread of the others; with one
+    # layer the teacher-student gap is about 8 points and distilling on augmented text closes half of it
+    "small-student": DemoProfile("teacher-layers:0", 3e-4, 4, "1-layer student (teacher layer 0), 4 epochs at lr 3e-4"),
+}
 
 
 @dataclass
@@ -168,6 +190,12 @@ class RunConfig:
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
+        paired = PAIRED_OBJECTIVES.get(self.method)
+        if paired and self.objective != paired:
+            if self.objective != "kd":
+                raise KdbenchError(f"method {self.method} runs with the {paired} objective, not {self.objective}: "
+                                   f"leave --objective out, or use --method mate-kd --objective {self.objective}")
+            self.objective = paired  # the default objective, taken to mean "the method's own"
 
 
 # Fields added after studies were first stored: left out of a run's identity while at the value that

@@ -7,7 +7,7 @@ While training, the harness binds it to the Trainer's state, so a part can read 
 
 - `teacher_hidden_states(inputs)`: the teacher's hidden states of a batch (computed on request);
 - `add_parameters(params, lr)`: trainable parameters of the part's own, stepped by their own AdamW
-  after each student step (their state is saved with the Trainer's checkpoints);
+  after each training step (their state is saved with the Trainer's checkpoints);
 - `on_step(callback)`: a function called after each optimiser step;
 - `unwrap(model)`: the student without its data-parallel wrapper; `full_precision()`: a block
   without autocast (mixed precision stays the harness's business, not each part's).
@@ -90,11 +90,14 @@ class TrainingContext:
         with torch.no_grad():
             return self.teacher_model(**inputs, output_hidden_states=True).hidden_states
 
-    def add_parameters(self, params: Iterable[torch.nn.Parameter], lr: float, *,
-                       weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    def add_parameters(self, params: Iterable[torch.nn.Parameter], lr: float, *, weight_decay: float = 0.0,
+                       max_grad_norm: float | None = None) -> torch.optim.Optimizer:
         """An AdamW over `params`, stepped (and zeroed) by the harness right after each student step,
-        with the gradients the training loss gave them; saved and restored with checkpoints."""
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        with the gradients the training loss gave them (averaged over data-parallel workers, clipped to
+        `max_grad_norm` if given); saved and restored with checkpoints. A step that gave them no
+        gradient leaves them as they are."""
+        optimizer = torch.optim.AdamW([{"params": list(params), "max_grad_norm": max_grad_norm}], lr=lr,
+                                      weight_decay=weight_decay)
         self.optimizers.append(optimizer)
         return optimizer
 

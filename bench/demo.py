@@ -5,7 +5,8 @@ teacher (6 layers) is fine-tuned
 once and cached; a 3-layer student taken from its layers 0, 2, 4 is trained without KD (labels
 only), with plain KD, and with KD under each augmentation method, from the same initialisation
 and seed. A demo profile (students train 2 epochs; pool methods make one augmented copy per
-original, where the papers use 4 to 20; a quickly trained masked-LM generator) keeps the whole
+original, where the papers use 4 to 20; a quickly trained masked-LM generator, shared by masked-LM
+generation and MATE-KD) keeps the whole
 comparison, from an empty cache, within 10 minutes on 2 CPU cores (15 on a machine 1.6x slower);
 the output says so. (At 2,000 examples it took 11.5 minutes.)
 """
@@ -23,14 +24,12 @@ from bench.generator import GeneratorSettings, make_generator
 from bench.models import MINILM
 from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
 from bench.tasks import get_task
-from bench.config import DEMO_METHODS, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE, TrainConfig
+from bench.config import DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE, TrainConfig
 from methods import get_method
 from methods.base import MethodContext
 
-STUDENT = "teacher-layers:0,2,4"
 TRAIN_EXAMPLES = DEMO_TRAIN_EXAMPLES
 TEACHER_TRAIN = TrainConfig(learning_rate=5e-5, num_train_epochs=3)
-STUDENT_TRAIN = TrainConfig(learning_rate=1e-4, num_train_epochs=2)
 GENERATOR = GeneratorSettings(max_steps=100)  # `make-generator` trains 300 steps by default
 def _row(name: str, record: dict, cached: bool = False) -> dict:
     timings = record["timings_s"]
@@ -60,30 +59,35 @@ def check_prerequisites(methods: list[str], train_size: int) -> None:
 
 
 def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/demo", cache_dir: str | None = None,
-             max_train_examples: int = TRAIN_EXAMPLES, seed: int = 42, methods: list[str] | None = None) -> str:
+             max_train_examples: int = TRAIN_EXAMPLES, seed: int = 42, methods: list[str] | None = None,
+             profile: str = "default") -> str:
     """Train the teacher (cached), the no-KD student and one KD student per method; return the table."""
     methods = methods or list(DEMO_METHODS)
+    chosen = DEMO_PROFILES[profile]
     # the configs check the subset size and seed when built: first, so a bad value costs no loading
     data = DataConfig(task="sst2", data_dir=data_dir, max_train_examples=max_train_examples, max_length=64)
-    teacher_train, student_train = replace(TEACHER_TRAIN, seed=seed), replace(STUDENT_TRAIN, seed=seed)
+    teacher_train = replace(TEACHER_TRAIN, seed=seed)
+    student_train = TrainConfig(learning_rate=chosen.learning_rate, num_train_epochs=chosen.num_train_epochs, seed=seed)
     check_prerequisites(methods, max_train_examples)
     out = Path(output_dir)
     teacher_dir, teacher_record, cached = finetune_teacher(RunConfig(
         data=data, model=MINILM, teacher_train=teacher_train, cache_dir=cache_dir))
-    common = dict(data=data, train=student_train, model=STUDENT, teacher=str(teacher_dir),
+    common = dict(data=data, train=student_train, model=chosen.student, teacher=str(teacher_dir),
                   cache_dir=cache_dir)
-    notes = [PROFILE_NOTE]
+    notes = [f"demo profile {profile}: {chosen.description}; {PROFILE_NOTE}"]
     rows = [_row("teacher (MiniLM)", teacher_record, cached),
             _row("student, no KD", run_finetune(RunConfig(**common, output_dir=str(out / "finetune"))))]
+    generator = None
     for method in methods:
         params = dict(DEMO_METHODS.get(method, {}))
-        if method == "mlm":
-            generator, generator_cached = make_generator(str(teacher_dir), data, GENERATOR, cache_dir=cache_dir)
+        if any(p.name == "generator" for p in get_method(method).params):  # mlm, mate-kd: made once
+            if generator is None:
+                generator, generator_cached = make_generator(str(teacher_dir), data, GENERATOR, cache_dir=cache_dir)
+                info = json.loads((generator / GENERATOR_INFO).read_text())
+                notes.append(f"masked-LM generator: {generator}{' (cached)' if generator_cached else ''}, trained "
+                             f"in {info['train_seconds']} s, dev masked-LM loss {info['eval_loss_before']:.2f} -> "
+                             f"{info['eval_loss_after']:.2f}")
             params["generator"] = str(generator)
-            info = json.loads((generator / GENERATOR_INFO).read_text())
-            notes.append(f"masked-LM generator: {generator}{' (cached)' if generator_cached else ''}, trained in "
-                         f"{info['train_seconds']} s, dev masked-LM loss {info['eval_loss_before']:.2f} -> "
-                         f"{info['eval_loss_after']:.2f}")
         record = run_distill(RunConfig(**common, method=method, method_params=params,
                                        output_dir=str(out / f"distill-{method}")))
         rows.append(_row("student, KD" + ("" if method == "none" else f" + {method}"), record))

@@ -38,6 +38,7 @@ from bench.cache import cache_root, digest, model_fingerprint
 from bench.config import DataConfig, GeneratorSettings
 from bench.data import TEXT_COLUMNS, load_data
 from bench.errors import KdbenchError
+from bench.hub import hub_reachable
 from bench.integrity import folder_damage, holds_entry, sealed_folder, usable
 from bench.models import load_tokenizer, resolve_model
 from bench.progress import use_loss_progress
@@ -67,6 +68,27 @@ def masked_lm_logits(model: PreTrainedModel, inputs: dict[str, torch.Tensor], se
         raise KdbenchError(f"{type(model).__name__}: its head does not read the encoder's last_hidden_state; "
                            "use a BERT-style masked LM")
     return logits
+
+
+def load_generator(name: str) -> PreTrainedModel:
+    """A masked LM with a trained head, in eval mode; an encoder without one is refused."""
+    model, info = AutoModelForMaskedLM.from_pretrained(resolve_model(name), output_loading_info=True)
+    if info["missing_keys"]:
+        raise KdbenchError(f"{name} has no trained masked-LM head (missing {', '.join(sorted(info['missing_keys']))}): "
+                           f"build a generator from it with `kdbench make-generator --model {name}` and pass "
+                           "--param generator=FOLDER")
+    return model.eval()
+
+
+def generator_name(given: str | None, hub_default: str) -> str:
+    """The generator a method loads: the one given, else the method's default from the hub, else an
+    error saying how to build one offline."""
+    if given:
+        return given
+    if hub_reachable():
+        return hub_default
+    raise KdbenchError(f"the hub is unreachable, so the default generator {hub_default} cannot be downloaded: "
+                       "build one offline with `kdbench make-generator --task TASK` and pass --param generator=FOLDER")
 
 
 def load_masked_lm(encoder: str, seed: int) -> tuple[PreTrainedModel, bool]:

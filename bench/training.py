@@ -224,7 +224,9 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         timer.seconds[phase] += seconds
     state = trainer.state
     if state.best_model_checkpoint and (Path(state.best_model_checkpoint) / PARTS_FILE).is_file():
-        parts_state.restore(Path(state.best_model_checkpoint))  # the scheme as it was at the kept weights
+        # the scheme as it was at the kept weights (its `finish` acts on them); the other parts' reports
+        # describe the whole run
+        parts_state.restore(Path(state.best_model_checkpoint), roles=("scheme",))
     parts.scheme.finish(trainer.model)
     with timer.phase("evaluation"):
         predictions = {name: dev_predictions(trainer.model, ds, tokenizer, task, config.per_device_eval_batch_size)

@@ -36,13 +36,12 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bench.errors import KdbenchError
 from bench.fields import AT_LEAST_ONE, PROBABILITY, Range
-from bench.generator import masked_lm_logits
-from bench.hub import hub_reachable
-from bench.models import load_tokenizer, resolve_model
+from bench.generator import generator_name, load_generator, masked_lm_logits
+from bench.models import load_tokenizer
 from methods.base import MethodContext, PoolAugmenter
 from methods.glove import load_glove
 from methods.registry import param, register_method
@@ -114,26 +113,6 @@ class SentenceCandidates:
     options: list[list[str]]
 
 
-def load_generator(name: str) -> PreTrainedModel:
-    """A masked LM with a trained head, in eval mode; an encoder without one is refused."""
-    model, info = AutoModelForMaskedLM.from_pretrained(resolve_model(name), output_loading_info=True)
-    if info["missing_keys"]:
-        raise KdbenchError(f"{name} has no trained masked-LM head (missing {', '.join(sorted(info['missing_keys']))}): "
-                           f"build a generator from it with `kdbench make-generator --model {name}` and pass "
-                           "--param generator=FOLDER")
-    return model.eval()
-
-
-def generator_name(params: MLMParams) -> str:
-    """The generator to load: the one given, else TinyBERT's from the hub, else an error saying how to build one."""
-    if params.generator:
-        return params.generator
-    if hub_reachable():
-        return HUB_GENERATOR
-    raise KdbenchError(f"the hub is unreachable, so the default generator {HUB_GENERATOR} cannot be downloaded: "
-                       "build one offline with `kdbench make-generator --task TASK` and pass --param generator=FOLDER")
-
-
 @register_method("mlm", label="masked-LM", kind="pool", params=MLMParams,
                  description="TinyBERT masked-LM generation: replace words by masked-LM predictions (single word "
                              "pieces) or GloVe neighbours (longer words), N_a copies per example")
@@ -142,7 +121,7 @@ class MaskedLMGeneration(PoolAugmenter):
 
     def __init__(self, params: MLMParams, context: MethodContext):
         self.params = params
-        name = generator_name(params)
+        name = generator_name(params.generator, HUB_GENERATOR)
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(name)
         if type(self.tokenizer.backend_tokenizer.model).__name__ != "WordPiece":
             raise KdbenchError(f"generator {name} must use a WordPiece (BERT-style) tokenizer")

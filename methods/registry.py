@@ -16,6 +16,7 @@ __all__ = ["METHODS", "NoParams", "Param", "Part", "get_method", "list_methods",
 KINDS = ("none", "in-loop", "pool")
 METHODS = Registry("method", plural="methods", base="methods.base:Method", kinds=KINDS, builtins={
     "none": "methods.none", "ad2": "methods.ad2", "eda": "methods.eda", "backtranslation": "methods.back_translation",
-    "back-translation": "methods.back_translation", "mlm": "methods.mlm"})
+    "back-translation": "methods.back_translation", "mlm": "methods.mlm",
+    "mate-kd": "methods.mate_kd", "combined-kd": "methods.combined_kd"})
 MethodSpec = Part  # the name plugins written before the generic registry use
 register_method, get_method, list_methods = METHODS.register, METHODS.get, METHODS.list

@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 
 from bench.models import MINILM, resolve_model
 from bench.training import DistillationTrainer
@@ -33,25 +33,30 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def _tiny_model(folder: Path, tokenizer_dir: Path, model_class, seed: int, **config) -> Path:
+    """A tiny random BERT of `model_class`, initialised under `seed`, saved with the real tokenizer."""
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(tiny_config(**config)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory, tokenizer_dir) -> Path:
     """A 'pre-trained' encoder folder without a task head, like a hub checkpoint."""
-    import torch
+    return _tiny_model(tmp_path_factory.mktemp("tiny-encoder"), tokenizer_dir, BertModel, seed=0)
 
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    BertModel(tiny_config()).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
-    return folder
+
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory, tokenizer_dir) -> Path:
+    """A tiny masked LM with a (random) trained head."""
+    return _tiny_model(tmp_path_factory.mktemp("tiny-mlm"), tokenizer_dir, BertForMaskedLM, seed=0)
 
 
 def _tiny_classifier(folder: Path, tokenizer_dir: Path, num_labels: int) -> Path:
-    import torch
-
-    torch.manual_seed(1)
-    BertForSequenceClassification(tiny_config(num_labels=num_labels)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
-    return folder
+    return _tiny_model(folder, tokenizer_dir, BertForSequenceClassification, seed=1, num_labels=num_labels)
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,14 @@ def test_shipped_ad2_sweeps_are_the_issue_values():
     assert values["ad2-temperature"] == ["1", "2", "5", "10"]
     assert load_spec(SPEC_DIR / "ad2-temperature.toml").variants[1].kd == {"temperature": 2.0}
     assert [v.label for v in load_spec(SPEC_DIR / "methods.toml").variants] == [
-        "no KD", "KD", "AD2", "EDA", "back-translation", "masked-LM"]
+        "no KD", "KD", "AD2", "EDA", "back-translation", "masked-LM", "MATE-KD", "Combined-KD"]
+
+
+def test_the_mate_kd_spec_sweeps_mask_rate_and_step_ratio():
+    variants = load_spec(SPEC_DIR / "mate-kd.toml").variants
+    assert [(v.method, v.params) for v in variants] == [
+        ("none", {}), ("mate-kd", {"mask_rate": 0.1}), ("mate-kd", {}), ("mate-kd", {"mask_rate": 0.5}),
+        ("mate-kd", {"generator_steps": 0}), ("mate-kd", {"student_steps": 30}), ("mate-kd", {"student_steps": 10})]
 
 
 @pytest.mark.parametrize(("body", "message"), [

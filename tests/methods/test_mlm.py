@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertForMaskedLM
 
 from bench.errors import KdbenchError
 from bench.tasks import get_task
@@ -14,21 +13,10 @@ from methods.base import MethodContext
 from methods.glove import load_glove
 from methods.mlm import STOP_WORDS, MaskedLMGeneration, MLMParams, is_word, match_case
 from methods.registry import get_method
-from tests.conftest import tiny_config
 
 SENTENCES = ["the acting was superb and the story quite charming .",
              "A dull , boring plot : I didn't like it at all in 2019 !",
              "an unbelievably disheartening film"]
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory, tokenizer_dir):
-    """A tiny masked LM with a (random) trained head, saved with a real WordPiece tokenizer."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-mlm")
-    BertForMaskedLM(tiny_config()).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
-    return folder
 
 
 def make(generator, task="sst2", **params) -> MaskedLMGeneration:
@@ -160,7 +148,7 @@ def test_match_case():
 
 
 def test_no_generator_offline_says_how_to_build_one(monkeypatch, tiny_generator):
-    monkeypatch.setattr("methods.mlm.hub_reachable", lambda: False)
+    monkeypatch.setattr("bench.generator.hub_reachable", lambda: False)
     with pytest.raises(KdbenchError, match="make-generator"):
         MaskedLMGeneration(MLMParams(), MethodContext(get_task("sst2"), 100, "t"))
 

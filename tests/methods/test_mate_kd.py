@@ -1,0 +1,195 @@
+"""MATE-KD and Combined-KD: only masked tokens change, generator steps train only the generator and
+student steps only the student, a few generator steps raise the divergence they maximise, the cycle
+counts steps as specified, a resumed run restores the generator, pairs rewrite both sides or one, and
+a generator of another vocabulary is refused."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertForMaskedLM, BertForSequenceClassification
+
+from bench.config import KDConfig, RunConfig
+from bench.context import Batch
+from bench.errors import KdbenchError
+from bench.registry import NoParams
+from bench.runs import run_distill
+from bench.tasks import get_task
+from methods import get_method
+from methods.base import MethodContext
+from methods.mate_kd import MateKD, rewritten
+from objectives import get_objective
+from tests.conftest import STEPS_PER_EPOCH, tiny_config
+from tests.test_runs import distill_config
+
+SENTENCES = [("the film was good and the story really charming", "a fine story , really"),
+             ("really bad acting , dull plot", "awful and boring")]
+
+
+def models(seed: int = 0, spread: float = 0.02):
+    """A frozen teacher and a student; a larger `spread` (initialiser std) makes outputs vary with the text."""
+    torch.manual_seed(seed)
+    teacher = BertForSequenceClassification(tiny_config(num_labels=2, initializer_range=spread)).eval()
+    student = BertForSequenceClassification(tiny_config(num_labels=2, num_hidden_layers=2,
+                                                        initializer_range=spread)).train()
+    teacher.requires_grad_(False)
+    return teacher, student
+
+
+def batch(tokenizer_dir, pair: bool = False) -> Batch:
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    texts = list(zip(*SENTENCES)) if pair else ([a for a, _ in SENTENCES],)
+    inputs = dict(tokenizer(*texts, padding=True, return_tensors="pt"))
+    return Batch(inputs, torch.tensor([1, 0]), torch.tensor([[0.5, -0.5], [-1.0, 1.0]]))
+
+
+def mate_kd(generator, tokenizer_dir, teacher, task: str = "sst2", name: str = "mate-kd", **params) -> MateKD:
+    context = MethodContext(task=get_task(task), train_size=100, teacher="tiny", teacher_model=teacher,
+                            tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir), kd=KDConfig())
+    context.state = SimpleNamespace(global_step=0, max_steps=100, epoch=0.0)
+    spec = get_method(name)
+    return spec.implementation(spec.parse_params({"generator": str(generator), **params}), context)
+
+
+def kd_objective(method: MateKD):
+    return get_objective("kd").implementation(NoParams(), method.context)
+
+
+def test_only_masked_positions_change(tiny_generator, tokenizer_dir):
+    teacher, student = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, mask_rate=0.5)
+    inputs = batch(tokenizer_dir).inputs
+    torch.manual_seed(0)
+    selected = method.masked_positions(inputs)
+    assert selected.any()
+    special = torch.isin(inputs["input_ids"], torch.tensor(method.context.tokenizer.all_special_ids))
+    assert not (selected & special).any() and not (selected & (inputs["attention_mask"] == 0)).any()
+    with torch.no_grad():
+        onehot = method.replacements(inputs, selected)
+        vectors = rewritten(student, inputs, selected, onehot)["inputs_embeds"]
+        clean = student.get_input_embeddings()(inputs["input_ids"])
+    assert onehot.shape == (int(selected.sum()), student.config.vocab_size) and (onehot.sum(-1) == 1).all()
+    assert torch.equal(vectors[~selected], clean[~selected])
+    table = student.get_input_embeddings().weight
+    assert torch.equal(vectors[selected], table[onehot.argmax(-1)])
+
+
+def test_mask_rate_zero_rewrites_nothing_and_one_rewrites_every_eligible_token(tiny_generator, tokenizer_dir):
+    teacher, _ = models()
+    inputs = batch(tokenizer_dir).inputs
+    assert not mate_kd(tiny_generator, tokenizer_dir, teacher, mask_rate=0.0).masked_positions(inputs).any()
+    every = mate_kd(tiny_generator, tokenizer_dir, teacher, mask_rate=1.0).masked_positions(inputs)
+    eligible = (inputs["attention_mask"] == 1) & ~torch.isin(inputs["input_ids"], torch.tensor([101, 102]))
+    assert torch.equal(every, eligible)
+
+
+@pytest.mark.parametrize("sides,types", [("both", {0, 1}), ("first", {0}), ("second", {1})])
+def test_pairs_rewrite_both_sides_or_one(tiny_generator, tokenizer_dir, sides, types):
+    teacher, _ = models()
+    inputs = batch(tokenizer_dir, pair=True).inputs
+    selected = mate_kd(tiny_generator, tokenizer_dir, teacher, task="rte", mask_rate=1.0,
+                       sides=sides).masked_positions(inputs)
+    assert set(inputs["token_type_ids"][selected].tolist()) == types
+
+
+def _grads(model: torch.nn.Module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_generator_steps_train_only_the_generator_and_student_steps_only_the_student(tiny_generator, tokenizer_dir):
+    teacher, student = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_steps=1, student_steps=1, mask_rate=0.5)
+    objective = kd_objective(method)
+    torch.manual_seed(0)
+    loss = method.loss(student, batch(tokenizer_dir), objective)  # step 0: the generator's
+    loss.backward()
+    assert _grads(method.generator) and not _grads(student) and not _grads(teacher)
+    assert loss.item() == -method._divergences[-1]  # the generator's step logs minus what it maximises
+    method.generator.zero_grad(set_to_none=True)
+    method.context.state.global_step = 1  # the student's
+    method.loss(student, batch(tokenizer_dir), objective).backward()
+    assert _grads(student) and not _grads(method.generator)
+    assert all(p.requires_grad for p in student.parameters())  # unfrozen after the generator's step
+
+
+def _expected_divergence(method: MateKD, student, inputs, draws: int = 10) -> float:
+    """The generator's objective averaged over fixed masks and Gumbel draws (the same for every call)."""
+    with torch.no_grad():
+        values = []
+        for seed in range(draws):
+            torch.manual_seed(seed)
+            values.append(method._generator_objective(student, inputs).item())
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("divergence", ["ce", "mse"])
+def test_generator_steps_raise_the_divergence_they_maximise(tiny_generator, tokenizer_dir, divergence):
+    """Fixed draws and no dropout, so only the generator's weights move the value; its straight-through
+    gradient is a first-order estimate, so the models are made smooth in their embeddings (small weights)
+    with outputs that still vary with the text (a large classifier). Minimising, as a control, lowers it."""
+    changed = {}
+    for sign in (1, -1):
+        teacher, student = models()
+        with torch.no_grad():
+            teacher.classifier.weight.mul_(100), student.classifier.weight.mul_(100)
+        method = mate_kd(tiny_generator, tokenizer_dir, teacher, mask_rate=0.5, generator_lr=0.1,
+                         divergence=divergence)
+        student.eval(), method.generator.eval()
+        optimizer = method.context.optimizers[0]
+        inputs = batch(tokenizer_dir).inputs
+        before = _expected_divergence(method, student, inputs)
+        for step in range(10):
+            torch.manual_seed(100 + step)
+            (-sign * method._generator_objective(student, inputs)).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        changed[sign] = _expected_divergence(method, student, inputs) / before
+    assert changed[1] > 1.005 and changed[-1] < 1
+
+
+def test_combined_kd_maximises_mse_and_runs_with_annealing(tiny_generator, tokenizer_dir, glue_dir, tiny_teacher,
+                                                           tmp_path):
+    teacher, _ = models()
+    assert mate_kd(tiny_generator, tokenizer_dir, teacher, name="combined-kd").params.divergence == "mse"
+    config = distill_config(glue_dir, tiny_teacher, tmp_path, method="combined-kd")
+    assert config.objective == "annealing"
+    with pytest.raises(KdbenchError, match="combined-kd runs with the annealing objective, not continuation"):
+        RunConfig(method="combined-kd", objective="continuation")
+
+
+def test_a_generator_of_another_vocabulary_is_refused(tmp_path, tokenizer_dir):
+    from tokenizers import Tokenizer, models as tokenizer_models
+    from transformers import PreTrainedTokenizerFast
+
+    vocabulary = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "good": 5}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(tokenizer_models.WordLevel(vocabulary, "[UNK]")),
+                                        pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                        mask_token="[MASK]")
+    folder = tmp_path / "other"
+    BertForMaskedLM(tiny_config(vocab_size=6)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    teacher, _ = models()
+    with pytest.raises(KdbenchError, match="another vocabulary than the teacher.*make-generator"):
+        mate_kd(folder, tokenizer_dir, teacher)
+
+
+def _run(glue_dir, teacher, generator, out, **changes):
+    params = {"generator": str(generator), "generator_steps": 2, "student_steps": 3, "generator_lr": 1e-2}
+    return run_distill(distill_config(glue_dir, teacher, out, method="mate-kd", method_params=params, **changes))
+
+
+def test_the_cycle_counts_steps_as_specified_and_a_resumed_run_restores_the_generator(
+        glue_dir, tiny_teacher, tiny_generator, tmp_path, ctrl_c_in_epoch_2):
+    # 2 epochs of 6 steps; cycles of 2 generator + 3 student steps: 0-1 G, 2-4 S, 5-6 G, 7-9 S, 10-11 G
+    with pytest.raises(KeyboardInterrupt):
+        _run(glue_dir, tiny_teacher, tiny_generator, tmp_path / "run", resume=True)
+    ctrl_c_in_epoch_2.undo()
+    resumed = _run(glue_dir, tiny_teacher, tiny_generator, tmp_path / "run", resume=True)
+    assert resumed["resumed_from"]["step"] == STEPS_PER_EPOCH
+    whole = _run(glue_dir, tiny_teacher, tiny_generator, tmp_path / "whole")
+    report = whole["in_loop"]
+    assert (report["generator_steps"], report["student_steps"]) == (6, 6)
+    assert resumed["in_loop"] == report  # the generator, its optimiser and the counts came back whole
+    assert resumed["best"] == whole["best"]
