@@ -76,8 +76,8 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.config import (DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, DataConfig, GeneratorSettings,
-                              KDConfig, TrainConfig)
+    from bench.config import (DEFAULT_DEMO_PROFILE, DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, DataConfig,
+                              GeneratorSettings, KDConfig, TrainConfig)
 
     parser = argparse.ArgumentParser(prog=PROG, description="Data augmentation for task-specific knowledge "
                                      "distillation of pre-trained transformers: one harness, every method.")
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42, help="training seed")
     demo.add_argument("--methods", default=",".join(DEMO_METHODS),
                       help="comma-separated methods to compare (default: %(default)s)")
-    demo.add_argument("--profile", default="default", choices=list(DEMO_PROFILES),
+    demo.add_argument("--profile", default=DEFAULT_DEMO_PROFILE, choices=list(DEMO_PROFILES),
                       help="student setting: " + "; ".join(f"{k}: {v.description}" for k, v in DEMO_PROFILES.items()))
     return parser
 
@@ -308,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.demo import run_demo
 
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            suffix = "" if args.profile == "default" else f"-{args.profile}"
+            from bench.config import DEFAULT_DEMO_PROFILE
+
+            suffix = "" if args.profile == DEFAULT_DEMO_PROFILE else f"-{args.profile}"
             output_dir = args.output_dir or RESULTS_DIRS["demo"] + suffix
             print(run_demo(data_dir=args.data_dir, output_dir=output_dir, cache_dir=args.cache_dir,
                            max_train_examples=args.max_train_examples, seed=args.seed, methods=methods,

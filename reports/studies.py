@@ -127,8 +127,10 @@ def read_demo(folder: Path) -> Study:
                  else len(order))
     rows = [_row(r["task"], variant_label(r), r) for r in records]
     planned = list(dict.fromkeys((row["task"], row["variant"]) for row in rows))
+    notes = [f"students: {r['config']['model']}, {r['config']['train']['num_train_epochs']:g} epochs at learning "
+             f"rate {r['config']['train']['learning_rate']:g}" for r in records[:1]]  # the same for every student
     return Study(folder.name, "no KD, KD and KD with each augmentation method on an SST-2 subset, one seed",
-                 COMPARISON, "variant", _frame(rows), planned, 1, folder, notes=[DEMO_PROFILE])
+                 COMPARISON, "variant", _frame(rows), planned, 1, folder, notes=[*notes, DEMO_PROFILE])
 
 
 def find_studies(folders: list[Path], *, storage: str | None = None, names: list[str] | None = None) -> list[Study]:

@@ -184,6 +184,24 @@ def test_demo_refuses_an_out_of_range_option_before_anything_loads(options, mess
     assert message in one_error_line(capsys)
 
 
+def test_demo_refuses_an_unknown_profile_naming_the_profiles(nothing_loads, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["demo", "--profile", "tiny"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err  # argparse quotes the choices in some Python versions
+    assert "invalid choice: 'tiny'" in err and "small-student" in err and "three-layer" in err
+
+
+def test_every_demo_profile_names_a_student_that_parses():
+    from bench.config import DEFAULT_DEMO_PROFILE, DEMO_PROFILES, TrainConfig
+    from bench.students import parse_student
+
+    assert DEFAULT_DEMO_PROFILE in DEMO_PROFILES
+    for profile in DEMO_PROFILES.values():
+        parse_student(profile.student)
+        TrainConfig(learning_rate=profile.learning_rate, num_train_epochs=profile.num_train_epochs)  # range-checked
+
+
 SPEC = """
 tasks = ["sst2"]
 teacher = "minilm"

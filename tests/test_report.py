@@ -43,7 +43,8 @@ def record(task: str, variant: str, seed: int, score: float, *, training_s: floa
     kind, method = KINDS.get(variant, ("distill", variant))
     return {
         "kind": kind, "task": task, "method": method, "seed": seed,
-        "config": {"train": {"learning_rate": 1e-4, "per_device_train_batch_size": 16, "num_train_epochs": 2}},
+        "config": {"model": "teacher-layers:0", "train": {"learning_rate": 1e-4, "per_device_train_batch_size": 16,
+                                                          "num_train_epochs": 2}},
         "data": {"train_examples": 1000},
         "teacher": None if kind == "finetune" else {"best": {"value": TEACHER[task]}},
         "evaluations": [{"epoch": 1.0, "step": 63, "eval_validation_score": score - 0.01},
@@ -211,7 +212,9 @@ def test_demo_and_speed_studies(tmp_path):
     write_speed_results(tmp_path / "speed" / "speed.json", name="speed", title="speed test", notes=["speed note"],
                         measurements=measurements)
     assert main(["report", str(demo), str(tmp_path / "speed"), "--output-dir", str(tmp_path / "report")]) == 0
-    table = rows((tmp_path / "report" / "tables" / "demo.md").read_text())
+    demo_table = (tmp_path / "report" / "tables" / "demo.md").read_text()
+    assert "- students: teacher-layers:0, 2 epochs at learning rate 0.0001" in demo_table  # from the records
+    table = rows(demo_table)
     assert list(table) == ["teacher", "no KD", "KD", "AD2", "EDA"]  # the demo's order
     assert table["AD2"] == ["80.50", f"{100 * 0.805 / 0.9:.2f}"]  # one seed: the score alone
     speed = (tmp_path / "report" / "tables" / "speed.md").read_text()
