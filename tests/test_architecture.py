@@ -1,17 +1,21 @@
-"""The house runs one way (import-linter's contracts in pyproject.toml), and the commands that train
-nothing start without the training libraries."""
+"""The house runs one way (import-linter's contracts in pyproject.toml), the commands that train
+nothing start without the training libraries, and every package the code imports is declared."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
+from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent.parent
 HEAVY = ("transformers", "nlpaug", "nltk", "torch")
+PACKAGES = ("bench", "methods", "objectives", "schemes", "ablations", "reports")
 
 
 def test_import_contracts_hold():
@@ -34,3 +38,28 @@ def imported_by(argv: list[str], cwd: Path) -> list[str]:
                                   ["list", "students", "t*"]])
 def test_commands_that_train_nothing_import_no_training_library(argv, tmp_path):
     assert imported_by(argv, tmp_path) == []
+
+
+def _imported_top_level() -> set[str]:
+    names = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - set(PACKAGES)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_imported_package_is_declared():
+    declared = {_canonical(re.split(r"[ ;<>=!~\[]", requirement, maxsplit=1)[0])
+                for requirement in requires("kdbench") if "extra ==" not in requirement}
+    distributions = packages_distributions()
+    undeclared = {module for module in _imported_top_level()
+                  if not {_canonical(d) for d in distributions.get(module, [module])} & declared}
+    assert not undeclared, f"imported but not in pyproject.toml's dependencies: {sorted(undeclared)}"
