@@ -19,7 +19,7 @@ from bench.generator import make_generator
 from bench.runs import DataConfig, RunConfig, finetune_teacher
 from bench.search import apply_profile, create_search, run_searches
 from bench.studies import default_storage, open_storage
-from methods import get_method
+from methods import get_method, takes_generator
 from objectives import get_objective
 from schemes import get_scheme
 from reports.scores import write_score_tables
@@ -55,9 +55,9 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
 
 
 def wants_generator(variant: Variant) -> bool:
-    """Whether the variant's method takes a masked-LM `generator` and the variant names none (offline, no
-    masked-LM weights exist, so the study makes one)."""
-    return "generator" not in variant.params and any(p.name == "generator" for p in get_method(variant.method).params)
+    """Whether the variant's method takes a masked-LM `generator` and the variant names none, so the
+    study makes one."""
+    return "generator" not in variant.params and takes_generator(variant.method)
 
 
 def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_dir: str | None) -> RunConfig:

@@ -174,10 +174,11 @@ class PartsState(TrainerCallback, ExportableState):
 def _average_across_workers(params: list[torch.nn.Parameter]) -> None:
     """Average the gradients of `params` over the data-parallel workers (the parts of every worker take
     the same steps, so the same parameters have gradients on each)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    workers = torch.distributed.get_world_size() if distributed else 1
+    if workers == 1:
         return
-    workers = torch.distributed.get_world_size()
     for p in params:
-        if p.grad is not None and workers > 1:
+        if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
             p.grad /= workers

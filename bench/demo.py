@@ -26,7 +26,7 @@ from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run
 from bench.tasks import get_task
 from bench.config import (DEFAULT_DEMO_PROFILE, DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE,
                           TrainConfig)
-from methods import get_method
+from methods import get_method, takes_generator
 from methods.base import MethodContext
 
 TRAIN_EXAMPLES = DEMO_TRAIN_EXAMPLES
@@ -83,7 +83,7 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
     generator = None
     for method in methods:
         params = dict(DEMO_METHODS.get(method, {}))
-        if any(p.name == "generator" for p in get_method(method).params):  # mlm, mate-kd: made once
+        if takes_generator(method):  # mlm, mate-kd: one generator, made once
             if generator is None:
                 generator, generator_cached = make_generator(str(teacher_dir), data, GENERATOR, cache_dir=cache_dir)
                 info = json.loads((generator / GENERATOR_INFO).read_text())

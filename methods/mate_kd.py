@@ -104,9 +104,7 @@ class MateKD(InLoopMethod):
         self._check_vocabulary("teacher", self.teacher)
         context.add_parameters(self.generator.parameters(), lr=params.generator_lr,
                                max_grad_norm=params.generator_clip)
-        context.on_step(self._count)
         self.special_ids = torch.tensor(sorted(context.tokenizer.all_special_ids))
-        self.steps = {"generator": 0, "student": 0}
         self._student_checked = False
         self._divergences: list[float] = []  # the generator's objective at each of its steps
         self._changed: list[float] = []  # fraction of masked tokens the generator changed, per student step
@@ -182,24 +180,22 @@ class MateKD(InLoopMethod):
                                f"{model.get_input_embeddings().weight.shape[0]} word embeddings: they must share "
                                "one vocabulary")
 
-    def _count(self, context: MethodContext) -> None:
-        self.steps["generator" if self.generator_turn(context.step - 1) else "student"] += 1
-
     def state_dict(self) -> dict:
-        return {"generator": self.generator.state_dict(), "steps": dict(self.steps),
+        return {"generator": self.generator.state_dict(),
                 "divergences": list(self._divergences), "changed": list(self._changed)}
 
     def load_state_dict(self, state: dict) -> None:
         if state:
             self.generator.load_state_dict(state["generator"])
-            self.steps = dict(state["steps"])
             self._divergences, self._changed = list(state["divergences"]), list(state["changed"])
 
     def report(self) -> dict:
         """Steps that went to the generator and to the student; the generator's divergence (mean over its
         steps of the first cycle, and of the last when there were several); the median fraction of masked
         tokens it changed."""
-        summary: dict = {"generator_steps": self.steps["generator"], "student_steps": self.steps["student"]}
+        done = self.context.step  # the run's steps, a resumed run's earlier ones included
+        generator_steps = sum(self.generator_turn(step) for step in range(done))
+        summary: dict = {"generator_steps": generator_steps, "student_steps": done - generator_steps}
         per_cycle = self.params.generator_steps
         if self._divergences:
             summary["divergence_first_cycle"] = statistics.fmean(self._divergences[:per_cycle])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bench.registry import NoParams, Param, Part, Registry, load_plugins, param, parse_assignment
 
 __all__ = ["METHODS", "NoParams", "Param", "Part", "get_method", "list_methods", "load_plugins", "param",
-           "parse_assignment", "register_method"]
+           "parse_assignment", "register_method", "takes_generator"]
 
 KINDS = ("none", "in-loop", "pool")
 METHODS = Registry("method", plural="methods", base="methods.base:Method", kinds=KINDS, builtins={
@@ -20,3 +20,9 @@ METHODS = Registry("method", plural="methods", base="methods.base:Method", kinds
     "mate-kd": "methods.mate_kd", "combined-kd": "methods.combined_kd"})
 MethodSpec = Part  # the name plugins written before the generic registry use
 register_method, get_method, list_methods = METHODS.register, METHODS.get, METHODS.list
+
+
+def takes_generator(name: str) -> bool:
+    """Whether method `name` takes a masked-LM `generator` parameter (mlm, mate-kd, ...): offline no
+    masked-LM weights exist, so the demo and the studies make one for it."""
+    return any(p.name == "generator" for p in get_method(name).params)

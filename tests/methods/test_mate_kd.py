@@ -191,5 +191,6 @@ def test_the_cycle_counts_steps_as_specified_and_a_resumed_run_restores_the_gene
     whole = _run(glue_dir, tiny_teacher, tiny_generator, tmp_path / "whole")
     report = whole["in_loop"]
     assert (report["generator_steps"], report["student_steps"]) == (6, 6)
+    assert "divergence_last_cycle" in report  # the generator's objective ran in more than one cycle
     assert resumed["in_loop"] == report  # the generator, its optimiser and the counts came back whole
     assert resumed["best"] == whole["best"]
