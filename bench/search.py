@@ -3,9 +3,11 @@
 Two Optuna studies per configuration (task, method, parameters, models, profile), in one storage:
   NAME/grid   every point of the learning-rate x batch-size grid, at the first seed;
   NAME/seeds  every seed, at the grid's best learning rate and batch size.
-Optuna's storage is the results store: every trial carries its full run record in its user
-attributes. A SQLite file in the results folder is the default; any SQLAlchemy URL or a journal
-file (`journal:PATH`) lets many `kdbench worker` processes share the studies.
+Optuna's storage is the results store: every trial carries a summary of its run and the key of its
+whole record, which is kept beside the studies (a table of the same database, or files beside a
+journal; bench/record_store.py). A SQLite file in the results folder is the default; any SQLAlchemy
+URL (PostgreSQL: `pip install -e .[postgres]`) or a journal file (`journal:PATH`) lets many
+`kdbench worker` processes share the studies.
 
 A study is complete when every planned point has a finished trial of its own. Points are handed
 out here, not by Optuna's GridSampler: each trial is enqueued with the parameters of a point that
@@ -35,6 +37,7 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 
 from bench.cache import digest
+from bench.record_store import store_record
 from bench.records import RECORD_FILE, read_record
 from bench.config import RunConfig, identity
 from bench.runs import run_distill, run_finetune
@@ -57,8 +60,8 @@ def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
     return replace(config, data=data, train=replace(config.train, num_train_epochs=profile.num_train_epochs))
 
 
-def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Path, fixed: dict,
-               space: dict[str, list]):
+def _objective(storage: optuna.storages.BaseStorage, config: RunConfig, kind: str, profile: SearchProfile,
+               results: Path, fixed: dict, space: dict[str, list]):
     run = run_distill if kind == "distill" else run_finetune
 
     def objective(trial: optuna.Trial) -> float:
@@ -74,7 +77,7 @@ def _objective(config: RunConfig, kind: str, profile: SearchProfile, results: Pa
                 record = read_record(folder)
             else:
                 record = run(replace(config, train=train, output_dir=str(folder), resume=True))
-        trial.set_user_attr("record", record)
+        store_record(storage, trial, folder.name, record)
         trial.set_user_attr("profile", profile.name)
         return record["best"]["value"]
 
@@ -121,7 +124,7 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
                     return BUSY
                 study.enqueue_trial(free[0])
             try:
-                study.optimize(_objective(config, kind, profile, results, fixed, space), n_trials=1)
+                study.optimize(_objective(storage, config, kind, profile, results, fixed, space), n_trials=1)
             except ValueError as error:
                 # SQLite has no row locks: two workers can pop one queued trial; both train its run in turn
                 # (under the run's file lock, the second reads the first's record) and the later tell fails

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bench.config import MIN_MAX_LENGTH, RunConfig, from_identity
 from bench.errors import KdbenchError, UnknownNameError
 from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
+from bench.record_store import trial_records, trial_summary
 
 GRID, SEEDS = "grid", "seeds"
 
@@ -75,11 +76,21 @@ def open_storage(url: str, *, heartbeat_interval: int = 60, grace_period: int = 
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+        except ImportError as error:
+            raise KdbenchError(f"no database driver for {_shown(url)} ({error.__cause__ or error}): for PostgreSQL "
+                               "`pip install -e .[postgres]`; for another database, its SQLAlchemy driver") from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
             # workers started together race to create a new database's schema; the loser finds it made
             if attempt == 2:
-                raise
+                reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+                raise KdbenchError(f"cannot open the storage {_shown(url)}: {reason}. Is its server running and "
+                                   "the URL right? (README, 'Many machines')") from None
             time.sleep(1 + attempt)
+
+
+def _shown(url: str) -> str:
+    """A storage URL fit to print: without its password."""
+    return sqlalchemy.make_url(url).render_as_string(hide_password=True)
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -114,9 +125,8 @@ def finished_runs(trials: list[FrozenTrial], space: dict[str, list]) -> dict[tup
 def _own_run(trial: FrozenTrial) -> bool:
     """Whether a trial's record was trained with the trial's own seed, learning rate and batch size
     (a study written before points were handed out here may hold another point's record)."""
-    record = trial.user_attrs.get("record", {})
-    train = record.get("config", {}).get("train", {})
-    return all((record.get("seed") if key == "seed" else train.get(key)) == value for key, value in trial.params.items())
+    summary = trial_summary(trial)
+    return all(summary.get(key) == value for key, value in trial.params.items())
 
 
 def _best(trials) -> FrozenTrial:
@@ -170,7 +180,7 @@ def search_state(storage: optuna.storages.BaseStorage, search: StoredSearch) -> 
     failed = sum(len({_point(t) for t in trials if t.state == TrialState.FAIL} - runs.keys())
                  for trials, runs in ((grid, grid_runs), (seeds, seed_runs)))
     best = _best(grid_runs.values()).params if grid_runs else None  # the choice `advance` makes
-    records = [trial.user_attrs["record"] for trial in sorted(seed_runs.values(), key=lambda t: t.params["seed"])]
+    records = trial_records(storage, sorted(seed_runs.values(), key=lambda t: t.params["seed"]))
     return SearchState(len(grid_runs), len(_points(grid_space)), len(seed_runs), len(search.profile.seeds), best,
                        records, failed)
 
@@ -228,12 +238,12 @@ def export_results(storage: optuna.storages.BaseStorage, path: str | Path) -> pd
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for trial in study.trials:
-            record = trial.user_attrs.get("record", {})
+            run = trial_summary(trial)
             rows.append({"study": summary.study_name, "trial": trial.number, "state": trial.state.name,
                          "value": trial.value, **trial.params, "profile": trial.user_attrs.get("profile"),
-                         "task": record.get("task"), "method": record.get("method"), "seed": record.get("seed"),
-                         **{f"best_{k}": v for k, v in record.get("best", {}).get("metrics", {}).items()},
-                         **{f"seconds_{k}": v for k, v in record.get("timings_s", {}).items()}})
+                         "task": run.get("task"), "method": run.get("method"), "seed": run.get("seed"),
+                         **{f"best_{k}": v for k, v in (run.get("best") or {}).get("metrics", {}).items()},
+                         **{f"seconds_{k}": v for k, v in (run.get("timings_s") or {}).items()}})
     table = pd.DataFrame(rows)
     path = Path(path)
     (table.to_parquet if path.suffix == ".parquet" else table.to_csv)(path, index=False)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random BERT built in the test, small GLUE folders, and a Ctrl-C in epoch 2.
+"""Shared fixtures: a tiny random BERT built in the test, small GLUE folders, a Ctrl-C in epoch 2, and
+Optuna storages (SQLite, and a new database on the PostgreSQL server `.ci/run` starts).
 
 The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary) with a 2-layer,
 32-wide encoder, so every harness test runs in seconds on a CPU.
@@ -6,10 +7,14 @@ The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary)
 
 from __future__ import annotations
 
+import os
 import random
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 
 from bench.models import MINILM, resolve_model
@@ -130,3 +135,34 @@ def ctrl_c_in_epoch_2(monkeypatch):
 
     monkeypatch.setattr(DistillationTrainer, "training_step", step)
     return monkeypatch
+
+
+POSTGRES_SERVER = "KDBENCH_TEST_POSTGRES"  # a PostgreSQL URL whose role may create databases (`.ci/run` sets it)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new empty database on the server at $KDBENCH_TEST_POSTGRES, dropped after the test. Skipped,
+    saying why, where no server is given; a server given but not reachable fails the test."""
+    server = os.environ.get(POSTGRES_SERVER)
+    if not server:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_SERVER}=postgresql://USER:PASSWORD@HOST/postgres (a role "
+                    "that may create databases; `.ci/run` starts a server and sets it)")
+    name = f"kdbench_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")  # CREATE DATABASE runs outside transactions
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sqlalchemy.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path) -> str:
+    """An empty Optuna storage: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    return request.getfixturevalue("postgres_url")

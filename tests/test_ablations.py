@@ -19,6 +19,8 @@ from ablations.study import run_ablation
 from reports.speed import speed_tables
 from reports.studies import read_speed
 from bench.cli import main
+from bench.record_store import trial_records
+from bench.studies import open_storage
 
 TINY = """
 tasks = {tasks}
@@ -157,7 +159,7 @@ def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
     markdown_file = run_ablation(spec, data_dir=str(glue_dir), output_dir=str(out))
     table = pd.read_csv(markdown_file.with_suffix(".csv"), dtype={"eps": str})
     assert list(table["eps"]) == ["0", "0.001"] and list(table["n"]) == [2, 2]
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'studies.db'}")
+    storage = open_storage(f"sqlite:///{out / 'studies.db'}")
     studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
     assert len(studies) == 4  # grid and seeds per value
     for name in studies:
@@ -165,7 +167,7 @@ def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
         assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
         if name.endswith("/seeds"):
             scores = sorted(t.value for t in trials)
-            eps = trials[0].user_attrs["record"]["config"]["method_params"]["eps"]
+            eps = trial_records(storage, trials[:1])[0]["config"]["method_params"]["eps"]
             row = table[table["eps"].astype(float) == eps]
             assert row["median"].item() == pytest.approx(sum(scores) / 2)
             assert (row["min"].item(), row["max"].item()) == (scores[0], scores[1])

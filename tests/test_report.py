@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
+from bench.record_store import INLINE, KEY, SUMMARY, record_store, summarise
 from bench.runs import DataConfig, RunConfig
 from bench.search import create_search
 from bench.studies import SearchProfile, open_storage
@@ -60,11 +61,12 @@ def record(task: str, variant: str, seed: int, score: float, *, training_s: floa
 
 
 def write_ablation(results: Path, scores: dict, *, name: str = "methods", swept: str = "variant",
-                   grid_done: bool = True) -> None:
+                   grid_done: bool = True, storage: str | None = None, inline: bool = False) -> None:
     """A study as `kdbench ablate` leaves it: manifest, plus each search's trials in the storage
-    (`scores` lists the finished seeds of each task x variant; None: the search has not started)."""
+    (`scores` lists the finished seeds of each task x variant; None: the search has not started).
+    Trials carry a summary and their record's key, or (`inline`) the whole record, as before."""
     results.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(f"sqlite:///{results / 'studies.db'}")
+    storage = open_storage(storage or f"sqlite:///{results / 'studies.db'}")
     searches = []
     for task, variants in scores.items():
         for variant, seed_scores in variants.items():
@@ -75,19 +77,22 @@ def write_ablation(results: Path, scores: dict, *, name: str = "methods", swept:
                 continue
             if grid_done:
                 _add_trial(storage, f"{study}/grid", {"learning_rate": 1e-4, "per_device_train_batch_size": 16},
-                           record(task, variant, 42, seed_scores[0]))
+                           record(task, variant, 42, seed_scores[0]), inline)
             for seed, score in zip(PROFILE.seeds, seed_scores):
-                _add_trial(storage, f"{study}/seeds", {"seed": seed}, record(task, variant, seed, score))
+                _add_trial(storage, f"{study}/seeds", {"seed": seed}, record(task, variant, seed, score), inline)
     write_manifest(results / MANIFEST_DIR / f"{name}.json", name=name, title="a test study", swept=swept,
                    profile=dataclasses.asdict(PROFILE), notes=["profile note"],
                    spec="", searches=searches)
 
 
-def _add_trial(storage, study_name: str, params: dict, run: dict) -> None:
+def _add_trial(storage, study_name: str, params: dict, run: dict, inline: bool) -> None:
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    key = f"{study_name.replace('/', '-')}-{run['seed']}"
+    if not inline:
+        record_store(storage).put(key, run)
     study.add_trial(optuna.trial.create_trial(
         params=params, distributions={k: optuna.distributions.CategoricalDistribution(SPACE[k]) for k in params},
-        value=run["best"]["value"], user_attrs={"record": run}))
+        value=run["best"]["value"], user_attrs={INLINE: run} if inline else {SUMMARY: summarise(run), KEY: key}))
 
 
 def markdown_table(markdown: str) -> pd.DataFrame:
@@ -235,3 +240,31 @@ def test_searches_missing_from_the_given_storage(tmp_path, capsys):
     open_storage(other)  # a storage that exists, without these searches
     assert main(["report", str(tmp_path / "ablations"), "--storage", other, "--output-dir", str(tmp_path / "r")]) == 2
     assert "is not in this storage; give `--storage` the one `kdbench ablate` used" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["records-beside", "records-inline"])
+def test_report_and_results_read_a_postgresql_storage(postgres_url, inline, tmp_path, capsys):
+    """An ablation whose searches live in PostgreSQL, trials with their records beside them (or inline, as
+    stores written before): the same tables as from SQLite, and an export of every trial."""
+    write_ablation(tmp_path / "sqlite", SCORES, inline=inline)
+    write_ablation(tmp_path / "postgresql", SCORES, storage=postgres_url, inline=inline)
+    assert main(["report", str(tmp_path / "sqlite"), "--output-dir", str(tmp_path / "from-sqlite")]) == 0
+    assert main(["report", str(tmp_path / "postgresql"), "--storage", postgres_url,
+                 "--output-dir", str(tmp_path / "from-postgresql")]) == 0
+    assert "methods (comparison, 18 runs): complete" in capsys.readouterr().out
+    tables = [(tmp_path / folder / "tables" / "methods.csv").read_text() for folder in ("from-sqlite", "from-postgresql")]
+    assert tables[0] == tables[1]
+    assert main(["results", "--storage", postgres_url, "--output", str(tmp_path / "runs.csv")]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 24 and sorted(runs.loc[runs["study"].str.endswith("/seeds"), "seed"].unique()) == [42, 43, 44]
+    assert set(runs["method"]) == {"none", "ad2"} and (runs["seconds_training"] == 30.0).all()
+
+
+def test_a_trial_whose_record_is_gone_is_one_clear_error(tmp_path, capsys):
+    write_ablation(tmp_path / "ablations", {"sst2": {"KD": SCORES["sst2"]["KD"]}})
+    engine = open_storage(f"sqlite:///{tmp_path / 'ablations' / 'studies.db'}").engine
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM kdbench_records")
+    assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "r")]) == 2
+    error = capsys.readouterr().err
+    assert "which its storage does not hold (table kdbench_records" in error and "Traceback" not in error

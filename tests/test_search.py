@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,8 @@ import bench.search
 import bench.studies
 from bench.runs import DataConfig
 from bench.search import create_search, search
-from bench.studies import SearchProfile, open_storage, spread
+from bench.record_store import trial_records
+from bench.studies import SearchProfile, _point, open_storage, spread
 from tests.test_runs import distill_config
 
 TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3))
@@ -36,7 +38,8 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
     grid = optuna.load_study(study_name=f"{result['study']}/grid", storage=storage)
     points = sorted((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in grid.trials)
     assert points == [(1e-3, 8), (1e-3, 16), (3e-3, 8), (3e-3, 16)]
-    assert all(t.user_attrs["record"]["seed"] == 1 for t in grid.trials)
+    assert all(r["seed"] == 1 for r in trial_records(open_storage(storage), grid.trials))
+    assert all(len(json.dumps(t.user_attrs)) < 2000 for t in grid.trials)  # a summary and a key, not the record
     assert result["n"] == 3 and result["best_params"] == grid.best_params
     assert result["median"] == sorted(result["scores"])[1]
     again = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
@@ -52,11 +55,11 @@ def _worker(storage: str, name: str, results) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch) -> tuple[str, str]:
+def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage: str | None = None) -> tuple[str, str]:
     monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
-    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = storage or f"sqlite:///{tmp_path / 'studies.db'}"
     name = create_search(config, kind="distill", profile="tiny", storage=open_storage(storage))
     return storage, name
 
@@ -70,8 +73,8 @@ def _assert_complete_without_duplicates(storage: str, name: str) -> None:
     assert sorted(t.params["seed"] for t in seeds.trials if t.state == TrialState.COMPLETE) == [1, 2, 3]
 
 
-def test_two_workers_share_one_study(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+def test_two_workers_share_one_study(storage_url, glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage_url)
     workers = [_worker(storage, name, tmp_path / "results") for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=300) == 0, worker.stderr.read()[-3000:]
@@ -79,8 +82,9 @@ def test_two_workers_share_one_study(glue_dir, tiny_teacher, tmp_path, monkeypat
     assert len(list((tmp_path / "results" / "runs").glob("*/record.json"))) == 6  # no run trained twice
 
 
-def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+def test_a_killed_worker_is_replaced_and_the_study_completes(storage_url, glue_dir, tiny_teacher, tmp_path,
+                                                            monkeypatch):
+    storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage_url)
     victim = _worker(storage, name, tmp_path / "results")
     deadline = time.time() + 120
     while time.time() < deadline:  # kill it in the middle of a trial
@@ -93,6 +97,11 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(glue_dir, tiny_teac
     restarted = _worker(storage, name, tmp_path / "results")
     assert restarted.wait(timeout=300) == 0, restarted.stderr.read()[-3000:]
     _assert_complete_without_duplicates(storage, name)
+    grid = optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
+    killed = [t for t in grid if t.state == TrialState.FAIL]
+    assert len(killed) == 1  # failed once its heartbeat went stale
+    retried = [t for t in grid if t.state == TrialState.COMPLETE and _point(t) == _point(killed[0])]
+    assert len(retried) == 1 and retried[0].number > killed[0].number  # its point ran again, in a later trial
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -114,8 +123,6 @@ def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue
 
 
 def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypatch, capsys):
-    import json
-
     import pandas as pd
 
     from bench.cli import main
@@ -186,7 +193,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
         trials = optuna.load_study(study_name=study, storage=storage).trials
         for trial in trials:
             if trial.state == TrialState.COMPLETE:  # each finished run is its own point's
-                record = trial.user_attrs["record"]
+                record = trial_records(storage, [trial])[0]
                 assert record["seed"] == trial.params.get("seed", 1)
                 assert record["config"]["train"]["learning_rate"] == trial.params.get(
                     "learning_rate", summary["best_params"]["learning_rate"])
@@ -231,3 +238,18 @@ def test_results_of_a_missing_storage_is_an_error_not_a_new_database(tmp_path, c
     assert main(["results", "--storage", f"sqlite:///{missing}", "--output", str(tmp_path / "r.csv")]) == 2
     assert f"no Optuna storage at {missing}" in capsys.readouterr().err
     assert not missing.exists() and not (tmp_path / "r.csv").exists()
+
+
+def test_a_storage_without_its_driver_or_server_is_one_clear_error(tmp_path, capsys):
+    from bench.cli import main
+
+    args = ["results", "--output", str(tmp_path / "r.csv"), "--storage"]
+    assert main([*args, "postgresql+pg8000://kdbench:secret@localhost/kdbench"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "no database driver for postgresql+pg8000://kdbench:***@localhost/kdbench" in error
+    assert "pip install -e .[postgres]" in error and "secret" not in error and "\n" not in error
+    assert main([*args, "postgresql://kdbench:secret@localhost:1/kdbench"]) == 2  # nothing listens on port 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kdbench: error: cannot open the storage postgresql://kdbench:***@localhost:1/kdbench")
+    assert "Is its server running" in error and "secret" not in error and "\n" not in error
+    assert not (tmp_path / "r.csv").exists()
