@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ablations.spec import AblationSpec, Variant
 from bench.generator import make_generator
+from bench.config import train_identity
 from bench.runs import DataConfig, RunConfig, finetune_teacher
 from bench.search import apply_profile, create_search, run_searches
 from bench.studies import default_storage, open_storage
@@ -112,15 +113,30 @@ def run_ablation(spec: AblationSpec, *, data_dir: str | None = None, output_dir:
         setup = prepare_task(spec, task, data_dir=data_dir, cache_dir=cache_dir)
         for variant in spec.variants:
             config = run_config(spec, setup, variant, cache_dir=cache_dir)
-            searches.append({"task": task, "variant": variant.label,
-                             "study": create_search(config, kind=variant.baseline, profile=spec.profile,
-                                                    storage=store)})
+            labels = {"spec": spec.name, "variant": variant.label, **_swept_value(spec, variant)}
+            search = create_search(config, kind=variant.baseline, profile=spec.profile, storage=store, labels=labels,
+                                   teacher_origin=_teacher_origin(spec))
+            searches.append({"task": task, "variant": variant.label, "search": search})
     manifest = out / MANIFEST_DIR / f"{spec.name}.json"
     write_manifest(manifest, name=spec.name, title=spec.description, swept=spec.swept,
                    profile=dataclasses.asdict(spec.profile), notes=[profile_note(spec.profile), _models_note(spec)],
-                   spec=spec.source, searches=searches)
-    run_searches(store, [s["study"] for s in searches], out)
+                   spec=spec.source, searches=[{"task": s["task"], "variant": s["variant"], "study": s["search"].name}
+                                               for s in searches])
+    run_searches(store, [s["search"] for s in searches], out)
     return write_score_tables(read_ablation(manifest, storage), out / "tables")
+
+
+def _teacher_origin(spec: AblationSpec) -> str | None:
+    """What the searches' teacher was made from, when the spec fine-tunes it here: the same spec on
+    another machine must get the same teacher from it (else `create_search` refuses)."""
+    if not spec.finetune_teacher:
+        return None  # the teacher as given: its weights are the content
+    return f"{spec.teacher} fine-tuned with {train_identity(spec.teacher_train)}"
+
+
+def _swept_value(spec: AblationSpec, variant: Variant) -> dict:
+    """The swept parameter and its value, for a sweep's studies (readable in optuna-dashboard)."""
+    return {} if spec.swept == "variant" else {"swept": spec.swept, "value": variant.label}
 
 
 def _models_note(spec: AblationSpec) -> str:

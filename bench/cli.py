@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--storage", required=True, help="the search's Optuna storage URL")
     worker.add_argument("--study", required=True, help="the search's name (printed by `kdbench search`)")
     worker.add_argument("--output-dir", default="kdbench-results/search", help="folder for this worker's runs")
+    worker.add_argument("--data-dir", help="this machine's GLUE folder (default: the one the search was started with)")
+    worker.add_argument("--teacher", help="this machine's copy of the search's teacher (default: its stored path)")
+    worker.add_argument("--cache-dir", help="this machine's cache (default: the search's)")
     add_plugin_option(worker)
     results = commands.add_parser("results", help="export every run of a storage as CSV or Parquet")
     results.add_argument("--storage", default="sqlite:///kdbench-results/search/studies.db", help="Optuna storage")
@@ -333,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from ablations.study import plan, run_ablation
 
                 specs = [load_spec(path) for path in args.specs]  # all checked before any runs
+                if not args.dry_run:
+                    from bench.search import check_one_process
+
+                    check_one_process("ablate")
                 for spec in specs:
                     print(plan(spec))
                     if not args.dry_run:
@@ -351,12 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.studies import export_results, open_storage
 
             if args.command == "worker":
-                from bench.search import run_worker
+                from bench.search import check_one_process, join_search, run_worker
                 from methods import load_plugins
 
+                check_one_process("worker")
                 load_plugins(args.plugin)
-                print(json.dumps(run_worker(open_storage(args.storage, must_exist=True), args.study, args.output_dir),
-                                 indent=2))
+                store = open_storage(args.storage, must_exist=True)
+                search = join_search(store, args.study, data_dir=args.data_dir, teacher=args.teacher,
+                                     cache_dir=args.cache_dir)
+                print(json.dumps(run_worker(store, search, args.output_dir), indent=2))
             else:
                 table = export_results(open_storage(args.storage, must_exist=True), args.output)
                 print(_results_summary(table, args.output))
@@ -386,8 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 task = "custom" if config.data.train_file else config.data.task
                 config.output_dir = args.output_dir = str(default_output_dir(args.command, task))
             if args.command == "search":
-                from bench.search import search
+                from bench.search import check_one_process, search
 
+                check_one_process("search")
                 summary = search(config, kind=args.baseline, profile=args.profile, storage=args.storage,
                                  results_dir=args.output_dir or "kdbench-results/search")
                 print(json.dumps(summary, indent=2))

@@ -25,6 +25,7 @@ ablation) moves to another one while a search's remaining points run elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -39,20 +40,28 @@ from optuna.trial import TrialState
 from bench.cache import digest
 from bench.record_store import store_record
 from bench.records import RECORD_FILE, read_record
-from bench.config import RunConfig, identity
-from bench.runs import run_distill, run_finetune
+from bench.config import RunConfig
+from bench.content import check_content, keyed_settings, study_content
+from bench.errors import KdbenchError
+from bench.runs import choose_parts, run_distill, run_finetune
 from bench.storage import write_json
 from bench.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _key, _own_run, _point, _points,
                            _stages, _study, default_storage, finished_runs, load_search, open_storage,
                            search_summary)
 
-def study_name(config: RunConfig, kind: str, profile: SearchProfile) -> str:
-    """A name per configuration: what is searched (lr, batch size, seed) is left out of the key."""
-    fixed = identity(replace(config, output_dir=None, resume=False))
-    fixed["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
+def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str, str, dict]:
+    """A search's name, the digest of its settings alone, and its content (bench/content.py): what is
+    searched (lr, batch size, seed) is left out, folders stand for their content, parameters are parsed."""
+    chosen = choose_parts(config, distill=kind == "distill")
+    settings = keyed_settings(config, *(dataclasses.asdict(p) for p in (chosen.method_params, chosen.objective_params,
+                                                                       chosen.scheme_params)))
+    settings["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
+    content = study_content(config)
     parts = "+".join([config.method] + [name for name, default in ((config.objective, "kd"), (config.scheme, "plain"))
                                         if name != default])
-    return f"{config.data.task}-{kind}-{parts}-{digest(fixed, dataclasses.asdict(profile))}"
+    profile_values = dataclasses.asdict(profile)
+    name = f"{config.data.task}-{kind}-{parts}-{digest(settings, profile_values, content)}"
+    return name, digest(settings, profile_values), content
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
@@ -60,8 +69,9 @@ def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
     return replace(config, data=data, train=replace(config.train, num_train_epochs=profile.num_train_epochs))
 
 
-def _objective(storage: optuna.storages.BaseStorage, config: RunConfig, kind: str, profile: SearchProfile,
-               results: Path, fixed: dict, space: dict[str, list]):
+def _objective(storage: optuna.storages.BaseStorage, search: StoredSearch, results: Path, fixed: dict,
+               space: dict[str, list]):
+    name, config, kind, profile = search.name, search.config, search.kind, search.profile
     run = run_distill if kind == "distill" else run_finetune
 
     def objective(trial: optuna.Trial) -> float:
@@ -69,7 +79,7 @@ def _objective(storage: optuna.storages.BaseStorage, config: RunConfig, kind: st
         values = {**fixed, **{k: trial.suggest_categorical(k, v) for k, v in space.items()}}
         train = replace(config.train, learning_rate=values["learning_rate"],
                         per_device_train_batch_size=values["per_device_train_batch_size"], seed=values["seed"])
-        folder = results / "runs" / digest(identity(config), kind, values)
+        folder = results / "runs" / digest(name, values)  # the search's name holds its kind and settings
         locks = results / ".locks"  # beside the run folders, not among them
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(locks / f"{folder.name}.lock"):  # a worker reaching a run being trained waits for it
@@ -107,7 +117,7 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
     seeds has a finished run of its own, BUSY when every remaining point is running in another
     worker (then stale trials are failed, so their points come free) rather than start a duplicate.
     A trial queued and never run (its worker was stopped first) is run by the next worker."""
-    name, config, kind, profile = search.name, search.config, search.kind, search.profile
+    name, profile = search.name, search.profile
     fixed: dict = {"seed": profile.seeds[0]}
     for stage, space in _stages(profile):
         study = _study(storage, name, stage)
@@ -124,7 +134,7 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
                     return BUSY
                 study.enqueue_trial(free[0])
             try:
-                study.optimize(_objective(storage, config, kind, profile, results, fixed, space), n_trials=1)
+                study.optimize(_objective(storage, search, results, fixed, space), n_trials=1)
             except ValueError as error:
                 # SQLite has no row locks: two workers can pop one queued trial; both train its run in turn
                 # (under the run's file lock, the second reads the first's record) and the later tell fails
@@ -135,11 +145,11 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
     return DONE
 
 
-def run_searches(storage: optuna.storages.BaseStorage, names: list[str], results_dir: str | Path,
+def run_searches(storage: optuna.storages.BaseStorage, searches: list[StoredSearch], results_dir: str | Path,
                  poll_s: float = 1.0) -> list[StoredSearch]:
-    """Work on searches `names` until all are complete, one trial at a time in turn, so workers on
-    other machines running the same list spread over its searches; return the searches."""
-    searches = [load_search(storage, name) for name in names]  # an unknown name fails before any training
+    """Work on `searches` until all are complete, one trial at a time in turn, so workers on other
+    machines running the same list spread over its searches; return the searches."""
+    check_one_process("worker")
     pending, told = list(searches), set()
     while pending:
         states = [advance(storage, search, Path(results_dir)) for search in pending]
@@ -165,21 +175,60 @@ def _waiting_note(storage: optuna.storages.BaseStorage, search: StoredSearch) ->
 
 
 def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
-                  storage: optuna.storages.BaseStorage) -> str:
-    """Create (or find) the grid study of this configuration and store what a worker needs to run it."""
+                  storage: optuna.storages.BaseStorage, labels: dict | None = None,
+                  teacher_origin: str | None = None) -> StoredSearch:
+    """Create (or find) the studies of this configuration, with what a worker needs to run it and
+    readable attributes (task, kind, parts, and `labels` such as spec, variant and swept value).
+    A search with the same settings and the same `teacher_origin` (what the teacher was made from,
+    when it was fine-tuned here; else the teacher itself) but other data or teacher weights
+    already in the storage is refused: another machine's copy differs, and its runs would not compare."""
     chosen = PROFILES[profile] if isinstance(profile, str) else profile
     config = apply_profile(config, chosen)
-    name = study_name(config, kind, chosen)
+    name, settings, content = study_key(config, kind, chosen)
+    origin = digest(settings, teacher_origin or content["teacher"])
+    for other in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if other.user_attrs.get("origin") == origin and other.study_name != f"{name}/{GRID}":
+            check_content(other.study_name.removesuffix(f"/{GRID}"), other.user_attrs["content"], content)
+    readable = {"task": config.data.task, "kind": kind, "method": config.method, "objective": config.objective,
+                "scheme": config.scheme, **(labels or {})}
+    for stage, _ in _stages(chosen):
+        study = _study(storage, name, stage)
+        if not study.user_attrs:  # new: the first worker to create it describes it
+            for key, value in readable.items():
+                study.set_user_attr(key, value)
     grid = _study(storage, name, GRID)
-    grid.set_user_attr("config", dataclasses.asdict(config))
-    grid.set_user_attr("kind", kind)
-    grid.set_user_attr("profile", dataclasses.asdict(chosen))
-    return name
+    if "config" not in grid.user_attrs:
+        grid.set_user_attr("config", dataclasses.asdict(config))
+        grid.set_user_attr("profile", dataclasses.asdict(chosen))
+        grid.set_user_attr("content", content)
+        grid.set_user_attr("origin", origin)
+    return StoredSearch(name, config, kind, chosen, content)
 
 
-def run_worker(storage: optuna.storages.BaseStorage, name: str, results_dir: str | Path) -> dict:
-    """Take part in search `name` until its grid and its seeds are complete; return the summary."""
-    return search_summary(storage, run_searches(storage, [name], results_dir)[0])
+def join_search(storage: optuna.storages.BaseStorage, name: str, *, data_dir: str | None = None,
+                teacher: str | None = None, cache_dir: str | None = None) -> StoredSearch:
+    """Search `name` as this worker runs it: the stored configuration with this machine's folders
+    where given, refused (one line) if its data or teacher differ from the study's."""
+    stored = load_search(storage, name)
+    config = replace(stored.config, data=replace(stored.config.data, data_dir=data_dir or stored.config.data.data_dir),
+                     teacher=teacher or stored.config.teacher, cache_dir=cache_dir or stored.config.cache_dir)
+    if stored.content is not None:  # studies made before content keys have none to check
+        check_content(name, stored.content, study_content(config))
+    return replace(stored, config=config)
+
+
+def check_one_process(command: str) -> None:
+    """Refuse a search under torchrun, where every process would pull a trial of its own."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise KdbenchError(f"`kdbench {command}` takes trials one process at a time: under torchrun each of the "
+                           f"{os.environ['WORLD_SIZE']} processes would pull its own. Start one worker per device "
+                           "instead (`CUDA_VISIBLE_DEVICES=I kdbench worker --storage URL --study NAME`, one per I; "
+                           "README, 'Many machines')")
+
+
+def run_worker(storage: optuna.storages.BaseStorage, search: StoredSearch, results_dir: str | Path) -> dict:
+    """Take part in `search` until its grid and its seeds are complete; return the summary."""
+    return search_summary(storage, run_searches(storage, [search], results_dir)[0])
 
 
 def search(config: RunConfig, *, kind: str = "distill", profile: str | SearchProfile = "quick",

@@ -108,6 +108,7 @@ class StoredSearch:
     config: RunConfig
     kind: str
     profile: SearchProfile
+    content: dict | None = None  # the data's and the teacher's hashes (bench/content.py); None before they were kept
 
 
 def finished_runs(trials: list[FrozenTrial], space: dict[str, list]) -> dict[tuple, FrozenTrial]:
@@ -211,7 +212,7 @@ def load_search(storage: optuna.storages.BaseStorage, name: str) -> StoredSearch
                     if s.study_name.endswith(f"/{GRID}")]
         raise UnknownNameError("search", name, searches) from None
     profile = SearchProfile(**{k: tuple(v) if isinstance(v, list) else v for k, v in attrs["profile"].items()})
-    return StoredSearch(name, from_identity(attrs["config"]), attrs["kind"], profile)
+    return StoredSearch(name, from_identity(attrs["config"]), attrs["kind"], profile, attrs.get("content"))
 
 
 def default_storage(results_dir: str | Path) -> str:

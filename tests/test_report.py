@@ -23,6 +23,7 @@ from PIL import Image
 from bench.cli import main
 from bench.record_store import INLINE, KEY, SUMMARY, record_store, summarise
 from bench.runs import DataConfig, RunConfig
+import bench.search
 from bench.search import create_search
 from bench.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
@@ -37,6 +38,12 @@ SCORES = {  # task -> variant -> per-seed dev scores (0-1)
 SPACE = {"learning_rate": list(PROFILE.learning_rates), "per_device_train_batch_size": list(PROFILE.batch_sizes),
          "seed": list(PROFILE.seeds)}  # the search's parameter values
 KINDS = {"no KD": ("finetune", "none"), "KD": ("distill", "none"), "AD2": ("distill", "ad2")}
+
+
+@pytest.fixture(autouse=True)
+def synthetic_content(monkeypatch):
+    """The studies here hold synthetic records of GLUE tasks that are not on disk: no data to hash."""
+    monkeypatch.setattr(bench.search, "study_content", lambda config: {"data": f"{config.data.task} rows", "teacher": None})
 
 
 def record(task: str, variant: str, seed: int, score: float, *, training_s: float = 30.0) -> dict:
@@ -70,8 +77,11 @@ def write_ablation(results: Path, scores: dict, *, name: str = "methods", swept:
     searches = []
     for task, variants in scores.items():
         for variant, seed_scores in variants.items():
-            config = RunConfig(data=DataConfig(task=task), method=variant.lower().replace(" ", ""))
-            study = create_search(config, kind=KINDS.get(variant, ("distill",))[0], profile=PROFILE, storage=storage)
+            kind, method = KINDS.get(variant, ("distill", "ad2"))  # else a sweep's "eps=VALUE"
+            params = dict([variant.split("=")]) if "=" in variant else {}
+            config = RunConfig(data=DataConfig(task=task), method=method, method_params=params)
+            study = create_search(config, kind=kind, profile=PROFILE,
+                                  storage=storage).name
             searches.append({"task": task, "variant": variant, "study": study})
             if seed_scores is None:
                 continue

@@ -48,8 +48,9 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
 
 
 def _worker(storage: str, name: str, results) -> subprocess.Popen:
-    code = ("import sys; from bench.search import run_worker; from bench.studies import open_storage; "
-            "run_worker(open_storage(sys.argv[1], heartbeat_interval=1, grace_period=3), sys.argv[2], sys.argv[3])")
+    code = ("import sys; from bench.search import join_search, run_worker; from bench.studies import open_storage; "
+            "store = open_storage(sys.argv[1], heartbeat_interval=1, grace_period=3); "
+            "run_worker(store, join_search(store, sys.argv[2]), sys.argv[3])")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", code, storage, name, str(results)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -60,7 +61,7 @@ def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage: str | None
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     storage = storage or f"sqlite:///{tmp_path / 'studies.db'}"
-    name = create_search(config, kind="distill", profile="tiny", storage=open_storage(storage))
+    name = create_search(config, kind="distill", profile="tiny", storage=open_storage(storage)).name
     return storage, name
 
 
@@ -116,7 +117,7 @@ def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue
     for point in _points(_grid_space(TINY)):  # a worker took every grid point, then died
         grid.enqueue_trial(point)
         storage.record_heartbeat(grid.ask()._trial_id)
-    run_searches(storage, [name], tmp_path / "results", poll_s=0.2)
+    run_searches(storage, [bench.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
     waits = [line for line in capsys.readouterr().err.splitlines() if "running in another worker" in line]
     assert len(waits) == 1 and "sent no heartbeat for 2 s (at most 3 s from now) and its point runs here" in waits[0]
     _assert_complete_without_duplicates(url, name)
@@ -145,11 +146,11 @@ def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypat
 
 def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teacher, tmp_path, monkeypatch):
     from bench.errors import UnknownNameError
-    from bench.search import run_worker
+    from bench.search import join_search
 
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     with pytest.raises(UnknownNameError, match=name):
-        run_worker(open_storage(storage), name[:-1] + "x", tmp_path / "results")
+        join_search(open_storage(storage), name[:-1] + "x")
 
 
 def _interrupt_once(monkeypatch, when, error: BaseException) -> list:
@@ -184,7 +185,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
         search(config, profile="tiny", results_dir=results)
     assert raised
     storage = open_storage(f"sqlite:///{tmp_path / 'results' / 'studies.db'}")
-    name = bench.search.study_name(bench.search.apply_profile(config, TINY), "distill", TINY)
+    name = bench.search.study_key(bench.search.apply_profile(config, TINY), "distill", TINY)[0]
     state = bench.studies.search_state(storage, bench.studies.load_search(storage, name))
     assert state.failed == 1 and not state.complete  # the failed trial is shown as such, not as a run
     summary = search(config, profile="tiny", results_dir=results)

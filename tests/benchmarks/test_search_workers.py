@@ -28,7 +28,7 @@ def _search(workers: int, root, teacher) -> None:
     glue = write_sst2(folder / "glue", n_train=512, n_dev=32)
     config = distill_config(glue, teacher, folder / "unused", data=DataConfig(task="sst2", data_dir=str(glue)))
     storage = f"sqlite:///{folder / 'studies.db'}"
-    name = create_search(config, kind="distill", profile="bench", storage=open_storage(storage))
+    name = create_search(config, kind="distill", profile="bench", storage=open_storage(storage)).name
     processes = [_worker(storage, name, folder / "results") for _ in range(workers)]
     for process in processes:
         assert process.wait(timeout=900) == 0, process.stderr.read()[-3000:]
