@@ -1,4 +1,4 @@
-"""The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, search, worker, results,
+"""The `kdbench` command: tasks, methods, finetune-teacher, finetune, distill, rerun, search, worker, results,
 make-generator, ablate, speed, report, demo.
 
 Options mirror the config dataclasses field by field (`--learning-rate` or `--learning_rate` for
@@ -127,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seed of a pool method's generation, fixed across training seeds (default: 42)")
     distill.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
     add_dataclass_options(distill, KDConfig, "kd")
+    rerun = commands.add_parser(
+        "rerun", help="run a recorded run again into a new folder and compare its best score with the original's",
+        description="Rebuild a run's settings from its record, run it again as it ran (distill, finetune or "
+        "finetune-teacher) into a new folder, and print the original's and the new best score side by side, and "
+        "whether every number is the same (the same seed on the same device gives the same numbers).")
+    rerun.add_argument("record", metavar="RECORD", help="a run's record.json, or the run folder holding one")
+    rerun.add_argument("--output-dir", help="folder for the new run (default: a new one under "
+                       "kdbench-results/KIND/TASK/; never the original's)")
+    add_plugin_option(rerun)
 
     search = run_command("search", "the paper's protocol: learning-rate x batch-size grid, then the best over seeds",
                          student_help, "teacher-layers:0,2,4")
@@ -271,6 +280,22 @@ def _summary(record: dict) -> str:
             f"{json.dumps(record['timings_s'])}")
 
 
+def _rerun_summary(original: dict, record: dict, folder: str) -> str:
+    """The original's and the rerun's best scores side by side, and whether every number is the same."""
+    from bench.records import evaluation_scores
+
+    before, after = original["best"], record["best"]
+    same_evaluations = evaluation_scores(original) == evaluation_scores(record)
+    if before["value"] == after["value"] and same_evaluations:
+        verdict = f"equal: the same best score and the same evaluations ({len(record['evaluations'])})"
+    else:
+        verdict = (f"not equal: the best scores differ by {after['value'] - before['value']:+.6f}, the evaluations "
+                   f"{'are the same' if same_evaluations else 'differ'}")
+    return (f"{record['kind']} {record['task']} again: {folder}\n"
+            f"best {after['metric']}: original {before['value']:.4f} at step {before['step']}, "
+            f"rerun {after['value']:.4f} at step {after['step']}\n{verdict}")
+
+
 def _report_summary(sections, output_dir: str) -> str:
     """Per study: what was written, or what is missing."""
     lines = []
@@ -384,6 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"generator{' (cached)' if cached else ''}: {folder}\nmasked-LM dev loss "
                   f"{info['eval_loss_before']:.3f} -> {info['eval_loss_after']:.3f} in {info['train_seconds']} s; "
                   f"use it with --method mlm --param generator={folder}")
+        elif args.command == "rerun":
+            from bench.runs import RUNS_BY_KIND, rerun_config
+            from methods import load_plugins
+
+            load_plugins(args.plugin)
+            original, config = rerun_config(args.record, args.output_dir)
+            args.output_dir = config.output_dir  # for the message if interrupted
+            print(_rerun_summary(original, RUNS_BY_KIND[original["kind"]](config), config.output_dir))
         else:
             from bench.runs import default_output_dir, finetune_teacher, run_distill, run_finetune
 
@@ -428,6 +461,9 @@ def _kept_after_interrupt(args: argparse.Namespace) -> str:
                 f"add --resume --output-dir {args.output_dir} to the same command to continue from it")
     if args.command == "finetune-teacher":
         return "the last checkpoint is kept in the cache; the same command continues from it"
+    if args.command == "rerun" and args.output_dir:
+        return (f"the original run is untouched; the rerun kept its last checkpoint and wrote no record; "
+                f"`{PROG} rerun {args.record} --output-dir {args.output_dir}` continues from it")
     if args.command == "demo":
         return ("the cached teacher, pools, generator and teacher outputs are kept; `kdbench demo` again reuses them "
                 "and trains the students anew")

@@ -22,6 +22,7 @@ MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
 LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
 SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
 # The demo profile of each method; the masked-LM generator (mlm, mate-kd) is added once it is built.
 DEMO_METHODS: dict[str, dict[str, str]] = {
     "none": {},
@@ -116,6 +117,12 @@ class TrainConfig:
         "help": "order of training examples: 'group_by_length' (random mega-batches of 50 batches, each sorted by "
                 "length, so a batch wastes little on padding; seeded per epoch) or 'random' (Trainer's default)",
         "choices": SAMPLING_STRATEGIES})
+    report_to: str = field(default="none", metadata={
+        "help": "experiment tracker given the training loss and each evaluation: 'none', 'tensorboard' (event "
+                "files in OUTPUT_DIR/logs), 'wandb' or 'mlflow' (each needs its package installed)",
+        "choices": TRACKERS})
+    run_name: str | None = field(default=None, metadata={"help": "the run's name in the tracker (None: the "
+                                                         "tracker's own)"})
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
@@ -211,19 +218,25 @@ LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "train": LATER_TRAIN_DEFAULTS,
     "teacher_train": LATER_TRAIN_DEFAULTS,
 }
+# Fields of TrainConfig that say only where a run's logs go, not what it computes: never part of its
+# identity, so tracking a run (or naming it) changes no cache key, run folder or study name.
+TRACKING_FIELDS = ("report_to", "run_name")
+NOT_IN_IDENTITY = {"train": TRACKING_FIELDS, "teacher_train": TRACKING_FIELDS}  # by field of RunConfig
 
 
 def identity(config: RunConfig) -> dict[str, Any]:
-    """The config as a dict for keys and stored studies, without later fields at their earlier values."""
+    """The config as a dict for keys and stored studies, without later fields at their earlier values
+    and without the tracking fields."""
     values = asdict(config)
     for settings, later in LATER_NESTED_DEFAULTS.items():
-        values[settings] = _without_defaults(values[settings], later)
+        values[settings] = _without_defaults(values[settings], later, NOT_IN_IDENTITY.get(settings, ()))
     return _without_defaults(values, LATER_DEFAULTS)
 
 
 def train_identity(config: TrainConfig) -> dict[str, Any]:
-    """Training settings as a dict for keys, without later fields at their earlier values."""
-    return _without_defaults(asdict(config), LATER_TRAIN_DEFAULTS)
+    """Training settings as a dict for keys, without later fields at their earlier values and without
+    the tracking fields."""
+    return _without_defaults(asdict(config), LATER_TRAIN_DEFAULTS, TRACKING_FIELDS)
 
 
 def from_identity(values: dict[str, Any]) -> RunConfig:
@@ -234,6 +247,7 @@ def from_identity(values: dict[str, Any]) -> RunConfig:
                         for k, v in values.items()})
 
 
-def _without_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """`values` less the keys of `defaults` whose value is their default."""
-    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
+def _without_defaults(values: dict[str, Any], defaults: dict[str, Any],
+                      left_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`values` less the keys of `defaults` whose value is their default, and less the keys `left_out`."""
+    return {k: v for k, v in values.items() if k not in left_out and (k not in defaults or v != defaults[k])}

@@ -24,6 +24,7 @@ from bench.storage import write_json
 
 PACKAGES = ("kdbench", "torch", "transformers", "accelerate", "datasets", "numpy", "scikit-learn", "scipy")
 RECORD_FILE = "record.json"
+TIMING_SUFFIXES = ("_runtime", "_per_second")  # evaluation metrics that time it: they differ between equal runs
 
 
 class PhaseTimer:
@@ -127,3 +128,8 @@ def write_record(output_dir: str | Path, record: dict) -> Path:
 
 def read_record(output_dir: str | Path) -> dict:
     return json.loads((Path(output_dir) / RECORD_FILE).read_text())
+
+
+def evaluation_scores(record: dict) -> list[dict]:
+    """Each evaluation of `record` without its timings: what two runs of one config and seed share."""
+    return [{k: v for k, v in entry.items() if not k.endswith(TIMING_SUFFIXES)} for entry in record["evaluations"]]

@@ -4,14 +4,18 @@
   finetune          student trained on labels only: the no-KD baseline
   distill           student trained on the teacher's cached soft labels with the KD loss
 
+and `rerun_config`, which takes a record's stored config to run it again (`kdbench rerun`).
+
 Data flows one way: data -> teacher -> method, objective and scheme -> student training -> run record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,23 +23,23 @@ from typing import Any
 
 import datasets
 from filelock import FileLock
-from transformers import PreTrainedModel, set_seed
+from transformers import PreTrainedModel, TrainerCallback, set_seed
 
 from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.config import DataConfig, KDConfig, RunConfig, train_identity
+from bench.config import DataConfig, KDConfig, RunConfig, from_identity, train_identity
 from bench.context import TrainingContext
 from bench.data import TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.integrity import folder_damage, holds_entry, seal, usable
 from bench.models import load_classifier, load_tokenizer
-from bench.records import RECORD_FILE, PhaseTimer, read_record, with_environment, write_record
+from bench.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pools import cached_pool
 from bench.storage import publish_directory
 from bench.students import build_student, parse_student
 from bench.registry import Part
 from bench.tasks import get_task
-from bench.training import RunParts, distributed_state, train
+from bench.training import RunParts, check_tracker, distributed_state, train
 from methods import get_method
 from objectives import get_objective
 from objectives.base import KD_SETTINGS
@@ -116,7 +120,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
         "best": {"metric": f"{primary}_score", "value": result.best_metric, "step": result.best_step,
                  "epoch": result.best_epoch,
                  "metrics": {k.removeprefix("eval_"): v for k, v in (best or {}).items()
-                             if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))}},
+                             if k.startswith("eval_") and not k.endswith(TIMING_SUFFIXES)}},
         "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()},
                       "total": round(time.perf_counter() - started + sum(before.values()), 3)},
         "resumed_from": result.resumed_from,  # a resumed run's timings count the time before it too
@@ -155,6 +159,7 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     Independent processes asking for the same teacher (workers of one ablation) take turns on a
     file lock: one trains, the others then read its folder. Ranks of one data-parallel launch
     train together instead, so they skip the lock."""
+    check_tracker(config.teacher_train)
     started, timer = time.perf_counter(), PhaseTimer()
     tokenizer = load_tokenizer(config.model)
     with timer.phase("data"):
@@ -224,10 +229,11 @@ def _warn(measured: dict | None) -> None:
         print(f"kdbench: warning: {measured['warning']}", file=sys.stderr, flush=True)
 
 
-def run_finetune(config: RunConfig) -> dict:
+def run_finetune(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """The no-KD baseline: the student trained on hard labels only, under the run's scheme. A
     `teacher-layers:`/`fresh:` student is built from `--teacher`, exactly as `distill` builds it, so the
-    two start alike."""
+    two start alike. `callbacks` join the Trainer's."""
+    check_tracker(config.train)
     chosen = choose_parts(config, distill=False)
     started, timer = time.perf_counter(), PhaseTimer()
     source, built_from_source = _layer_source(config)
@@ -242,19 +248,21 @@ def run_finetune(config: RunConfig) -> dict:
                               cache_dir=config.cache_dir, device=distributed_state().device, kd=config.kd)
     parts = _parts(chosen, context, distill=False)
     student, result = train(student, tokenizer, prepared.train, prepared.evals, task, config.train, output_dir,
-                            timer, parts=parts, resume=config.resume)
+                            timer, parts=parts, resume=config.resume, callbacks=callbacks)
     info = _parts_info(chosen, parts)
     _warn(info["scheme_info"]["measured"])
     return _finish("finetune", config, prepared, student, tokenizer, result, timer, started, output_dir, **info)
 
 
-def run_distill(config: RunConfig) -> dict:
+def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Task-specific KD: teacher logits on the training set computed once (cached), student trained
     with the run's KD objective and scheme under the chosen augmentation method (a cached pool of
-    augmented examples with their own cached teacher logits, or an in-loop loss)."""
+    augmented examples with their own cached teacher logits, or an in-loop loss). `callbacks` join the
+    student's Trainer's."""
     if config.teacher is None:
         raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
                            "(or a pre-trained encoder with --finetune-teacher)")
+    check_tracker(config.train)
     chosen = choose_parts(config)
     method, params = chosen.method, chosen.method_params
     started, timer = time.perf_counter(), PhaseTimer()
@@ -293,7 +301,7 @@ def run_distill(config: RunConfig) -> dict:
     student = _student(config, task, teacher)
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
     student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, output_dir, timer,
-                            parts=parts, resume=config.resume)
+                            parts=parts, resume=config.resume, callbacks=callbacks)
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
                     "outputs_cache_hit": outputs_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
@@ -315,3 +323,38 @@ def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokeniz
                                             batch_size=config.train.per_device_eval_batch_size,
                                             cache_dir=config.cache_dir, teacher_fingerprint=fingerprint)
     return ds.add_column(TEACHER_LOGITS, logits.tolist()), hit
+
+
+# Each kind of run record, by the function that runs its config again and returns the new record.
+RUNS_BY_KIND: dict[str, Callable[[RunConfig], dict]] = {
+    "distill": run_distill, "finetune": run_finetune, "finetune-teacher": lambda config: finetune_teacher(config)[1]}
+
+
+def rerun_config(record_path: str | Path, output_dir: str | Path | None = None) -> tuple[dict, RunConfig]:
+    """The run record at `record_path` (a record.json file or the run folder holding one) and the config
+    that runs it again: its stored config, into `output_dir` (default: a new folder, as its command
+    makes one). The original's folder, or another holding a record, is refused: a rerun overwrites no
+    run. Run it with `RUNS_BY_KIND[record["kind"]]`; an interrupted rerun continues from its last
+    checkpoint when given the same `output_dir` again."""
+    path = Path(record_path)
+    file = path / RECORD_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise KdbenchError(f"{path}: no such run record: give a {RECORD_FILE} file or the run folder holding one")
+    try:
+        record = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    kinds = ", ".join(RUNS_BY_KIND)
+    if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and record.get("kind") in RUNS_BY_KIND):
+        raise KdbenchError(f"{file}: not a kdbench run record: it needs a config and a kind ({kinds})")
+    try:
+        config = from_identity(record["config"])
+    except TypeError as error:  # a setting this version does not have
+        raise KdbenchError(f"{file}: its config does not fit this version of kdbench: {error}") from None
+    folder = Path(output_dir or default_output_dir(record["kind"], record["task"]))
+    if folder.resolve() == file.parent.resolve():
+        raise KdbenchError(f"{folder} is the original run's folder: a rerun goes to another "
+                           "(leave --output-dir out for a new one)")
+    if (folder / RECORD_FILE).exists():
+        raise KdbenchError(f"{folder} holds another run's record: pass another --output-dir")
+    return record, replace(config, output_dir=str(folder), resume=True)

@@ -3,12 +3,14 @@ plus timing and the best-dev checkpoint.
 
 Trainer provides the rest: AdamW, linear warm-up then decay, gradient clipping, gradient
 accumulation, bf16 autocast on CUDA, data parallelism under `torchrun`/`accelerate launch`,
-evaluation every epoch or N steps, best-checkpoint selection and checkpoint resume.
+evaluation every epoch or N steps, best-checkpoint selection, checkpoint resume and experiment
+trackers (`report_to`: TensorBoard, W&B, MLflow).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,13 +18,16 @@ import datasets
 import numpy as np
 import torch
 from accelerate import PartialState
-from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import (TensorBoardCallback, is_mlflow_available, is_tensorboard_available,
+                                       is_wandb_available)
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from bench.cache import predict_logits
 from bench.checkpoints import PARTS_FILE, PartsState, RunClock, checkpoint_step, resume_point, seconds_before
 from bench.config import TrainConfig
 from bench.context import EXAMPLE_ID, Batch, TrainingContext
+from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.losses import label_loss
 from bench.metrics import predictions_from_logits, trainer_metrics
@@ -35,6 +40,12 @@ from methods.base import InLoopMethod
 from objectives.base import Objective
 from schemes import get_scheme
 from schemes.base import Scheme
+
+LOGS_DIR = "logs"  # TensorBoard's event files, in the run's folder: the checkpoints folder is removed after training
+# transformers' own check of each tracker's package (`TrainingArguments.report_to`), by tracker; the package and
+# its pip name are the tracker's name
+TRACKER_AVAILABLE: dict[str, Callable[[], bool]] = {"tensorboard": is_tensorboard_available,
+                                                    "wandb": is_wandb_available, "mlflow": is_mlflow_available}
 
 
 @dataclass
@@ -157,8 +168,18 @@ class TrainResult:
     predictions: dict[str, dict] | None = None  # per eval split, each example's prediction (`dev_predictions`)
 
 
+def check_tracker(config: TrainConfig) -> None:
+    """A tracker (`report_to`) whose package is not installed is one error, raised before any data or
+    model is loaded rather than by Trainer after them."""
+    available = TRACKER_AVAILABLE.get(config.report_to)
+    if available is not None and not available():
+        raise KdbenchError(f"report_to {config.report_to}: its package is not installed: "
+                           f"pip install {config.report_to}")
+
+
 def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, disable_tqdm: bool = False) -> TrainingArguments:
-    """TrainingArguments for one run: evaluation and checkpointing in step, best checkpoint kept."""
+    """TrainingArguments for one run: evaluation and checkpointing in step, best checkpoint kept; the
+    tracker (`report_to`, `run_name`) as configured."""
     return TrainingArguments(
         output_dir=str(output_dir),
         **{k: v for k, v in asdict(config).items() if k != "eval_steps"},
@@ -171,7 +192,6 @@ def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, di
         greater_is_better=True,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         use_cpu=not torch.cuda.is_available(),  # also what lets several CPU processes train data-parallel
-        report_to="none",
         remove_unused_columns=False,
         disable_tqdm=disable_tqdm,
         dataloader_num_workers=0,
@@ -181,13 +201,15 @@ def training_arguments(config: TrainConfig, output_dir: Path, metric: str, *, di
 
 def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_dss: dict[str, datasets.Dataset],
           task: TaskSpec, config: TrainConfig, output_dir: Path, timer: PhaseTimer, *, parts: RunParts | None = None,
-          resume: bool = False, disable_tqdm: bool = False) -> tuple[PreTrainedModel, TrainResult]:
+          resume: bool = False, disable_tqdm: bool = False,
+          callbacks: Sequence[TrainerCallback] = ()) -> tuple[PreTrainedModel, TrainResult]:
     """Train `model` on `train_ds` (with a `teacher_logits` column for KD) with the run's `parts` (default:
     labels only, plain scheme), evaluating on `eval_dss`; returns the best-dev model (the weights the
     scheme keeps) and the run's history. Checkpoints live in `output_dir/checkpoints` while training
     (for `resume`: from the newest whole one, see bench/checkpoints.py), with the parts' state, and are
-    removed once the best model is back in memory. `timer` gets the whole run's training and
-    evaluation time."""
+    removed once the best model is back in memory; TensorBoard's event files (`report_to`) go to
+    `output_dir/logs`, which stays. `callbacks` join the Trainer's (e.g. to report each evaluation to a
+    search). `timer` gets the whole run's training and evaluation time."""
     parts = parts or plain_parts(task, len(train_ds))
     primary = next(iter(eval_dss))
     checkpoints = output_dir / "checkpoints"
@@ -201,8 +223,12 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         data_collator=Collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=trainer_metrics(task),
+        callbacks=list(callbacks),
         task=task, parts=parts, timer=timer,
     )
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):  # else it writes under the checkpoints, removed below
+            callback.logging_dir = callback.logging_dir or str(output_dir / LOGS_DIR)  # $TENSORBOARD_LOGGING_DIR first
     if not disable_tqdm:
         use_loss_progress(trainer)
     checkpoint = resume_point(checkpoints) if resume else None

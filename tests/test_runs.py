@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from transformers import TrainerCallback
 
 import bench.runs
 from bench.cli import main
@@ -57,6 +58,25 @@ def test_same_seed_same_numbers_and_the_cache_is_reused(glue_dir, tiny_teacher, 
     assert strip(first) == strip(second)
     other = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "c", train=replace(TRAIN, seed=7)))
     assert strip(other) != strip(first)
+
+
+class Evaluations(TrainerCallback):
+    """Keeps the metrics of each evaluation it is told of."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.seen.append(dict(metrics))
+
+
+@pytest.mark.parametrize("run", [run_distill, run_finetune])
+def test_a_callback_sees_every_evaluation(run, glue_dir, tiny_teacher, tmp_path):
+    callback = Evaluations()
+    record = run(distill_config(glue_dir, tiny_teacher, tmp_path / "run"), callbacks=[callback])
+    assert [m["eval_validation_score"] for m in callback.seen] == [e["eval_validation_score"]
+                                                                  for e in record["evaluations"]]
+    assert len(callback.seen) == 2
 
 
 def test_no_kd_baseline_starts_from_the_same_student(glue_dir, tiny_teacher, tmp_path):
