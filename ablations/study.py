@@ -136,7 +136,7 @@ def _teacher_origin(spec: AblationSpec) -> str | None:
 
 def _swept_value(spec: AblationSpec, variant: Variant) -> dict:
     """The swept parameter and its value, for a sweep's studies (readable in optuna-dashboard)."""
-    return {} if spec.swept == "variant" else {"swept": spec.swept, "value": variant.label}
+    return {} if spec.swept == "variant" else {"swept": spec.swept, "value": variant.label.partition("=")[2]}  # "eps=1e-05"
 
 
 def _models_note(spec: AblationSpec) -> str:

@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data-dir", help="this machine's GLUE folder (default: the one the search was started with)")
     worker.add_argument("--teacher", help="this machine's copy of the search's teacher (default: its stored path)")
     worker.add_argument("--cache-dir", help="this machine's cache (default: the search's)")
+    worker.add_argument("--heartbeat-interval", type=int, default=60, metavar="S",
+                        help="seconds between a running trial's heartbeats, SQL storages (default: %(default)s)")
+    worker.add_argument("--grace-period", type=int, default=180, metavar="S",
+                        help="seconds without a heartbeat after which a worker's trial is failed and its point runs "
+                        "again (default: %(default)s)")
     add_plugin_option(worker)
     results = commands.add_parser("results", help="export every run of a storage as CSV or Parquet")
     results.add_argument("--storage", default="sqlite:///kdbench-results/search/studies.db", help="Optuna storage")
@@ -380,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if all(section.tables is None for section in sections):
                 raise KdbenchError("no study has a finished run yet: nothing to tabulate (see the lines above)")
         elif args.command in ("worker", "results"):
-            from bench.studies import export_results, open_storage
+            from bench.run_table import export_results
+            from bench.studies import open_storage
 
             if args.command == "worker":
                 from bench.search import check_one_process, join_search, run_worker
@@ -388,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 check_one_process("worker")
                 load_plugins(args.plugin)
-                store = open_storage(args.storage, must_exist=True)
+                store = open_storage(args.storage, must_exist=True, heartbeat_interval=args.heartbeat_interval,
+                                     grace_period=args.grace_period)
                 search = join_search(store, args.study, data_dir=args.data_dir, teacher=args.teacher,
                                      cache_dir=args.cache_dir)
                 print(json.dumps(run_worker(store, search, args.output_dir), indent=2))

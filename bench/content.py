@@ -65,15 +65,16 @@ def study_content(config: RunConfig) -> dict[str, str | None]:
     return {"data": data_content(config.data), "teacher": model_content(config.teacher)}
 
 
-def keyed_settings(config: RunConfig, method_params: dict, objective_params: dict, scheme_params: dict) -> dict:
+def keyed_settings(config: RunConfig) -> dict:
     """The config as a study key sees it: no folders (they are in `study_content`), no output or
-    cache places, and the parts' parameters as parsed (`eps=1e-5` typed on the command line and
-    written in a spec are one value), a model folder among them by its weights."""
+    cache places, and a model folder among the parts' parameters by its weights. Give it parsed
+    parameters (bench.search.with_parsed_params), so `eps=1e-5` typed and written in a spec agree."""
     values = identity(dataclasses.replace(config, output_dir=None, cache_dir=None, resume=False, teacher=None,
                                           model=model_content(config.model),
                                           data=dataclasses.replace(config.data, **PATH_FIELDS)))
-    values.update(method_params=_by_content(method_params), objective_params=_by_content(objective_params),
-                  scheme_params=_by_content(scheme_params))
+    for field in ("method_params", "objective_params", "scheme_params"):
+        if field in values:  # `identity` leaves out empty ones that earlier versions did not have
+            values[field] = _by_content(values[field])
     return values
 
 

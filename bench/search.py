@@ -34,8 +34,10 @@ from pathlib import Path
 
 import optuna
 from filelock import FileLock
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
+from transformers import TrainerCallback
 
 from bench.cache import digest
 from bench.record_store import store_record
@@ -49,12 +51,11 @@ from bench.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _
                            _stages, _study, default_storage, finished_runs, load_search, open_storage,
                            search_summary)
 
+
 def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str, str, dict]:
     """A search's name, the digest of its settings alone, and its content (bench/content.py): what is
     searched (lr, batch size, seed) is left out, folders stand for their content, parameters are parsed."""
-    chosen = choose_parts(config, distill=kind == "distill")
-    settings = keyed_settings(config, *(dataclasses.asdict(p) for p in (chosen.method_params, chosen.objective_params,
-                                                                       chosen.scheme_params)))
+    settings = keyed_settings(with_parsed_params(config, kind))
     settings["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
     content = study_content(config)
     parts = "+".join([config.method] + [name for name, default in ((config.objective, "kd"), (config.scheme, "plain"))
@@ -62,6 +63,15 @@ def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str
     profile_values = dataclasses.asdict(profile)
     name = f"{config.data.task}-{kind}-{parts}-{digest(settings, profile_values, content)}"
     return name, digest(settings, profile_values), content
+
+
+def with_parsed_params(config: RunConfig, kind: str) -> RunConfig:
+    """`config` with its method's, objective's and scheme's parameters parsed and spelled out in full
+    (`eps="1e-5"` from the command line becomes the float a spec gives), as records then store them."""
+    chosen = choose_parts(config, distill=kind == "distill")
+    return replace(config, method_params=dataclasses.asdict(chosen.method_params),
+                   objective_params=dataclasses.asdict(chosen.objective_params),
+                   scheme_params=dataclasses.asdict(chosen.scheme_params))
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
@@ -77,21 +87,45 @@ def _objective(storage: optuna.storages.BaseStorage, search: StoredSearch, resul
     def objective(trial: optuna.Trial) -> float:
         _skip_if_taken(trial)
         values = {**fixed, **{k: trial.suggest_categorical(k, v) for k, v in space.items()}}
+        point = f"lr={values['learning_rate']:g} batch={values['per_device_train_batch_size']} seed={values['seed']}"
         train = replace(config.train, learning_rate=values["learning_rate"],
-                        per_device_train_batch_size=values["per_device_train_batch_size"], seed=values["seed"])
+                        per_device_train_batch_size=values["per_device_train_batch_size"], seed=values["seed"],
+                        run_name=f"{config.train.run_name or name} {point}")  # a tracker's name for this trial
         folder = results / "runs" / digest(name, values)  # the search's name holds its kind and settings
         locks = results / ".locks"  # beside the run folders, not among them
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(locks / f"{folder.name}.lock"):  # a worker reaching a run being trained waits for it
             if (folder / RECORD_FILE).is_file():  # the same run already finished (e.g. the grid's best at seed 1)
                 record = read_record(folder)
+                for evaluation in record["evaluations"]:  # the curve its training reported
+                    _report(trial, evaluation[f"eval_{record['best']['metric']}"], evaluation["step"])
             else:
-                record = run(replace(config, train=train, output_dir=str(folder), resume=True))
+                record = run(replace(config, train=train, output_dir=str(folder), resume=True),
+                             callbacks=[_ReportEvaluations(trial)])
         store_record(storage, trial, folder.name, record)
         trial.set_user_attr("profile", profile.name)
         return record["best"]["value"]
 
     return objective
+
+
+class _ReportEvaluations(TrainerCallback):
+    """Each evaluation's score reported to the trial as it comes (`trial.report`), so optuna-dashboard
+    draws every trial's learning curve. Nothing is pruned: every point of the protocol runs whole."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs) -> None:
+        _report(self.trial, metrics[args.metric_for_best_model], state.global_step)
+
+
+def _report(trial: optuna.Trial, value: float, step: int) -> None:
+    """`trial.report`, unless another worker that popped the same queued trial (SQLite) has finished it."""
+    try:
+        trial.report(value, step)
+    except UpdateFinishedTrialError:
+        pass  # its curve is the other worker's, from the same run
 
 
 def _skip_if_taken(trial: optuna.Trial) -> None:
@@ -135,10 +169,11 @@ def advance(storage: optuna.storages.BaseStorage, search: StoredSearch, results:
                 study.enqueue_trial(free[0])
             try:
                 study.optimize(_objective(storage, search, results, fixed, space), n_trials=1)
-            except ValueError as error:
+            except (ValueError, UpdateFinishedTrialError) as error:
                 # SQLite has no row locks: two workers can pop one queued trial; both train its run in turn
-                # (under the run's file lock, the second reads the first's record) and the later tell fails
-                if not str(error).startswith("Cannot tell a COMPLETE trial"):
+                # (under the run's file lock, the second reads the first's record) and the later tell fails,
+                # before Optuna's write (ValueError) or in it (UpdateFinishedTrialError)
+                if isinstance(error, ValueError) and not str(error).startswith("Cannot tell a COMPLETE trial"):
                     raise
             return RAN
         fixed = _best(done.values()).params
@@ -183,7 +218,7 @@ def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
     when it was fine-tuned here; else the teacher itself) but other data or teacher weights
     already in the storage is refused: another machine's copy differs, and its runs would not compare."""
     chosen = PROFILES[profile] if isinstance(profile, str) else profile
-    config = apply_profile(config, chosen)
+    config = with_parsed_params(apply_profile(config, chosen), kind)
     name, settings, content = study_key(config, kind, chosen)
     origin = digest(settings, teacher_origin or content["teacher"])
     for other in optuna.get_all_study_summaries(storage, include_best_trial=False):

@@ -2,10 +2,10 @@
 
 What a search is (bench/search.py runs them): two Optuna studies per configuration in one storage,
 NAME/grid (every learning-rate x batch-size point at the first seed) and NAME/seeds (every seed at
-the grid's best point), each trial carrying its run record. This module opens storages, rebuilds a
-stored search and tells how far it is (`search_state`, `search_summary`), and exports every run;
-`kdbench report` and `kdbench results` use it, so they never load a model or a training library.
-"""
+the grid's best point), each trial carrying a summary of its run and the key of its record
+(bench/record_store.py). This module opens storages, rebuilds a stored search and tells how far it
+is (`search_state`, `search_summary`); `kdbench report` and `kdbench results` (bench/run_table.py)
+use it, so they never load a model or a training library."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
@@ -230,22 +229,3 @@ def _study(storage, name: str, stage: str) -> optuna.Study:
     except KeyError:
         return optuna.create_study(storage=storage, study_name=f"{name}/{stage}", direction="maximize",
                                    load_if_exists=True)
-
-
-def export_results(storage: optuna.storages.BaseStorage, path: str | Path) -> pd.DataFrame:
-    """Every trial of every study, one row each (params, value, state, the record's main fields),
-    written as CSV or Parquet by the file's suffix."""
-    rows = []
-    for summary in optuna.get_all_study_summaries(storage):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        for trial in study.trials:
-            run = trial_summary(trial)
-            rows.append({"study": summary.study_name, "trial": trial.number, "state": trial.state.name,
-                         "value": trial.value, **trial.params, "profile": trial.user_attrs.get("profile"),
-                         "task": run.get("task"), "method": run.get("method"), "seed": run.get("seed"),
-                         **{f"best_{k}": v for k, v in (run.get("best") or {}).get("metrics", {}).items()},
-                         **{f"seconds_{k}": v for k, v in (run.get("timings_s") or {}).items()}})
-    table = pd.DataFrame(rows)
-    path = Path(path)
-    (table.to_parquet if path.suffix == ".parquet" else table.to_csv)(path, index=False)
-    return table

@@ -162,6 +162,9 @@ def test_tiny_ablation_end_to_end(glue_dir, tiny_encoder, tmp_path):
     storage = open_storage(f"sqlite:///{out / 'studies.db'}")
     studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
     assert len(studies) == 4  # grid and seeds per value
+    readable = {(s.user_attrs["spec"], s.user_attrs["swept"], s.user_attrs["value"], s.user_attrs["method"])
+                for s in optuna.get_all_study_summaries(storage)}  # what optuna-dashboard shows of each study
+    assert readable == {("tiny", "eps", "0", "ad2"), ("tiny", "eps", "0.001", "ad2")}
     for name in studies:
         trials = optuna.load_study(study_name=name, storage=storage).trials
         assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)

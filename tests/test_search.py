@@ -41,6 +41,11 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
     assert all(r["seed"] == 1 for r in trial_records(open_storage(storage), grid.trials))
     assert all(len(json.dumps(t.user_attrs)) < 2000 for t in grid.trials)  # a summary and a key, not the record
     assert result["n"] == 3 and result["best_params"] == grid.best_params
+    seeds = optuna.load_study(study_name=f"{result['study']}/seeds", storage=storage)
+    for trial, record in zip(grid.trials + seeds.trials, trial_records(open_storage(storage), grid.trials + seeds.trials)):
+        # every evaluation reported as it came (the reused run at seed 1: from its record), for the dashboard's curves
+        assert trial.intermediate_values == {e["step"]: e["eval_validation_score"] for e in record["evaluations"]}
+        assert len(trial.intermediate_values) == 1 and "seed=" in record["config"]["train"]["run_name"]
     assert result["median"] == sorted(result["scores"])[1]
     again = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
     assert again["scores"] == result["scores"]
@@ -48,11 +53,10 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
 
 
 def _worker(storage: str, name: str, results) -> subprocess.Popen:
-    code = ("import sys; from bench.search import join_search, run_worker; from bench.studies import open_storage; "
-            "store = open_storage(sys.argv[1], heartbeat_interval=1, grace_period=3); "
-            "run_worker(store, join_search(store, sys.argv[2]), sys.argv[3])")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", code, storage, name, str(results)], env=env,
+    """`kdbench worker` in a process of its own, with heartbeats every second and failed after 3 s without one."""
+    command = ["worker", "--storage", storage, "--study", name, "--output-dir", str(results),
+               "--heartbeat-interval", "1", "--grace-period", "3"]
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", *command], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -157,11 +161,11 @@ def _interrupt_once(monkeypatch, when, error: BaseException) -> list:
     """Make the search's runs raise `error` (Ctrl-C, a crash) the first time `when(config)` holds."""
     real, raised = bench.search.run_distill, []
 
-    def flaky(config):
+    def flaky(config, **kwargs):
         if when(config) and not raised:
             raised.append(config.train)
             raise error
-        return real(config)
+        return real(config, **kwargs)
 
     monkeypatch.setattr(bench.search, "run_distill", flaky)
     return raised
