@@ -27,7 +27,7 @@ import bench.search
 from bench.search import create_search
 from bench.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
-from reports.studies import MANIFEST_DIR, write_manifest, write_speed_results
+from reports.studies import MANIFEST_DIR, read_ablation, write_manifest, write_speed_results
 
 PROFILE = SearchProfile("quick", (1e-4,), (16,), 2, 64, 1000, seeds=(42, 43, 44))
 TEACHER = {"sst2": 0.90, "rte": 0.70}
@@ -252,22 +252,29 @@ def test_searches_missing_from_the_given_storage(tmp_path, capsys):
     assert "is not in this storage; give `--storage` the one `kdbench ablate` used" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["records-beside", "records-inline"])
-def test_report_and_results_read_a_postgresql_storage(postgres_url, inline, tmp_path, capsys):
-    """An ablation whose searches live in PostgreSQL, trials with their records beside them (or inline, as
-    stores written before): the same tables as from SQLite, and an export of every trial."""
-    write_ablation(tmp_path / "sqlite", SCORES, inline=inline)
-    write_ablation(tmp_path / "postgresql", SCORES, storage=postgres_url, inline=inline)
-    assert main(["report", str(tmp_path / "sqlite"), "--output-dir", str(tmp_path / "from-sqlite")]) == 0
-    assert main(["report", str(tmp_path / "postgresql"), "--storage", postgres_url,
-                 "--output-dir", str(tmp_path / "from-postgresql")]) == 0
+def test_report_and_results_read_a_postgresql_storage(postgres_url, tmp_path, capsys):
+    """An ablation whose searches and records live in PostgreSQL: its tables hold the stored scores,
+    and `kdbench results` exports every trial."""
+    write_ablation(tmp_path / "ablations", SCORES, storage=postgres_url)
+    assert main(["report", str(tmp_path / "ablations"), "--storage", postgres_url,
+                 "--output-dir", str(tmp_path / "report")]) == 0
     assert "methods (comparison, 18 runs): complete" in capsys.readouterr().out
-    tables = [(tmp_path / folder / "tables" / "methods.csv").read_text() for folder in ("from-sqlite", "from-postgresql")]
-    assert tables[0] == tables[1]
+    stats = pd.read_csv(tmp_path / "report" / "tables" / "methods.csv")
+    assert {(row.task, row.variant): (row.median, row.n) for row in stats.itertuples()} == {
+        (task, variant): (statistics.median(scores), 3) for task, variants in SCORES.items()
+        for variant, scores in variants.items()}
     assert main(["results", "--storage", postgres_url, "--output", str(tmp_path / "runs.csv")]) == 0
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 24 and sorted(runs.loc[runs["study"].str.endswith("/seeds"), "seed"].unique()) == [42, 43, 44]
     assert set(runs["method"]) == {"none", "ad2"} and (runs["seconds_training"] == 30.0).all()
+
+
+def test_stores_written_before_with_records_inline_are_read(tmp_path):
+    """Trials that carry their whole record (as before records were kept beside the studies)."""
+    write_ablation(tmp_path / "ablations", {"sst2": SCORES["sst2"]}, inline=True)
+    study = read_ablation(tmp_path / "ablations" / MANIFEST_DIR / "methods.json")
+    assert not study.missing and len(study.records) == 9
+    assert sorted(r["best"]["value"] for r in study.records) == sorted(sum(SCORES["sst2"].values(), []))
 
 
 def test_a_trial_whose_record_is_gone_is_one_clear_error(tmp_path, capsys):
