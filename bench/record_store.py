@@ -67,9 +67,15 @@ class _TableStore:
         except sqlalchemy.exc.DatabaseError:  # another worker made it between the check and the create
             if not sqlalchemy.inspect(self.engine).has_table(TABLE):
                 raise
-        with self.engine.begin() as connection:  # one transaction: the row is whole or absent
-            connection.execute(_RECORDS.delete().where(_RECORDS.c.key == key))  # a run retrained after a crash
-            connection.execute(_RECORDS.insert().values(key=key, record=text))
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as connection:  # one transaction: the row is whole or absent
+                    connection.execute(_RECORDS.delete().where(_RECORDS.c.key == key))  # a run retrained after a crash
+                    connection.execute(_RECORDS.insert().values(key=key, record=text))
+                return
+            except sqlalchemy.exc.IntegrityError:  # another worker stored the same run between our delete and insert
+                if attempt:
+                    raise
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}

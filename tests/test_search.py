@@ -24,6 +24,19 @@ from tests.test_runs import distill_config
 TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3))
 
 
+def test_a_journal_storage_keeps_its_records_beside_the_journal(glue_dir, tiny_teacher, tmp_path, monkeypatch):
+    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    journal = tmp_path / "shared" / "journal.log"
+    journal.parent.mkdir()
+    result = search(config, profile="tiny", storage=f"journal:{journal}", results_dir=str(tmp_path / "results"))
+    assert len(list((tmp_path / "shared" / "journal.log.records").glob("*.json"))) == 6  # 4 grid points, 2 new seeds
+    storage = open_storage(f"journal:{journal}", must_exist=True)
+    state = bench.studies.search_state(storage, bench.studies.load_search(storage, result["study"]))
+    assert state.complete and [r["best"]["value"] for r in state.records] == result["scores"]
+
+
 def test_spread_of_seed_scores():
     assert spread([0.5, 0.9, 0.7, 0.6, 0.8]) == {"median": 0.7, "min": 0.5, "max": 0.9, "iqr": pytest.approx(0.2),
                                                  "n": 5}
