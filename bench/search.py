@@ -40,7 +40,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from bench.cache import digest
-from bench.record_store import store_record
+from bench.record_store import record_store, store_record
 from bench.records import RECORD_FILE, read_record
 from bench.config import RunConfig
 from bench.content import check_content, keyed_settings, study_content
@@ -95,18 +95,27 @@ def _objective(storage: optuna.storages.BaseStorage, search: StoredSearch, resul
         locks = results / ".locks"  # beside the run folders, not among them
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(locks / f"{folder.name}.lock"):  # a worker reaching a run being trained waits for it
-            if (folder / RECORD_FILE).is_file():  # the same run already finished (e.g. the grid's best at seed 1)
-                record = read_record(folder)
-                for evaluation in record["evaluations"]:  # the curve its training reported
-                    _report(trial, evaluation[f"eval_{record['best']['metric']}"], evaluation["step"])
-            else:
+            record = _finished_run(storage, folder)  # e.g. the grid's best at the first seed, trained anywhere
+            if record is None:
                 record = run(replace(config, train=train, output_dir=str(folder), resume=True),
                              callbacks=[_ReportEvaluations(trial)])
+            else:
+                for evaluation in record["evaluations"]:  # the curve its training reported
+                    _report(trial, evaluation[f"eval_{record['best']['metric']}"], evaluation["step"])
         store_record(storage, trial, folder.name, record)
         trial.set_user_attr("profile", profile.name)
         return record["best"]["value"]
 
     return objective
+
+
+def _finished_run(storage: optuna.storages.BaseStorage, folder: Path) -> dict | None:
+    """The record of the run `folder` names if it has finished: kept beside the storage by whichever
+    worker trained it (on any machine: run keys are content), or in this worker's own run folder."""
+    stored = record_store(storage).get_many([folder.name])
+    if stored:
+        return stored[folder.name]
+    return read_record(folder) if (folder / RECORD_FILE).is_file() else None
 
 
 class _ReportEvaluations(TrainerCallback):
