@@ -3,8 +3,8 @@ seeds, tabulate the runs with pandas, and rerun one from its record.
 
     NLTK_DATA=../shared/nltk_data python examples/python_api.py --data-dir ../shared/glue
 
-(about 3 minutes on 2 CPU cores: the demo's 1,000-sentence SST-2 subset and teacher, a 1-layer student,
-2 epochs at lr 3e-4 in batches of 16: in batches of 32 it stays at the majority class).
+(the demo's 1,000-sentence SST-2 subset and teacher, a 1-layer student, 2 epochs at lr 3e-4 in
+batches of 16: in batches of 32 it stays at the majority class).
 """
 
 from __future__ import annotations

@@ -108,23 +108,30 @@ def test_two_workers_share_one_study(storage_url, glue_dir, tiny_teacher, tmp_pa
 def test_a_killed_worker_is_replaced_and_the_study_completes(storage_url, glue_dir, tiny_teacher, tmp_path,
                                                             monkeypatch):
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage_url)
-    victim = _worker(storage, name, tmp_path / "results")
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill it in the middle of a trial
-        trials = optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
-        if any(t.state == TrialState.RUNNING for t in trials) and len(trials) >= 2:
-            break
-        time.sleep(0.2)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+
+    def grid_trials():
+        return optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
+
+    killed = []
+    while not killed:  # a worker killed between two trials leaves none running: start another and try again
+        victim = _worker(storage, name, tmp_path / "results")
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in grid_trials()):
+            time.sleep(0.2)
+        # into the trial: killed between Optuna's ask and its first heartbeat (milliseconds), a trial has no
+        # heartbeat to go stale, and Optuna never fails it
+        time.sleep(0.5)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        killed = [t.number for t in grid_trials() if t.state == TrialState.RUNNING]  # it died in this one
+        assert killed or sum(t.state == TrialState.COMPLETE for t in grid_trials()) < 4, "no grid point left"
     restarted = _worker(storage, name, tmp_path / "results")
     assert restarted.wait(timeout=300) == 0, restarted.stderr.read()[-3000:]
     _assert_complete_without_duplicates(storage, name)
-    grid = optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
-    killed = [t for t in grid if t.state == TrialState.FAIL]
-    assert len(killed) == 1  # failed once its heartbeat went stale
-    retried = [t for t in grid if t.state == TrialState.COMPLETE and _point(t) == _point(killed[0])]
-    assert len(retried) == 1 and retried[0].number > killed[0].number  # its point ran again, in a later trial
+    grid = {t.number: t for t in grid_trials()}
+    assert grid[killed[0]].state == TrialState.FAIL  # failed once its heartbeat went stale
+    retried = [t for t in grid.values() if t.state == TrialState.COMPLETE and _point(t) == _point(grid[killed[0]])]
+    assert len(retried) == 1 and retried[0].number > killed[0]  # its point ran again, in a later trial
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
