@@ -25,7 +25,8 @@ WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes weights
 PATH_FIELDS = {"data_dir": None, "train_file": None, "validation_file": None}  # DataConfig: stood for by `data`
 
 
-def folder_fingerprint(folder: str | Path) -> str:
+@functools.lru_cache(maxsize=32)  # an ablation asks once per variant
+def folder_fingerprint(folder: str) -> str:
     """A hash of a model folder's config.json and weight files (whatever else it holds)."""
     h = hashlib.blake2b(digest_size=12)
     folder = Path(folder)
@@ -41,12 +42,7 @@ def model_content(name: str | None) -> str | None:
     """A model as a study keys it: `weights:HASH` for a local folder, else the hub id or alias given."""
     if name is None or not Path(name).expanduser().is_dir():
         return name
-    return f"weights:{_folder_fingerprint_cached(str(Path(name).expanduser().resolve()))}"
-
-
-@functools.lru_cache(maxsize=32)
-def _folder_fingerprint_cached(folder: str) -> str:  # an ablation asks once per variant
-    return folder_fingerprint(folder)
+    return f"weights:{folder_fingerprint(str(Path(name).expanduser().resolve()))}"
 
 
 def data_content(config: DataConfig) -> str:

@@ -115,9 +115,8 @@ def record_store(storage: optuna.storages.BaseStorage) -> _TableStore | _FileSto
     return _TableStore(storage.engine)
 
 
-def store_record(storage: optuna.storages.BaseStorage, trial: optuna.Trial, key: str, record: dict) -> None:
-    """Keep `record` under `key` beside the storage; the trial gets its summary and the key."""
-    record_store(storage).put(key, record)
+def point_to_record(trial: optuna.Trial, key: str, record: dict) -> None:
+    """Give the trial its run's summary and the key its record is kept under (`record_store(...).put`)."""
     trial.set_user_attr(SUMMARY, summarise(record))
     trial.set_user_attr(KEY, key)
 

@@ -40,7 +40,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from bench.cache import digest
-from bench.record_store import record_store, store_record
+from bench.record_store import point_to_record, record_store
 from bench.records import RECORD_FILE, read_record
 from bench.config import RunConfig
 from bench.content import check_content, keyed_settings, study_content
@@ -94,28 +94,32 @@ def _objective(storage: optuna.storages.BaseStorage, search: StoredSearch, resul
         folder = results / "runs" / digest(name, values)  # the search's name holds its kind and settings
         locks = results / ".locks"  # beside the run folders, not among them
         locks.mkdir(parents=True, exist_ok=True)
+        store = record_store(storage)
         with FileLock(locks / f"{folder.name}.lock"):  # a worker reaching a run being trained waits for it
-            record = _finished_run(storage, folder)  # e.g. the grid's best at the first seed, trained anywhere
+            record, kept = _finished_run(store, folder)  # e.g. the grid's best at the first seed, trained anywhere
             if record is None:
                 record = run(replace(config, train=train, output_dir=str(folder), resume=True),
                              callbacks=[_ReportEvaluations(trial)])
             else:
                 for evaluation in record["evaluations"]:  # the curve its training reported
                     _report(trial, evaluation[f"eval_{record['best']['metric']}"], evaluation["step"])
-        store_record(storage, trial, folder.name, record)
+            if not kept:
+                store.put(folder.name, record)
+        point_to_record(trial, folder.name, record)
         trial.set_user_attr("profile", profile.name)
         return record["best"]["value"]
 
     return objective
 
 
-def _finished_run(storage: optuna.storages.BaseStorage, folder: Path) -> dict | None:
-    """The record of the run `folder` names if it has finished: kept beside the storage by whichever
-    worker trained it (on any machine: run keys are content), or in this worker's own run folder."""
-    stored = record_store(storage).get_many([folder.name])
+def _finished_run(store, folder: Path) -> tuple[dict | None, bool]:
+    """The record of the run `folder` names if it has finished, and whether `store` keeps it already:
+    kept there by whichever worker trained it (on any machine: run keys are content), or only in this
+    worker's run folder (its worker stopped before keeping it)."""
+    stored = store.get_many([folder.name])
     if stored:
-        return stored[folder.name]
-    return read_record(folder) if (folder / RECORD_FILE).is_file() else None
+        return stored[folder.name], True
+    return (read_record(folder) if (folder / RECORD_FILE).is_file() else None), False
 
 
 class _ReportEvaluations(TrainerCallback):
