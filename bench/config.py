@@ -32,8 +32,11 @@ DEMO_METHODS: dict[str, dict[str, str]] = {
     "mlm": {"n_a": "1"},
     "mate-kd": {},
 }
-# Methods that are one composition under a name: the objective each runs with (instead of the default kd).
+# Methods that are one composition under a name: the objective each runs with (instead of the default kd), and
+# that objective's parameters where the method's source sets them otherwise than the objective's own defaults.
 PAIRED_OBJECTIVES = {"combined-kd": "annealing"}  # Combined-KD: MATE-KD's generator with Annealing-KD
+# Combined-KD's RoBERTa script: --max_temperature 10, 30 of 40 epochs in phase 1
+PAIRED_OBJECTIVE_PARAMS = {"combined-kd": {"tau_max": 10, "phase1_fraction": 0.75}}
 PROFILE_NOTE = ("pool methods make 1 augmented copy per sentence (papers: EDA 8 at this size, masked-LM 20; apertium "
                 "gives 1); masked-LM candidates come from a generator made from the teacher by `make-generator` in "
                 "100 steps (default 300), not BERT-base")
@@ -205,6 +208,8 @@ class RunConfig:
                 raise KdbenchError(f"method {self.method} runs with the {paired} objective, not {self.objective}: "
                                    f"leave --objective out, or use --method mate-kd --objective {self.objective}")
             self.objective = paired  # the default objective, taken to mean "the method's own"
+        if paired:
+            self.objective_params = {**PAIRED_OBJECTIVE_PARAMS.get(self.method, {}), **self.objective_params}
 
 
 # Fields added after studies were first stored: left out of a run's identity while at the value that

@@ -134,6 +134,13 @@ def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
                        "or a pre-trained student model instead of `teacher-layers:`")
 
 
+def frozen(model: PreTrainedModel) -> PreTrainedModel:
+    """`model` in eval mode with no parameter taking a gradient: a student run never trains its teacher,
+    and a method that back-propagates through it (MATE-KD's generator steps, AD2's perturbed target)
+    would otherwise fill and keep a gradient for every teacher weight."""
+    return model.eval().requires_grad_(False)
+
+
 def keep_layers(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
     """A copy of `teacher` with only the given encoder layers, in the given order."""
     total = teacher.config.num_hidden_layers

@@ -32,7 +32,7 @@ from bench.data import TaskData, load_data
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, tokenize
 from bench.integrity import folder_damage, holds_entry, seal, usable
-from bench.models import load_classifier, load_tokenizer
+from bench.models import frozen, load_classifier, load_tokenizer
 from bench.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pools import cached_pool
 from bench.storage import publish_directory
@@ -44,6 +44,7 @@ from methods import get_method
 from objectives import get_objective
 from objectives.base import KD_SETTINGS
 from schemes import get_scheme
+from schemes.base import Scheme
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
             config.kd.check_learns(where)
         regression = config.data.regression if config.data.train_file else get_task(config.data.task).is_regression
         objective.implementation.check(chosen.objective_params, config.kd, regression=regression)
+        if (objective.implementation.restart_at(chosen.objective_params) is not None
+                and scheme.implementation.scheduler is not Scheme.scheduler):
+            raise KdbenchError(f"objective {objective.name} restarts the learning-rate schedule for its second phase "
+                               f"and scheme {scheme.name} sets a schedule of its own: pass --objective-param "
+                               "phase2=continue, or another scheme")
     return chosen
 
 
@@ -124,6 +130,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
         "timings_s": {**{k: round(v, 3) for k, v in timer.seconds.items()},
                       "total": round(time.perf_counter() - started + sum(before.values()), 3)},
         "resumed_from": result.resumed_from,  # a resumed run's timings count the time before it too
+        **({"restart": result.restart} if result.restart else {}),  # a second phase started afresh (annealing)
         "predictions": result.predictions,  # each dev example's prediction at the kept weights
         "throughput": {"train_examples": result.train_examples_seen, "global_steps": result.global_step,
                        "train_examples_per_s": result.train_examples_seen / training_s if training_s else None,
@@ -278,7 +285,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     task = prepared.data.task
     state = distributed_state()
     with timer.phase("teacher_inference"):
-        teacher = load_classifier(teacher_name, task, require_trained_head=True).to(state.device)
+        teacher = frozen(load_classifier(teacher_name, task, require_trained_head=True).to(state.device))
         fingerprint = model_fingerprint(teacher)
         train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint)
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,

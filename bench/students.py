@@ -55,7 +55,7 @@ def parse_student(spec: str) -> tuple[Part, Any]:
 def build_student(spec: str, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
     """The student named by `spec`; call under a fixed seed, since `fresh:` initialises randomly."""
     part, argument = parse_student(spec)
-    return part.implementation().build(argument, teacher, task)
+    return part.implementation().build(argument, teacher, task).requires_grad_(True)  # copies of a frozen teacher too
 
 
 @register_student("teacher-layers", description="the teacher with only the listed encoder layers kept, e.g. "

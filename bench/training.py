@@ -18,13 +18,15 @@ import datasets
 import numpy as np
 import torch
 from accelerate import PartialState
+from safetensors.torch import load_file
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import (TensorBoardCallback, is_mlflow_available, is_tensorboard_available,
                                        is_wandb_available)
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from bench.cache import predict_logits
-from bench.checkpoints import PARTS_FILE, PartsState, RunClock, checkpoint_step, resume_point, seconds_before
+from bench.checkpoints import (PARTS_FILE, WEIGHTS_FILE, PartsState, RunClock, checkpoint_step, resume_point,
+                               seconds_before)
 from bench.config import TrainConfig
 from bench.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.errors import KdbenchError
@@ -35,6 +37,7 @@ from bench.parts import TrainingPart
 from bench.progress import close_progress, use_loss_progress
 from bench.records import PhaseTimer
 from bench.registry import NoParams
+from bench.schedules import first_step, restarted_factor
 from bench.tasks import TaskSpec
 from methods.base import InLoopMethod
 from objectives.base import Objective
@@ -57,6 +60,15 @@ class RunParts:
     scheme: Scheme
     objective: Objective | None = None
     in_loop: InLoopMethod | None = None
+
+    def restart_step(self, total_steps: int) -> int | None:
+        """The step where the objective starts its second phase afresh (`Objective.restart_at`), if it does."""
+        fraction = self.objective.restart_at(self.objective.params) if self.objective is not None else None
+        return None if fraction is None else first_step(fraction, total_steps)
+
+    @property
+    def restarts(self) -> bool:
+        return self.objective is not None and self.objective.restart_at(self.objective.params) is not None
 
     def named(self) -> dict[str, TrainingPart]:
         """The parts present, by role: what checkpoints save and records report."""
@@ -101,9 +113,13 @@ class DistillationTrainer(Trainer):
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.lr_scheduler is None:
-            self.lr_scheduler = self.parts.scheme.scheduler(optimizer or self.optimizer, num_training_steps,
-                                                            self.args.get_warmup_steps(num_training_steps))
-        return super().create_scheduler(num_training_steps, optimizer)  # the Trainer's, where the scheme has none
+            optimizer, warmup = optimizer or self.optimizer, self.args.get_warmup_steps(num_training_steps)
+            self.lr_scheduler = self.parts.scheme.scheduler(optimizer, num_training_steps, warmup)
+            restart = self.parts.restart_step(num_training_steps)
+            if restart is not None:  # schemes with a schedule of their own are refused with it (runs.choose_parts)
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                    optimizer, lambda step: restarted_factor(step, num_training_steps, warmup, restart))
+        return super().create_scheduler(num_training_steps, optimizer)  # the Trainer's, where no part has one
 
     def evaluate(self, *args, **kwargs):
         with self.timer.phase("evaluation"), self.parts.scheme.evaluation_weights(self.model):
@@ -125,6 +141,39 @@ class DistillationTrainer(Trainer):
         if self.args.train_sampling_strategy != "group_by_length" or self.args.world_size > 1:
             return super()._get_eval_sampler(eval_dataset)
         return longest_first(example_lengths(eval_dataset))
+
+
+class PhaseRestart(TrainerCallback):
+    """A second phase started afresh at the objective's restart step (`Objective.restart_at`): the best
+    weights so far (the best-dev checkpoint's) go back into the student, and every optimiser, the
+    student's and the parts' (MATE-KD's generator), loses its state, as a new one would start. The
+    learning rate's restart is the schedule's (`restarted_factor`). A run resumed from a checkpoint
+    before that step restarts at it; one resumed after it has the restarted optimisers in the checkpoint."""
+
+    def __init__(self, parts: RunParts):
+        self.parts, self.step = parts, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.step = self.parts.restart_step(state.max_steps)
+
+    def on_step_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if state.global_step != self.step:
+            return
+        if state.best_model_checkpoint:
+            weights = load_file(Path(state.best_model_checkpoint) / WEIGHTS_FILE)
+            TrainingContext.unwrap(model).load_state_dict(weights)
+        for each in (optimizer, *self.parts.context.optimizers):
+            getattr(each, "optimizer", each).state.clear()  # accelerate wraps the Trainer's
+
+
+def restart_record(step: int, evaluations: list[dict], metric: str) -> dict:
+    """Where the second phase started and from which step's weights: the best evaluation before it, by
+    the Trainer's rule (a later one only when strictly better), or the weights as they were if none."""
+    best = None
+    for entry in evaluations:
+        if entry["step"] <= step and (best is None or entry[metric] > best[metric]):
+            best = entry
+    return {"step": step, "weights_from_step": best["step"] if best else step}
 
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
@@ -165,6 +214,7 @@ class TrainResult:
     train_examples_seen: int
     world_size: int
     resumed_from: dict | None = None  # the checkpoint's step and the seconds spent before it, when resumed
+    restart: dict | None = None  # where a second phase started afresh, and from which step's weights
     predictions: dict[str, dict] | None = None  # per eval split, each example's prediction (`dev_predictions`)
 
 
@@ -236,6 +286,8 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     trainer.add_callback(RunClock(timer, before))
     parts_state = PartsState(parts.named(), parts.context)
     trainer.add_callback(parts_state)
+    if parts.restarts:
+        trainer.add_callback(PhaseRestart(parts))
     parts.scheme.begin(model)
     if checkpoint is not None and (checkpoint / PARTS_FILE).is_file():
         parts_state.restore(checkpoint)
@@ -249,6 +301,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     for phase, seconds in before.items():  # the whole run's time, the part before a resume included
         timer.seconds[phase] += seconds
     state = trainer.state
+    restart = parts.restart_step(state.max_steps)
     if state.best_model_checkpoint and (Path(state.best_model_checkpoint) / PARTS_FILE).is_file():
         # the scheme as it was at the kept weights (its `finish` acts on them); the other parts' reports
         # describe the whole run
@@ -273,6 +326,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
         train_examples_seen=round((state.epoch or 0) * len(train_ds)),
         world_size=trainer.args.world_size,
         resumed_from=checkpoint and {"step": checkpoint_step(checkpoint), "seconds_before": before},
+        restart=restart_record(restart, evaluations, f"eval_{primary}_score") if restart is not None else None,
         predictions=predictions,
     )
 

@@ -10,21 +10,28 @@ where L is the run's KD objective (`kd` by default: METHODS.md's loss) and L_vie
 alone, so AD2 composes with any objective (Annealing-KD's scaled MSE, Continuation-KD's hinge, ...).
 
 Every choice the paper leaves open (METHODS.md: init, norm, steps, target, divergence) is a
-parameter; the defaults are the paper's and, where it is silent, SMART/MT-DNN's adversarial
-defaults. The paper's values (noise 1e-5, step 1e-3) act very differently by where `delta` is
-added and what bounds it, which the paper does not say; the public code around those values reads
-them in several ways, each a `reading` here (see READINGS): ours projects onto a radius-`eps` ball
-around the raw word embeddings, where eps = 1e-5 changes almost nothing; SMART's code adds `delta`
-to the embedding module's output and rescales each stepped token perturbation to unit norm; other
+parameter; the defaults are the paper's and, where it is silent, those of SMART's perturbation class
+in MT-DNN (`SmartPerturbation`: noise 1e-5, step 1e-3; MT-DNN's command line sets the step to 1e-5).
+The paper's values act very differently by where `delta` is added and what bounds it, which the paper
+does not say; the public code around those values reads them in several ways, each a `reading` here
+(see READINGS): ours projects onto a radius-`eps` ball around the raw word embeddings, where
+eps = 1e-5 changes almost nothing; SMART's adds `delta` at the embedding module's output and
+rescales each stepped token perturbation to unit norm (MT-DNN then feeds that sum back in as
+`inputs_embeds`, which adds positions and token types a second time: docs/departures.md); other
 ports add `eta` times the normalised gradient to the raw word embeddings and stop there.
+Under SMART's rescaling at the paper's values, `eta * grad` is a sliver of the starting noise
+(0.2% of the step on the demo's student), so the perturbation's direction is the noise's: `smart-normalised` steps along the normalised gradient
+instead, and `direction=random` is the control of the same size in a random direction.
 The gradient ascent is written here because no library does it on HF models; `delta` enters the
 model through a forward hook on the site's module, so any BERT-like encoder works, teacher and
 student alike. What the perturbation did (its size relative to the embeddings, the divergence it
-added) is measured on every training batch and goes into the run record (`report`).
+added, its cosine with the gradient and with the starting noise) is measured on every training
+batch and goes into the run record (`report`).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -44,22 +51,29 @@ from methods.registry import param, register_method
 TINY = 1e-12  # keeps normalisation finite where a gradient or perturbation is exactly zero
 SITES = ("word_embeddings", "embedding_output")
 PROJECTIONS = ("ball", "unit", "none")
-# Each public reading of the paper's values: where delta is added, and what bounds it after each step.
+GRADIENT_STEPS = ("raw", "normalised")
+DIRECTIONS = ("ascent", "random")
+# Each public reading of the paper's values: where delta is added, what bounds it after each step and, where it
+# departs from the projection's own rule (raw under unit, as SMART; else normalised), what eta multiplies.
 READINGS = {
     "ours": {"site": "word_embeddings", "projection": "ball"},  # METHODS.md's PGA as written
     "smart": {"site": "embedding_output", "projection": "unit"},  # MT-DNN's SMART and smart-pytorch
     "ports": {"site": "word_embeddings", "projection": "none"},  # other SMART ports: one normalised step, unbounded
+    # SMART's site and unit size, with eta times the normalised gradient, so the gradient leads the direction
+    # (under `smart` at the paper's values, eta * grad is a sliver of the starting noise: README, AD2's ascent)
+    "smart-normalised": {"site": "embedding_output", "projection": "unit", "gradient": "normalised"},
 }
 DEFAULT_READING = "smart"  # chosen by ablations/ad2-reading.toml (README: AD2's readings)
 TOO_SMALL = 1e-4  # a median relative size below this is a perturbation that changes (almost) nothing
+NOISE_LED = 0.01  # a median gradient share below this is a perturbation whose direction is the starting noise's
 
 
 @dataclass(frozen=True)
 class AD2Params:
     eps: float = param(1e-5, "std of the gaussian start (half-width of the uniform one); projection=ball: radius of "
                        "the ball (per token for the l2 norm)", range=NON_NEGATIVE)
-    eta: float = param(1e-3, "ascent step size: along the normalised gradient (ball, none), or times the raw "
-                       "gradient before rescaling (unit, as SMART)", range=NON_NEGATIVE)
+    eta: float = param(1e-3, "ascent step size: eta times the normalised or the raw gradient (`gradient`)",
+                       range=NON_NEGATIVE)
     steps: int = param(1, "K, gradient ascent steps per batch", range=NON_NEGATIVE)
     init: str = param("gaussian", "start of the perturbation: zero, gaussian (std eps) or uniform (in the ball)",
                       choices=("zero", "gaussian", "uniform"))
@@ -75,20 +89,29 @@ class AD2Params:
                                       range=POSITIVE)
     perturbed_fp32: bool = param(True, "run perturbed forwards without bf16 autocast: a 1e-5 perturbation is "
                                  "below bf16's rounding")
-    reading: str = param(DEFAULT_READING, "preset of site and projection: ours (word_embeddings, ball), smart "
-                         "(embedding_output, unit: MT-DNN's SMART code) or ports (word_embeddings, none: other "
-                         "SMART ports)", choices=tuple(READINGS))
+    reading: str = param(DEFAULT_READING, "preset of site, projection and gradient: ours (word_embeddings, ball, "
+                         "normalised), smart (embedding_output, unit, raw: MT-DNN's SMART code), ports "
+                         "(word_embeddings, none, normalised: other SMART ports) or smart-normalised "
+                         "(embedding_output, unit, normalised: the gradient leads)", choices=tuple(READINGS))
     site: str = param("auto", "where delta is added: word_embeddings (raw, before position embeddings and "
                       "LayerNorm), embedding_output (the embedding module's output), or auto (the reading's)",
                       choices=("auto", *SITES))
     projection: str = param("auto", "bound after each step: ball (onto radius eps), unit (stepped delta rescaled to "
                             "norm 1 per token, SMART), none (eta along the normalised gradient, unbounded), or auto "
                             "(the reading's)", choices=("auto", *PROJECTIONS))
+    gradient: str = param("auto", "each step adds eta times the raw gradient or the normalised one (per token, in "
+                          "`norm`); auto: the reading's, else raw under projection unit (SMART) and normalised "
+                          "otherwise", choices=("auto", *GRADIENT_STEPS))
+    direction: str = param("ascent", "ascent (the divergence's gradient) or random: a control whose steps are "
+                           "random directions of the gradient's size per token, so only the direction differs",
+                           choices=DIRECTIONS)
 
     def __post_init__(self) -> None:
         for name, value in READINGS[self.reading].items():  # "auto" takes the reading's value
             if getattr(self, name) == "auto":
                 object.__setattr__(self, name, value)
+        if self.gradient == "auto":
+            object.__setattr__(self, "gradient", "raw" if self.projection == "unit" else "normalised")
 
 
 @register_method("ad2", label="AD2", kind="in-loop", params=AD2Params,
@@ -105,6 +128,7 @@ class AD2(InLoopMethod):
         self.regression = context.task.is_regression
         self._perturbed_target: bool | None = None  # resolved against the student at the first batch
         self._batches: list[dict[str, float]] = []  # what the perturbation did, per training batch
+        self.last_ascent: Ascent | None = None  # what the last perturbation was made of
 
     def loss(self, model: torch.nn.Module, batch: Batch, objective: Objective) -> torch.Tensor:
         inputs, teacher_logits = batch.inputs, batch.teacher_logits
@@ -123,13 +147,16 @@ class AD2(InLoopMethod):
 
     def perturbation(self, student: torch.nn.Module, inputs: dict[str, torch.Tensor], teacher_logits: torch.Tensor,
                      kd_temperature: float = 1.0) -> torch.Tensor:
-        """The adversarial perturbation `delta` at the site's output (zero on padding)."""
+        """The adversarial perturbation `delta` at the site's output (zero on padding). What its last
+        step was made of (the starting noise, the divergence's gradient, the gradient's increment) is
+        kept in `last_ascent` for measuring."""
         p = self.params
         self._resolve_target(student)
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         delta = self._initial(site_shape(student, p.site, inputs["input_ids"]), inputs["input_ids"].device) * mask
         if p.projection == "ball":
             delta = self._project(delta)
+        self.last_ascent = Ascent(start=delta)
         temperature = p.temperature or kd_temperature
         for _ in range(p.steps):
             delta.requires_grad_(True)
@@ -139,46 +166,67 @@ class AD2(InLoopMethod):
                     target = self._teacher_logits(inputs, delta) if self._perturbed_target else teacher_logits
                 divergence = self._divergence(adversarial, target, temperature)
             (grad,) = torch.autograd.grad(divergence, delta)
-            delta = self._step(delta.detach(), grad) * mask
+            delta = self._step(delta.detach(), grad * mask) * mask
         return delta.detach()
 
     def _step(self, delta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """One ascent step under the projection: PGA onto the eps-ball, SMART's rescaling to unit norm,
-        or an unbounded step."""
-        if self.params.projection == "unit":  # SMART: noise + step_size * grad, divided by its own norm
-            stepped = delta + self.params.eta * grad
+        """One ascent step: `delta + eta * g` (g the raw or the normalised gradient, or for the random
+        control a random direction of the same size per token), then the projection: back onto the
+        eps-ball, SMART's rescaling to unit norm, or none."""
+        direction = grad if self.params.direction == "ascent" else self._random_like(grad)
+        increment = self.params.eta * (direction if self.params.gradient == "raw" else self._normalise(direction))
+        self.last_ascent = Ascent(start=self.last_ascent.start, grad=grad, before=delta, increment=increment)
+        stepped = delta + increment
+        if self.params.projection == "unit":  # SMART: divided by its own norm
             return stepped / (self._size(stepped) + TINY)
-        stepped = delta + self.params.eta * self._normalise(grad)
         return self._project(stepped) if self.params.projection == "ball" else stepped
+
+    def _random_like(self, grad: torch.Tensor) -> torch.Tensor:
+        """A Gaussian direction per token, scaled to the gradient's size there (in the chosen norm)."""
+        noise = torch.randn_like(grad)
+        return noise / (self._size(noise) + TINY) * self._size(grad)
 
     def report(self) -> dict:
         """Over the training batches: median and max of |delta| / |e| per token (at the site, e being
-        the clean embedding there), and the adversarial gain, the KD divergence on the perturbed
-        input minus that on the clean input (median and mean); with a warning when the perturbation
-        is too small to change anything."""
+        the clean embedding there); the adversarial gain, the KD divergence on the perturbed input
+        minus that on the clean input (median and mean); and what the direction is made of, medians of
+        per-token medians: the cosine of delta with the divergence's gradient (at the last step) and
+        with the starting noise, and the gradient's share of the last step, |eta g| / (|eta g| +
+        |delta before it|). With a warning when the perturbation is too small to change anything, or
+        when its direction is the starting noise's rather than the gradient's."""
         if not self._batches:
             return {}
         column = lambda key: [batch[key] for batch in self._batches]  # noqa: E731
-        summary = {"site": self.params.site, "projection": self.params.projection, "batches": len(self._batches),
+        summary = {"site": self.params.site, "projection": self.params.projection, "gradient": self.params.gradient,
+                   "direction": self.params.direction, "batches": len(self._batches),
                    "relative_size_median": statistics.median(column("relative_size_median")),
                    "relative_size_max": max(column("relative_size_max")),
                    "adversarial_gain_median": statistics.median(column("adversarial_gain")),
                    "adversarial_gain_mean": statistics.fmean(column("adversarial_gain"))}
+        for key in ("cos_gradient", "cos_start", "gradient_share"):
+            values = [value for value in column(key) if not math.isnan(value)]
+            summary[f"{key}_median"] = statistics.median(values) if values else None
         if summary["relative_size_median"] < TOO_SMALL:
             summary["warning"] = (f"ad2: the perturbation is {summary['relative_size_median']:.1e} of the embeddings' "
                                   f"size (median over batches, at {self.params.site}): it changes almost nothing; "
                                   "see `reading` in `kdbench methods` (e.g. --param reading=smart)")
+        elif self.params.direction == "ascent" and (summary["gradient_share_median"] or 0.0) < NOISE_LED:
+            summary["warning"] = (f"ad2: the gradient is {summary['gradient_share_median']:.1e} of each ascent step "
+                                  f"(median; cosine of delta with the gradient {summary['cos_gradient_median']:.3f}, "
+                                  f"with the starting noise {summary['cos_start_median']:.3f}): the perturbation is "
+                                  "random noise, not adversarial; see --param reading=smart-normalised")
         return summary
 
     def _measure(self, delta: torch.Tensor, clean_site: torch.Tensor, attention_mask: torch.Tensor,
                  gain: torch.Tensor) -> None:
-        """Record this batch's relative perturbation size and adversarial gain (the objective's teacher
-        term on the perturbed view minus that on the clean one)."""
+        """Record this batch's relative perturbation size, adversarial gain (the objective's teacher term
+        on the perturbed view minus that on the clean one) and the make-up of its direction."""
         with torch.no_grad():
             tokens = attention_mask.bool()
             relative = (delta.float().norm(dim=-1) / (clean_site.float().norm(dim=-1) + TINY))[tokens]
             self._batches.append({"relative_size_median": relative.median().item(),
-                                  "relative_size_max": relative.max().item(), "adversarial_gain": gain.item()})
+                                  "relative_size_max": relative.max().item(), "adversarial_gain": gain.item(),
+                                  **(self.last_ascent or Ascent(start=torch.zeros_like(delta))).measure(delta, tokens)})
 
     def _resolve_target(self, student: torch.nn.Module) -> None:
         if self._perturbed_target is not None:
@@ -190,8 +238,6 @@ class AD2(InLoopMethod):
             raise KdbenchError("ad2: target=teacher_perturbed needs teacher and student to share vocabulary and "
                                "embedding width; use --param target=teacher_clean")
         self._perturbed_target = self.params.target == "teacher_perturbed" or (self.params.target == "auto" and shared)
-        if self._perturbed_target:
-            self.teacher.to(student.device).eval().requires_grad_(False)
 
     def _teacher_logits(self, inputs: dict[str, torch.Tensor], delta: torch.Tensor) -> torch.Tensor:
         """The teacher's output with the same perturbation at the same site (no gradient)."""
@@ -247,6 +293,38 @@ def site_module(model: torch.nn.Module, site: str) -> torch.nn.Module:
 def site_shape(model: torch.nn.Module, site: str, input_ids: torch.Tensor) -> tuple[int, ...]:
     width = model.get_input_embeddings().embedding_dim if site == "word_embeddings" else model.config.hidden_size
     return (*input_ids.shape, width)
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """What the last ascent step of a batch's perturbation was made of (all at the site, per token)."""
+
+    start: torch.Tensor  # the starting noise
+    grad: torch.Tensor | None = None  # the divergence's gradient at the last step (None: no step taken)
+    before: torch.Tensor | None = None  # delta before the last step
+    increment: torch.Tensor | None = None  # what the last step added, eta * (raw or normalised) gradient
+
+    def measure(self, delta: torch.Tensor, tokens: torch.Tensor) -> dict[str, float]:
+        """Medians over the non-padding tokens: the cosine of the final `delta` with the gradient and with
+        the starting noise, and the gradient's share of the last step (NaN where undefined: no step, or
+        a zero start)."""
+        nan = float("nan")
+
+        def median(values: torch.Tensor | None) -> float:
+            return nan if values is None else values.float()[tokens].nanmedian().item()
+
+        def cosine(other: torch.Tensor | None) -> torch.Tensor | None:
+            if other is None:
+                return None
+            cos = F.cosine_similarity(delta.float(), other.float(), dim=-1, eps=TINY)
+            return cos.masked_fill(other.float().norm(dim=-1) == 0, nan)
+
+        share = None
+        if self.increment is not None:
+            stepped, kept = self.increment.float().norm(dim=-1), self.before.float().norm(dim=-1)
+            share = stepped / (stepped + kept + TINY)
+        return {"cos_gradient": median(cosine(self.grad)), "cos_start": median(cosine(self.start)),
+                "gradient_share": median(share)}
 
 
 class _Site:

@@ -77,6 +77,9 @@ class MateKDParams:
                                    "clean text's (code: equal)", range=NON_NEGATIVE)
     sides: str = param("both", "which side of a sentence pair is rewritten: both (the code), first or second",
                        choices=SIDES)
+    mean_of_views: bool = param(False, "while the objective has a teacher term, the student's loss is the weighted "
+                                       "mean (L(x) + adv_weight L_view(x~)) / (1 + adv_weight) instead of the sum "
+                                       "(Combined-KD's 0.5 [MSE(x) + MSE(x~)])")
 
 
 @register_method("mate-kd", label="MATE-KD", kind="in-loop", params=MateKDParams,
@@ -132,7 +135,10 @@ class MateKD(InLoopMethod):
         clean = model(**inputs).logits
         batch.losses = objective.loss(clean, batch)
         view = objective.view_loss(rewritten_logits, target, batch)
-        return batch.losses.mean() + self.params.adv_weight * view.mean()
+        loss = batch.losses.mean() + self.params.adv_weight * view.mean()
+        if self.params.mean_of_views and objective.has_teacher_term():
+            return loss / (1 + self.params.adv_weight)
+        return loss
 
     def masked_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """A [batch, length] bool mask: each eligible token drawn with probability `mask_rate`. Eligible:

@@ -57,3 +57,15 @@ class Objective(TrainingPart):
         """Per-example teacher term for another view of `batch` (zero where the objective, at this
         point of training, has no teacher term)."""
         raise NotImplementedError
+
+    def has_teacher_term(self) -> bool:
+        """Whether the loss has a teacher term at this point of training (Annealing-KD's phase 2 has none)."""
+        return True
+
+    @classmethod
+    def restart_at(cls, params: Any) -> float | None:
+        """The fraction of training where a new phase starts afresh, as the source's code starts its second
+        training loop: the harness puts the best weights so far back, drops every optimiser's state and
+        restarts the linear schedule from the peak rate, without warm-up, down to 0 at the end (the first
+        phase's schedule then ends at 0 where the second begins). None: one phase."""
+        return None

@@ -16,10 +16,8 @@ are open (METHODS.md), so the defaults here are our choices.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import torch
@@ -28,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 from bench.context import TrainingContext
 from bench.fields import AT_LEAST_ONE, POSITIVE, Range
 from bench.registry import param
+from bench.schedules import first_step, linear_factor
 from schemes.base import Scheme
 from schemes.registry import register_scheme
 
@@ -42,20 +41,6 @@ class SWAParams:
     lr_factor: float | None = param(None, "the constant learning rate as a fraction of the peak; none: the value "
                                     "the linear schedule has reached at start, so the rate is continuous",
                                     range=POSITIVE)
-
-
-def first_step(start: float, total_steps: int) -> int:
-    """The first step at or after `start` of `total_steps`: the least s with s / total >= start, `start`
-    read as written (in floats 0.07 * 1000 is 70.00000000000001, whose ceiling would be a step late)."""
-    return math.ceil(Fraction(repr(start)) * total_steps)
-
-
-def linear_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """The Trainer's linear schedule (`get_linear_schedule_with_warmup`): the learning rate of `step` as
-    a fraction of the peak, rising over `warmup_steps`, then falling to 0 at `total_steps`."""
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
 @register_scheme("swa", label="SWA", params=SWAParams,

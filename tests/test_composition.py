@@ -53,8 +53,10 @@ def test_ad2_scores_its_perturbed_view_with_the_runs_objective(tokenizer_dir, mo
 
 def test_a_resumed_run_continues_the_schedule_and_the_schemes_average(glue_dir, tiny_teacher, tmp_path,
                                                                       ctrl_c_in_epoch_2):
-    """Interrupted in annealing's phase 1 with SWA already averaging: resumed, the same numbers."""
-    parts = dict(objective="annealing", scheme="swa", scheme_params={"start": 0.25})
+    """Interrupted in annealing's phase 1 with SWA already averaging: resumed, the same numbers (one schedule
+    across both phases: SWA's constant rate and annealing's restart of the schedule cannot both hold)."""
+    parts = dict(objective="annealing", objective_params={"phase2": "continue"}, scheme="swa",
+                 scheme_params={"start": 0.25})
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "run", resume=True, **parts)
     with pytest.raises(KeyboardInterrupt):
         run_distill(config)
@@ -73,6 +75,8 @@ def distill_args(glue_dir: Path, teacher: Path, out: Path, *extra: str) -> list[
 
 @pytest.mark.parametrize("extra, message", [
     (["--objective", "annealing", "--temperature", "2"], "objective annealing does not read temperature"),
+    (["--objective", "annealing", "--scheme", "swa"], "scheme swa sets a schedule of its own: pass --objective-param "
+                                                      "phase2=continue"),
     (["--objective", "annealing", "--objective-param", "tau_max=0"], "tau_max of objective annealing must be >= 1"),
     (["--objective", "kd-gce"], "kd-gce mitigates noisy labels in the label term: set --alpha-ce > 0"),
     (["--scheme", "swa", "--scheme-param", "start=1"], "start of scheme swa must be in [0, 1)"),

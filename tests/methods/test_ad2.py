@@ -245,6 +245,81 @@ def test_the_record_says_what_the_perturbation_did(tokenizer_dir, reading):
         assert "changes almost nothing" in report["warning"]
     elif reading == "ports":  # one step of eta = 1e-3
         assert report["relative_size_median"] == pytest.approx(1e-3 / word_norm, rel=0.2) and "warning" not in report
-    else:  # unit size at the embedding output (norm ~sqrt(32) after LayerNorm)
-        assert report["relative_size_median"] == pytest.approx(1 / 32 ** 0.5, rel=0.2) and "warning" not in report
+    else:  # unit size at the embedding output (norm ~sqrt(32) after LayerNorm); smart's direction is the noise's
+        assert report["relative_size_median"] == pytest.approx(1 / 32 ** 0.5, rel=0.2)
+        assert ("warning" in report) == (reading == "smart")
         assert report["adversarial_gain_mean"] > 0
+
+
+def test_the_ascent_measures_equal_a_hand_computation():
+    """Two tokens and a padding one: cosines with the gradient and the start, and the gradient's share."""
+    from methods.ad2 import Ascent
+
+    start = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]])
+    grad = torch.tensor([[[0.0, 3.0], [0.0, 1.0], [5.0, 5.0]]])
+    increment = 0.5 * grad
+    delta = torch.tensor([[[1.0, 1.0], [0.0, -1.0], [0.0, 0.0]]])
+    tokens = torch.tensor([[True, True, False]])
+    measured = Ascent(start=start, grad=grad, before=start, increment=increment).measure(delta, tokens)
+    # token 0: cos((1,1),(0,3)) = 0.7071, cos((1,1),(1,0)) = 0.7071, share 1.5 / (1.5 + 1) = 0.6
+    # token 1: cos((0,-1),(0,1)) = -1, cos((0,-1),(0,2)) = -1, share 0.5 / (0.5 + 2) = 0.2
+    assert measured["cos_gradient"] == pytest.approx(-1.0)  # torch's median of two is the lower one
+    assert measured["cos_start"] == pytest.approx(-1.0)
+    assert measured["gradient_share"] == pytest.approx(0.2)
+    first = Ascent(start=start, grad=grad, before=start, increment=increment).measure(delta, torch.tensor([[1, 0, 0]]).bool())
+    assert (first["cos_gradient"], first["cos_start"], first["gradient_share"]) == pytest.approx((0.7071, 0.7071, 0.6), abs=1e-4)
+    assert all(v != v for v in Ascent(start=torch.zeros_like(start)).measure(delta, tokens).values())  # NaN: no step
+
+
+def _ascent_report(tokenizer_dir, batches: int = 3, **params) -> dict:
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    method = ad2(teacher, **params)
+    torch.manual_seed(0)
+    for _ in range(batches):
+        method.loss(student, Batch(inputs, None, logits), kd())
+    return method.report()
+
+
+def test_at_the_papers_values_smart_is_the_starting_noise_and_says_so(tokenizer_dir):
+    report = _ascent_report(tokenizer_dir)  # smart: noise of std 1e-5 + 1e-3 * raw gradient, rescaled
+    assert report["gradient_share_median"] < 1e-3
+    assert report["cos_start_median"] > 0.999 and abs(report["cos_gradient_median"]) < 0.3
+    assert "random noise, not adversarial" in report["warning"]
+
+
+def test_smart_normalised_steps_along_the_gradient(tokenizer_dir):
+    report = _ascent_report(tokenizer_dir, reading="smart-normalised")
+    assert report["gradient_share_median"] > 0.9  # eta 1e-3 against noise of norm 1e-5 * sqrt(32)
+    assert report["cos_gradient_median"] > 0.95  # uphill: the divergence's gradient, not against it
+    assert "warning" not in report
+    assert report["relative_size_median"] == pytest.approx(1 / 32 ** 0.5, rel=0.2)  # unit size, as smart
+
+
+def test_the_random_control_has_the_ascents_size_and_not_its_direction(tokenizer_dir):
+    ascent = _ascent_report(tokenizer_dir, reading="smart-normalised", batches=8)
+    control = _ascent_report(tokenizer_dir, reading="smart-normalised", direction="random", batches=8)
+    assert control["gradient_share_median"] == pytest.approx(ascent["gradient_share_median"], rel=1e-3)
+    assert control["relative_size_median"] == pytest.approx(ascent["relative_size_median"], rel=0.05)
+    assert abs(control["cos_gradient_median"]) < 0.3 < ascent["cos_gradient_median"]
+    assert "warning" not in control  # a random direction is what the control asks for
+
+
+@pytest.mark.parametrize("gradient", ["raw", "normalised"])
+def test_one_unbounded_step_adds_eta_times_the_gradient(tokenizer_dir, gradient):
+    """projection none, from zero: delta is exactly eta times the (raw or normalised) gradient of the divergence."""
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    method = ad2(teacher, reading="ports", init="zero", eta=0.5, gradient=gradient, target="teacher_clean")
+    delta = method.perturbation(student, inputs, logits)
+    zero = torch.zeros_like(delta, requires_grad=True)
+    with perturbed(student, "word_embeddings", zero):
+        divergence = method._divergence(student(**inputs).logits, logits, 1.0)
+    (grad,) = torch.autograd.grad(divergence, zero)
+    grad = grad * inputs["attention_mask"].unsqueeze(-1)
+    expected = 0.5 * (grad if gradient == "raw" else grad / (grad.norm(dim=-1, keepdim=True) + 1e-12))
+    assert torch.allclose(delta, expected, atol=1e-7) and delta.abs().max() > 0

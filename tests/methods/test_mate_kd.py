@@ -194,3 +194,27 @@ def test_the_cycle_counts_steps_as_specified_and_a_resumed_run_restores_the_gene
     assert "divergence_last_cycle" in report  # the generator's objective ran in more than one cycle
     assert resumed["in_loop"] == report  # the generator, its optimiser and the counts came back whole
     assert resumed["best"] == whole["best"]
+
+
+def test_combined_kd_takes_the_roberta_scripts_annealing_and_can_be_told_otherwise(glue_dir, tiny_teacher, tmp_path):
+    config = distill_config(glue_dir, tiny_teacher, tmp_path, method="combined-kd")
+    assert config.objective_params == {"tau_max": 10, "phase1_fraction": 0.75}
+    mine = distill_config(glue_dir, tiny_teacher, tmp_path, method="combined-kd", objective_params={"tau_max": 3})
+    assert mine.objective_params == {"tau_max": 3, "phase1_fraction": 0.75}
+    assert distill_config(glue_dir, tiny_teacher, tmp_path, method="mate-kd").objective_params == {}
+
+
+@pytest.mark.parametrize("step, halved", [(10, True), (90, False)])  # of 100: phase 1 until 75, then labels only
+def test_combined_kd_learns_from_the_mean_of_both_texts_in_phase_1(tiny_generator, tokenizer_dir, step, halved):
+    teacher, student = models()
+    losses = []
+    for mean in (True, False):
+        method = mate_kd(tiny_generator, tokenizer_dir, teacher, name="combined-kd", generator_steps=0,
+                         mask_rate=0.5, mean_of_views=mean)
+        method.context.state.global_step = step
+        objective = get_objective("annealing").implementation(
+            get_objective("annealing").parse_params({"tau_max": 10, "phase1_fraction": 0.75}), method.context)
+        torch.manual_seed(0)
+        losses.append(method.loss(student, batch(tokenizer_dir), objective))
+    mean, total = losses
+    assert mean.item() == pytest.approx(total.item() / 2 if halved else total.item(), rel=1e-6)

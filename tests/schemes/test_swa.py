@@ -16,7 +16,8 @@ from bench.records import RECORD_FILE
 from bench.runs import run_distill, run_finetune
 from bench.tasks import get_task
 from schemes.registry import get_scheme
-from schemes.swa import SWA, SWAParams, first_step
+from bench.schedules import first_step
+from schemes.swa import SWA, SWAParams
 from tests.test_runs import distill_config
 
 
@@ -68,9 +69,11 @@ def test_the_weights_evaluated_and_kept_are_the_mean_of_the_snapshots():
     assert same(model.parameters(), average)
 
 
-@pytest.mark.parametrize("start, total_steps, expected", [(0.07, 1000, 70), (0.55, 20, 11), (0.5, 5, 3), (0.0, 9, 0)])
+@pytest.mark.parametrize("start, total_steps, expected", [(0.07, 1000, 70), (0.55, 20, 11), (0.5, 5, 3), (0.0, 9, 0),
+                                                          (14 / 18, 18, 14), (14 / 18, 36, 28)])
 def test_start_is_the_first_step_at_that_fraction_as_written(start, total_steps, expected):
     assert first_step(start, total_steps) == expected  # not a step late from the binary value
+    assert first_step(start, total_steps) / total_steps >= start > (first_step(start, total_steps) - 1) / total_steps
 
 
 def test_the_schedule_warms_up_decays_then_stays_constant_from_start():
