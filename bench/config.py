@@ -34,9 +34,11 @@ DEMO_METHODS: dict[str, dict[str, str]] = {
 }
 # Methods that are one composition under a name: the objective each runs with (instead of the default kd), and
 # that objective's parameters where the method's source sets them otherwise than the objective's own defaults.
-PAIRED_OBJECTIVES = {"combined-kd": "annealing"}  # Combined-KD: MATE-KD's generator with Annealing-KD
-# Combined-KD's RoBERTa script: --max_temperature 10, 30 of 40 epochs in phase 1
-PAIRED_OBJECTIVE_PARAMS = {"combined-kd": {"tau_max": 10, "phase1_fraction": 0.75}}
+PAIRED_OBJECTIVES: dict[str, tuple[str, dict[str, Any]]] = {
+    # Combined-KD: MATE-KD's generator with Annealing-KD, as its RoBERTa script: --max_temperature 10, 30 of 40
+    # epochs in phase 1
+    "combined-kd": ("annealing", {"tau_max": 10, "phase1_fraction": 0.75}),
+}
 PROFILE_NOTE = ("pool methods make 1 augmented copy per sentence (papers: EDA 8 at this size, masked-LM 20; apertium "
                 "gives 1); masked-LM candidates come from a generator made from the teacher by `make-generator` in "
                 "100 steps (default 300), not BERT-base")
@@ -202,14 +204,14 @@ class RunConfig:
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
-        paired = PAIRED_OBJECTIVES.get(self.method)
+        paired, paired_params = PAIRED_OBJECTIVES.get(self.method, (None, {}))
         if paired and self.objective != paired:
             if self.objective != "kd":
                 raise KdbenchError(f"method {self.method} runs with the {paired} objective, not {self.objective}: "
                                    f"leave --objective out, or use --method mate-kd --objective {self.objective}")
             self.objective = paired  # the default objective, taken to mean "the method's own"
         if paired:
-            self.objective_params = {**PAIRED_OBJECTIVE_PARAMS.get(self.method, {}), **self.objective_params}
+            self.objective_params = {**paired_params, **self.objective_params}
 
 
 # Fields added after studies were first stored: left out of a run's identity while at the value that

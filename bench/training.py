@@ -61,14 +61,14 @@ class RunParts:
     objective: Objective | None = None
     in_loop: InLoopMethod | None = None
 
-    def restart_step(self, total_steps: int) -> int | None:
-        """The step where the objective starts its second phase afresh (`Objective.restart_at`), if it does."""
-        fraction = self.objective.restart_at(self.objective.params) if self.objective is not None else None
-        return None if fraction is None else first_step(fraction, total_steps)
-
     @property
-    def restarts(self) -> bool:
-        return self.objective is not None and self.objective.restart_at(self.objective.params) is not None
+    def restart_at(self) -> float | None:
+        """The fraction of training where the objective starts its second phase afresh (`Objective.restart_at`)."""
+        return self.objective.restart_at(self.objective.params) if self.objective is not None else None
+
+    def restart_step(self, total_steps: int) -> int | None:
+        """The step of `restart_at` in a run of `total_steps` (None: no restart)."""
+        return None if self.restart_at is None else first_step(self.restart_at, total_steps)
 
     def named(self) -> dict[str, TrainingPart]:
         """The parts present, by role: what checkpoints save and records report."""
@@ -286,7 +286,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     trainer.add_callback(RunClock(timer, before))
     parts_state = PartsState(parts.named(), parts.context)
     trainer.add_callback(parts_state)
-    if parts.restarts:
+    if parts.restart_at is not None:
         trainer.add_callback(PhaseRestart(parts))
     parts.scheme.begin(model)
     if checkpoint is not None and (checkpoint / PARTS_FILE).is_file():
