@@ -71,9 +71,16 @@ def aso_test(scores: list[float], baseline_scores: list[float], *, num_compariso
 
     with warnings.catch_warnings():  # identical score lists divide by zero inside; eps_min is then 1, not significant
         warnings.simplefilter("ignore", UserWarning)
-        eps = aso(scores, baseline_scores, confidence_level=1 - LEVEL, num_comparisons=num_comparisons,
-                  show_progress=False, seed=0)
+        # Bonferroni here, not through deepsig's num_comparisons: deepsig 1.2.8 raises the confidence to
+        # c + (1 - c) / k, which is 1 - LEVEL / k only for k = 2 and tends to no correction as k grows
+        eps = aso(scores, baseline_scores, confidence_level=bonferroni_confidence(num_comparisons),
+                  num_comparisons=1, show_progress=False, seed=0)
     return {"aso_eps_min": eps, "aso_better": bool(eps < 0.5)}
+
+
+def bonferroni_confidence(num_comparisons: int) -> float:
+    """The confidence each of `num_comparisons` tests is made at, so that all of them hold at 1 - LEVEL."""
+    return 1 - LEVEL / num_comparisons
 
 
 def paired_bootstrap(arm: list[tuple[np.ndarray, np.ndarray]], baseline_arm: list[tuple[np.ndarray, np.ndarray]],

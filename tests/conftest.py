@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny random BERT built in the test, small GLUE folders, a Ctrl-C in epoch 2, and
-Optuna storages (SQLite, and a new database on the PostgreSQL server `.ci/run` starts).
+"""Shared fixtures: a tiny random BERT built in the test, small GLUE folders, a Ctrl-C in epoch 2,
+Optuna storages (SQLite, and a new database on the PostgreSQL server `.ci/run` starts), worker
+processes read to their end under a deadline, and ASO with fewer iterations for report tests.
 
 The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary) with a 2-layer,
 32-wide encoder, so every harness test runs in seconds on a CPU.
@@ -7,10 +8,14 @@ The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary)
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -124,8 +129,10 @@ STEPS_PER_EPOCH = 6  # write_sst2's 48 training examples in batches of 8 (tests.
 
 
 @pytest.fixture
-def ctrl_c_in_epoch_2(monkeypatch):
-    """Ctrl-C during the second epoch, after the first epoch's checkpoint was saved."""
+def ctrl_c_in_epoch_2() -> Iterator[pytest.MonkeyPatch]:
+    """Ctrl-C during the second epoch, after the first epoch's checkpoint was saved. Its `undo()` lifts
+    the Ctrl-C and nothing else: a patch of its own, not the test's `monkeypatch`, whose undo would also
+    lift `isolated_cache` and send the resumed run's cache to ~/.cache/kdbench."""
     real = DistillationTrainer.training_step
 
     def step(self, *args, **kwargs):
@@ -133,8 +140,56 @@ def ctrl_c_in_epoch_2(monkeypatch):
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(DistillationTrainer, "training_step", step)
-    return monkeypatch
+    patch = pytest.MonkeyPatch()
+    patch.setattr(DistillationTrainer, "training_step", step)
+    yield patch
+    patch.undo()
+
+
+def communicate_all(workers: list[subprocess.Popen], timeout: float) -> list[tuple[str | None, str | None]]:
+    """Each worker's (stdout, stderr), read from all of them at once until they exit, at most `timeout`
+    seconds from now. Read together, not one `wait()` after another: a worker blocked on a full pipe
+    never exits, and a worker waiting for another's points would then wait forever too. Past the
+    deadline (or on any interruption, e.g. pytest-timeout's) the workers are killed, none is left
+    running, and the test fails saying which did not finish, with the end of their stderr."""
+    deadline = time.monotonic() + timeout
+    pool = ThreadPoolExecutor(len(workers))
+
+    def finish(worker: subprocess.Popen) -> tuple[str | None, str | None] | None:
+        try:
+            return worker.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return None
+
+    try:
+        outputs = list(pool.map(finish, workers))
+    finally:
+        late = [worker for worker in workers if worker.poll() is None]
+        for worker in late:
+            worker.kill()
+        pool.shutdown()
+    if late:
+        tails = "\n".join(f"--- pid {worker.pid}: {(worker.communicate()[1] or '')[-2000:]}" for worker in late)
+        pytest.fail(f"{len(late)} of {len(workers)} worker processes still running after {timeout:g} s: killed. "
+                    f"Their stderr ends:\n{tails}", pytrace=False)
+    # one that exited right at the deadline has its output still to read
+    return [output or worker.communicate() for worker, output in zip(workers, outputs)]
+
+
+ASO_ITERATIONS_IN_TESTS = 100  # deepsig's default is 1,000: about 2.5 s per comparison on a busy 2-core machine
+
+
+@pytest.fixture
+def fewer_aso_iterations(monkeypatch) -> None:
+    """deepsig's ASO with 100 bootstrap iterations instead of its 1,000, for tests whose assertions do not
+    read eps_min: `kdbench report` writes tables from synthetic scores, where the only marker a test
+    checks is one of scores that never overlap (eps_min 0 at any number of iterations). The iterations
+    only estimate eps_min's spread; the comparisons made, their rows and the note stay the same. Not
+    for tests of the significance numbers themselves (tests/test_significance.py)."""
+    import deepsig
+
+    fewer = functools.partial(deepsig.aso, num_bootstrap_iterations=ASO_ITERATIONS_IN_TESTS)
+    monkeypatch.setattr(deepsig, "aso", fewer)
 
 
 POSTGRES_SERVER = "KDBENCH_TEST_POSTGRES"  # a PostgreSQL URL whose role may create databases (`.ci/run` sets it)

@@ -21,6 +21,7 @@ from reports.studies import read_speed
 from bench.cli import main
 from bench.record_store import trial_records
 from bench.studies import open_storage
+from tests.conftest import communicate_all
 
 TINY = """
 tasks = {tasks}
@@ -243,7 +244,7 @@ def test_two_ablate_processes_share_one_storage(glue_dir, tiny_encoder, tmp_path
                                  "--storage", storage, "--output-dir", str(tmp_path / f"worker{i}")],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i in range(2)]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
+    outputs = communicate_all(workers, timeout=300)  # both read at once: either may wait for the other's points
     assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     trials = [(s.study_name, t) for s in optuna.get_all_study_summaries(storage)
               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials]

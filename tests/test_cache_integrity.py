@@ -201,3 +201,55 @@ def test_a_generator_output_dir_written_before_checksums_is_rebuilt(tiny_encoder
     assert make_generator(str(tiny_encoder), data, settings, output_dir=folder) == (folder, False)
     warning(capsys, folder, "no checksum")
     assert folder_damage(folder) is None
+
+
+# a manifest damaged so that it no longer says what the folder holds (each would read as "nothing to verify")
+CORRUPT_MANIFESTS = [
+    pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
+    pytest.param(lambda text: "", id="empty"),
+    pytest.param(lambda text: "\x00" * len(text), id="zeroed"),
+    pytest.param(lambda text: b"\xff\xfe" + text.encode(), id="not UTF-8"),
+    pytest.param(lambda text: "[]", id="not an object"),
+    pytest.param(lambda text: '{"files": ["pool.jsonl"]}', id="files not a mapping"),
+    pytest.param(lambda text: text.replace('"blake2b"', '"blake2x"'), id="a digest missing"),
+]
+
+
+def overwrite(path: Path, corrupt) -> None:
+    """Replace the text in `path` with `corrupt(text)`, a text or raw bytes."""
+    damaged = corrupt(path.read_text())
+    path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+
+
+@pytest.mark.parametrize("corrupt", CORRUPT_MANIFESTS)
+def test_an_unreadable_manifest_is_damage(corrupt, tmp_path):
+    """A folder's manifest is its seal: one that cannot be read (or lost its form) cannot vouch for any file,
+    so the folder counts as damaged, never as intact; the same for a single file's checksum file."""
+    folder = tmp_path / "entry"
+    folder.mkdir()
+    (folder / "pool.jsonl").write_text('{"text_a": "a fine film"}\n')
+    seal(folder)
+    assert folder_damage(folder) is None
+    overwrite(folder / MANIFEST, corrupt)
+    assert folder_damage(folder) == "checksums.json: unreadable"
+
+    array = tmp_path / "outputs.npy"
+    np.save(array, np.zeros((2, 2), dtype=np.float32))
+    write_file_checksum(array, shape=[2, 2], dtype="float32")
+    overwrite(checksum_file(array), corrupt)
+    assert file_damage(array, shape=[2, 2], dtype="float32") == "outputs.checksum.json: unreadable"
+
+
+def test_a_pool_with_an_unreadable_manifest_is_generated_again(tmp_path, capsys):
+    """The pool's own files are intact and its rows match the metadata, but its checksums.json is garbage:
+    the pool is reported, discarded and generated again (then sealed afresh and read from the cache)."""
+    method, data = get_method("none"), pairs()
+    first = cached_pool(method, method.parse_params(), Tagger, data, seed=1, cache_dir=tmp_path)
+    truncate(first.folder / MANIFEST)
+    capsys.readouterr()
+
+    again = cached_pool(method, method.parse_params(), Tagger, data, seed=1, cache_dir=tmp_path)
+    warning(capsys, first.folder, r"checksums\.json: unreadable")
+    assert not again.cache_hit and again.examples.to_list() == first.examples.to_list()
+    assert folder_damage(first.folder) is None
+    assert cached_pool(method, method.parse_params(), Tagger, data, seed=1, cache_dir=tmp_path).cache_hit

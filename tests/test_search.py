@@ -19,6 +19,8 @@ from bench.runs import DataConfig
 from bench.search import create_search, search
 from bench.record_store import trial_records
 from bench.studies import SearchProfile, _point, open_storage, spread
+from tests.conftest import STEPS_PER_EPOCH, communicate_all
+from tests.test_resume import _evaluations
 from tests.test_runs import distill_config
 
 TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3))
@@ -73,6 +75,20 @@ def _worker(storage: str, name: str, results) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def test_waiting_for_workers_reads_full_pipes_and_ends_at_its_deadline():
+    """The tests' wait for worker processes (`communicate_all`, tests/conftest.py) cannot hang: a worker that
+    writes more than a pipe holds (64 KiB) before it exits is read to its end (`wait()` then `read()` would
+    wait forever), and one that runs on is killed at the deadline, failing the test with a message."""
+    chatty = subprocess.Popen([sys.executable, "-c", "import sys; sys.stderr.write('x' * 1_000_000)"],
+                              stderr=subprocess.PIPE, text=True)
+    (_, err), = communicate_all([chatty], timeout=120)
+    assert chatty.returncode == 0 and len(err) == 1_000_000
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stderr=subprocess.PIPE, text=True)
+    with pytest.raises(pytest.fail.Exception, match="1 of 2 worker processes still running after 2 s: killed"):
+        communicate_all([stuck, subprocess.Popen([sys.executable, "-c", "pass"], stderr=subprocess.PIPE)], timeout=2)
+    assert stuck.returncode == -signal.SIGKILL
+
+
 def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage: str | None = None) -> tuple[str, str]:
     monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
@@ -98,35 +114,52 @@ def test_two_workers_share_one_study(storage_url, glue_dir, tiny_teacher, tmp_pa
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage_url)
     folders = [tmp_path / "results"] * 2 if storage.startswith("sqlite") else [tmp_path / f"machine{i}" for i in (1, 2)]
     workers = [_worker(storage, name, folder) for folder in folders]
-    for worker in workers:
-        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-3000:]
+    for worker, (_, err) in zip(workers, communicate_all(workers, timeout=300)):
+        assert worker.returncode == 0, err[-3000:]
     _assert_complete_without_duplicates(storage, name)
     trained = [path.parent.name for folder in set(folders) for path in (folder / "runs").glob("*/record.json")]
     assert len(trained) == len(set(trained)) == 6  # 4 grid points and 2 new seeds, no run trained twice
 
 
+def _wait_for_a_running_trial(worker: subprocess.Popen, trials, deadline: float) -> None:
+    """Poll until one of `trials()` runs; fail, saying why, if `worker` exits first (it would never start
+    one) or `deadline` (time.monotonic()) passes, rather than wait forever. The worker is killed either way."""
+    while not any(t.state == TrialState.RUNNING for t in trials()):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            exited = worker.poll() is not None
+            worker.kill()
+            err = worker.communicate(timeout=60)[1] or ""
+            pytest.fail(f"the worker {f'exited with code {worker.returncode}' if exited else 'was still starting'} "
+                        f"and no grid trial was running by the deadline; its stderr ends:\n{err[-3000:]}",
+                        pytrace=False)
+        time.sleep(0.2)
+
+
 def test_a_killed_worker_is_replaced_and_the_study_completes(storage_url, glue_dir, tiny_teacher, tmp_path,
                                                             monkeypatch):
+    """A worker killed with SIGKILL in a grid trial: once its heartbeat is stale the trial is failed and its
+    point runs again in the next worker. Every wait has a deadline: 240 s to get a worker killed inside a
+    trial, 300 s for the next one to finish the study (pyproject.toml's 600 s per test covers both)."""
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage_url)
 
     def grid_trials():
         return optuna.load_study(study_name=f"{name}/grid", storage=storage).trials
 
-    killed = []
+    killed, deadline = [], time.monotonic() + 240
     while not killed:  # a worker killed between two trials leaves none running: start another and try again
+        # (each try ends in a trial, or after one finished: at most one try per grid point)
         victim = _worker(storage, name, tmp_path / "results")
-        deadline = time.time() + 120
-        while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in grid_trials()):
-            time.sleep(0.2)
+        _wait_for_a_running_trial(victim, grid_trials, deadline)
         # into the trial: killed between Optuna's ask and its first heartbeat (milliseconds), a trial has no
         # heartbeat to go stale, and Optuna never fails it
         time.sleep(0.5)
         victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        victim.communicate(timeout=60)  # gone at once; its pipe read to the end and closed
         killed = [t.number for t in grid_trials() if t.state == TrialState.RUNNING]  # it died in this one
         assert killed or sum(t.state == TrialState.COMPLETE for t in grid_trials()) < 4, "no grid point left"
     restarted = _worker(storage, name, tmp_path / "results")
-    assert restarted.wait(timeout=300) == 0, restarted.stderr.read()[-3000:]
+    (_, err), = communicate_all([restarted], timeout=300)
+    assert restarted.returncode == 0, err[-3000:]
     _assert_complete_without_duplicates(storage, name)
     grid = {t.number: t for t in grid_trials()}
     assert grid[killed[0]].state == TrialState.FAIL  # failed once its heartbeat went stale
@@ -232,6 +265,43 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
     assert summary["n"] == 3
     assert len(set(bench.studies.search_state(storage, bench.studies.load_search(storage, name)).records[i]["seed"]
                    for i in range(3))) == 3
+
+
+TWO_EPOCHS = SearchProfile("two-epochs", (1e-3,), (8,), 2, 32, None, seeds=(1,))  # one run, saved after epoch 1
+
+
+def test_a_trial_interrupted_after_its_checkpoint_resumes_from_it(glue_dir, tiny_teacher, tmp_path,
+                                                                   ctrl_c_in_epoch_2):
+    """Ctrl-C in a trial's second epoch, after its first epoch's checkpoint: the search run again retries that
+    point in the same run folder and resumes from the checkpoint (`resume=True` in bench/search.py's trials),
+    to the numbers of a search never interrupted. A retry trained afresh would give the same numbers too,
+    so the record's `resumed_from` (the step it started at) is what tells a resumed trial from a restarted one."""
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    results = tmp_path / "results"
+    with pytest.raises(KeyboardInterrupt):
+        search(config, profile=TWO_EPOCHS, results_dir=str(results))
+    checkpoints = list((results / "runs").glob("*/checkpoints/checkpoint-*"))
+    assert [c.name for c in checkpoints] == [f"checkpoint-{STEPS_PER_EPOCH}"]  # epoch 1 saved, then interrupted
+    ctrl_c_in_epoch_2.undo()
+
+    summary = search(config, profile=TWO_EPOCHS, results_dir=str(results))
+    storage = open_storage(f"sqlite:///{results / 'studies.db'}")
+    grid = optuna.load_study(study_name=f"{summary['study']}/grid", storage=storage).trials
+    assert [t.state for t in grid] == [TrialState.FAIL, TrialState.COMPLETE]  # the point retried in a new trial
+    resumed = trial_records(storage, grid[1:])[0]
+    assert (resumed["resumed_from"] or {}).get("step") == STEPS_PER_EPOCH, \
+        f"the retried trial started from {resumed['resumed_from']}, not from its checkpoint at step {STEPS_PER_EPOCH}"
+    assert resumed["config"]["output_dir"] == str(checkpoints[0].parent.parent)  # the interrupted trial's folder
+    assert [e["step"] for e in resumed["evaluations"]] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+
+    clean = search(config, profile=TWO_EPOCHS, results_dir=str(tmp_path / "clean"))
+    clean_storage = open_storage(f"sqlite:///{tmp_path / 'clean' / 'studies.db'}")
+    uninterrupted, = trial_records(clean_storage, optuna.load_study(study_name=f"{clean['study']}/grid",
+                                                                    storage=clean_storage).trials)
+    assert uninterrupted["resumed_from"] is None
+    assert _evaluations(resumed) == _evaluations(uninterrupted) and resumed["best"] == uninterrupted["best"]
+    assert summary["scores"] == clean["scores"] and summary["best_params"] == clean["best_params"]
 
 
 def test_a_finished_trial_holding_another_points_record_is_not_a_run():

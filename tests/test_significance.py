@@ -11,7 +11,7 @@ import pytest
 
 from bench.metrics import compute_metrics
 from bench.tasks import get_task
-from reports.significance import _METRICS, comparisons, marks, significance_note
+from reports.significance import _METRICS, aso_test, comparisons, marks, paired_bootstrap, significance_note
 from reports.studies import COMPARISON, Study
 
 N = 400  # dev examples
@@ -79,3 +79,75 @@ def test_vectorised_metrics_equal_those_of_a_run(task):
         ours = _METRICS[name](predictions[rows], labels[rows])
         theirs = [compute_metrics(spec, logits[r], labels[r])[name] for r in rows]
         assert np.allclose(ours, theirs), name
+
+
+def _flipped(predictions: np.ndarray, labels: np.ndarray, to_right: int, to_wrong: int) -> np.ndarray:
+    """`predictions` with its first `to_right` wrong answers made right and first `to_wrong` right ones made wrong."""
+    wrong, right = np.flatnonzero(predictions != labels), np.flatnonzero(predictions == labels)
+    changed = predictions.copy()
+    changed[wrong[:to_right]] = labels[wrong[:to_right]]
+    changed[right[:to_wrong]] = 1 - labels[right[:to_wrong]]
+    return changed
+
+
+def _one_run_each(to_right: int, to_wrong: int) -> tuple[list, list]:
+    """A baseline run right on about 75% of N examples, and a variant that differs from it on a few examples."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, N)
+    baseline = np.where(rng.random(N) < 0.75, labels, 1 - labels)
+    return [(_flipped(baseline, labels, to_right, to_wrong), labels)], [(baseline, labels)]
+
+
+def test_the_bootstrap_resamples_both_arms_on_the_same_examples():
+    """Pairing is what makes the bootstrap sharp: a variant that fixes 12 of its baseline's errors and
+    breaks nothing is never worse on any resample (every difference >= 0), so the gain of 12/N = 3 points
+    is significant, though an unpaired bootstrap (each arm resampled on its own examples) puts a spread of
+    about +-6 points around it. An arm against itself differs by exactly 0 on every paired resample."""
+    better, baseline = _one_run_each(to_right=12, to_wrong=0)
+    test = paired_bootstrap(better, baseline, ("accuracy",))
+    assert test["bootstrap_diff"] == pytest.approx(12 / N)
+    assert test["ci_low"] >= 0 and test["ci_high"] <= 12 / N * 2.5  # 12 fixed examples, each drawn ~Poisson(1) times
+    assert test["p_value"] < 0.01 and test["bootstrap_better"]
+    same = paired_bootstrap(baseline, baseline, ("accuracy",))
+    assert (same["bootstrap_diff"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 1)
+    assert not same["bootstrap_better"]
+
+
+def test_a_positive_difference_inside_the_noise_is_not_a_gain():
+    """The bootstrap's verdict needs p < 0.05, not only a difference above 0: a variant that fixes 3 of its
+    baseline's errors and breaks 2 of its right answers is 1/N better, a difference well inside the noise."""
+    variant, baseline = _one_run_each(to_right=3, to_wrong=2)
+    test = paired_bootstrap(variant, baseline, ("accuracy",))
+    assert test["bootstrap_diff"] == pytest.approx(1 / N) and test["ci_low"] < 0 < test["ci_high"]
+    assert test["p_value"] > 0.5 and not test["bootstrap_better"]
+
+
+@pytest.mark.parametrize("eps_min, better", [(0.0, True), (0.49, True), (0.5, False), (0.7, False), (0.89, False),
+                                             (1.0, False)])
+def test_aso_finds_a_variant_better_below_half(monkeypatch, eps_min, better):
+    """Dror et al.'s rule: eps_min < 0.5 means the variant is (almost) stochastically larger; from 0.5 up the
+    baseline is at least as likely to be. deepsig's answer is set by hand, so only the rule is tested."""
+    import deepsig
+
+    monkeypatch.setattr(deepsig, "aso", lambda *args, **kwargs: eps_min)
+    assert aso_test([0.8, 0.81, 0.82], [0.7, 0.71, 0.72]) == {"aso_eps_min": eps_min, "aso_better": better}
+
+
+def test_aso_is_bonferroni_corrected_over_every_comparison_of_the_study(monkeypatch):
+    """Two tasks x (KD against no KD, AD2 against KD) are 4 comparisons, so every ASO test is made at
+    confidence 1 - 0.05 / 4, whether or not the other comparisons could be tested (AD2 has 2 seeds on rte:
+    untested, but still one of the comparisons looked at). The level is passed to deepsig already
+    corrected: its own correction (0.95 + 0.05 / 4 = 0.9625 here) is too weak beyond 2 comparisons."""
+    import deepsig
+
+    calls = []
+    monkeypatch.setattr(deepsig, "aso", lambda a, b, **kwargs: calls.append(kwargs) or 1.0)
+    labels = np.random.default_rng(0).integers(0, 2, N)
+    arms = {("sst2", "no KD"): [1, 2, 3], ("sst2", "KD"): [4, 5, 6], ("sst2", "AD2"): [7, 8, 9],
+            ("rte", "no KD"): [1, 2, 3], ("rte", "KD"): [4, 5, 6], ("rte", "AD2"): [7, 8]}
+    runs = [run(task, variant, seed, 0.75, labels) for (task, variant), seeds in arms.items() for seed in seeds]
+    tests = comparisons(Study("synthetic", "synthetic", COMPARISON, "variant", pd.DataFrame(runs), list(arms), 3,
+                              Path(".")))
+    assert len(tests) == 4 and tests["tested"].tolist() == [True, True, True, False]
+    assert [(c["num_comparisons"], c["confidence_level"]) for c in calls] == [(1, 1 - 0.05 / 4)] * 3
+    assert "Bonferroni over 4" in significance_note(tests)

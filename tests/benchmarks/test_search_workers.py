@@ -14,7 +14,7 @@ import bench.search
 from bench.runs import DataConfig
 from bench.search import create_search
 from bench.studies import SearchProfile, open_storage
-from tests.conftest import write_sst2
+from tests.conftest import communicate_all, write_sst2
 from tests.test_runs import distill_config
 from tests.test_search import _worker
 
@@ -30,8 +30,8 @@ def _search(workers: int, root, teacher) -> None:
     storage = f"sqlite:///{folder / 'studies.db'}"
     name = create_search(config, kind="distill", profile="bench", storage=open_storage(storage)).name
     processes = [_worker(storage, name, folder / "results") for _ in range(workers)]
-    for process in processes:
-        assert process.wait(timeout=900) == 0, process.stderr.read()[-3000:]
+    for process, (_, err) in zip(processes, communicate_all(processes, timeout=900)):
+        assert process.returncode == 0, err[-3000:]
     done = [t for stage in ("grid", "seeds") for t in optuna.load_study(study_name=f"{name}/{stage}",
                                                                         storage=storage).trials]
     # a worker that finds its queued trial taken by the other ends its own as pruned (bench/search.py)

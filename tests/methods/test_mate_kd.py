@@ -218,3 +218,30 @@ def test_combined_kd_learns_from_the_mean_of_both_texts_in_phase_1(tiny_generato
         losses.append(method.loss(student, batch(tokenizer_dir), objective))
     mean, total = losses
     assert mean.item() == pytest.approx(total.item() / 2 if halved else total.item(), rel=1e-6)
+
+
+def test_the_student_learns_the_teachers_output_on_the_rewritten_text(tiny_generator, tokenizer_dir):
+    """The point of MATE-KD: on the rewritten text, the student is taught what the teacher says about that
+    text, not what it said about the original (which the rewrite was chosen to move away from). The loss's
+    view term must get the teacher's logits on the rewritten text: the masks and tokens are drawn again
+    from the same seed, and the teacher is made to answer differently on the two texts."""
+    teacher, student = models(spread=0.2)  # outputs that move with the text
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_steps=0, mask_rate=0.5)
+    method.generator.eval()  # no dropout: the draws below repeat those of the loss
+    objective = kd_objective(method)
+    targets, view_loss = [], objective.view_loss
+    objective.view_loss = lambda logits, target, b: targets.append(target) or view_loss(logits, target, b)
+    inputs = batch(tokenizer_dir).inputs
+    torch.manual_seed(0)
+    method.loss(student, batch(tokenizer_dir), objective)
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        selected = method.masked_positions(inputs)
+        onehot = method.replacements(inputs, selected)
+        on_rewritten = teacher(**rewritten(teacher, inputs, selected, onehot)).logits
+        on_original = teacher(**inputs).logits
+    assert (onehot.argmax(-1) != inputs["input_ids"][selected]).any()  # the generator did change some tokens
+    assert (on_rewritten - on_original).abs().max() > 0.1
+    (target,) = targets
+    assert torch.allclose(target, on_rewritten, atol=1e-6)
