@@ -296,6 +296,10 @@ def _rerun_summary(original: dict, record: dict, folder: str) -> str:
     else:
         verdict = (f"not equal: the best scores differ by {after['value'] - before['value']:+.6f}, the evaluations "
                    f"{'are the same' if same_evaluations else 'differ'}")
+        devices = [each.get("environment", {}).get("device") for each in (original, record)]
+        if devices[0] != devices[1]:
+            verdict += (f"; the original ran on {devices[0]}, the rerun on {devices[1]}: other CPU kernels or "
+                        "thread counts round differently, so the same seed gives the same numbers only on the same")
     return (f"{record['kind']} {record['task']} again: {folder}\n"
             f"best {after['metric']}: original {before['value']:.4f} at step {before['step']}, "
             f"rerun {after['value']:.4f} at step {after['step']}\n{verdict}")

@@ -21,7 +21,9 @@ from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITI
 MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
 LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
-SAMPLING_STRATEGIES = ("group_by_length", "random")  # TrainingArguments.train_sampling_strategy values we offer
+# TrainingArguments.train_sampling_strategy values we offer; the first two are ours (bench/training.py)
+LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
+SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
 # The demo profile of each method; the masked-LM generator (mlm, mate-kd) is added once it is built.
 DEMO_METHODS: dict[str, dict[str, str]] = {
@@ -118,9 +120,11 @@ class TrainConfig:
                                                            "range": AT_LEAST_ONE})
     logging_steps: int = field(default=10, metadata={"help": "steps between loss logs", "range": AT_LEAST_ONE})
     seed: int = field(default=42, metadata={"help": "seed of initialisation, dropout and data order", "range": SEED})
-    train_sampling_strategy: str = field(default="group_by_length", metadata={
-        "help": "order of training examples: 'group_by_length' (random mega-batches of 50 batches, each sorted by "
-                "length, so a batch wastes little on padding; seeded per epoch) or 'random' (Trainer's default)",
+    train_sampling_strategy: str = field(default="bucket_by_length", metadata={
+        "help": "order of training examples: 'bucket_by_length' (Trainer's length-grouped batches, so a batch "
+                "wastes little on padding, drawn in random order; seeded per epoch), 'group_by_length' (those "
+                "batches in Trainer's order: each mega-batch of 50 batches from longest to shortest) or 'random' "
+                "(Trainer's default); see docs/batch-order.md",
         "choices": SAMPLING_STRATEGIES})
     report_to: str = field(default="none", metadata={
         "help": "experiment tracker given the training loss and each evaluation: 'none', 'tensorboard' (event "
@@ -219,7 +223,7 @@ class RunConfig:
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
                   "teacher_clean_labels": False}
-LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now group_by_length)
+LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},
     "train": LATER_TRAIN_DEFAULTS,

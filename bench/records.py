@@ -77,7 +77,19 @@ def device_info() -> dict[str, object]:
 
     if torch.cuda.is_available():
         return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count()}
-    return {"type": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    # the kernels torch picked (e.g. AVX2 or AVX512) and the thread count: machines that differ in them can
+    # round differently, so the same seed gives the same numbers only where they match
+    return {"type": "cpu", "name": _cpu_model() or platform.processor() or platform.machine(),
+            "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
+def _cpu_model() -> str | None:
+    """The processor's model name from /proc/cpuinfo (Linux), which `platform.processor()` leaves empty."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
+    except OSError:
+        return None
 
 
 def peak_memory_mb() -> dict[str, float]:

@@ -27,7 +27,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 from bench.cache import predict_logits
 from bench.checkpoints import (PARTS_FILE, WEIGHTS_FILE, PartsState, RunClock, checkpoint_step, resume_point,
                                seconds_before)
-from bench.config import TrainConfig
+from bench.config import LENGTH_STRATEGIES, TrainConfig
 from bench.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.errors import KdbenchError
 from bench.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
@@ -129,16 +129,18 @@ class DistillationTrainer(Trainer):
         # Trainer's LengthGroupedSampler draws its order from the global RNG when the epoch starts, so a
         # resumed run, whose RNG state is restored only after that, would skip batches of another
         # order; this one draws each epoch's order from the seed and the epoch number.
-        if self.args.train_sampling_strategy != "group_by_length":
+        strategy = self.args.train_sampling_strategy
+        if strategy not in LENGTH_STRATEGIES:
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return SeededLengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                          example_lengths(dataset), seed)
+                                          example_lengths(dataset), seed,
+                                          shuffle_batches=strategy == "bucket_by_length")
 
     def _get_eval_sampler(self, eval_dataset):
         # evaluation in one process: batches longest first, each padded to about its own length
-        if self.args.train_sampling_strategy != "group_by_length" or self.args.world_size > 1:
+        if self.args.train_sampling_strategy not in LENGTH_STRATEGIES or self.args.world_size > 1:
             return super()._get_eval_sampler(eval_dataset)
         return longest_first(example_lengths(eval_dataset))
 
@@ -180,19 +182,30 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
     """Trainer's length-grouped order (random mega-batches of about 50 batches, each sorted by length),
     drawn, like accelerate's SeedableRandomSampler, from `seed + epoch`: the same seed gives the same
     batches, and a resumed run or each process of a data-parallel one draws the same order for an
-    epoch. Trainer and accelerate call `set_epoch` before each epoch."""
+    epoch. Trainer and accelerate call `set_epoch` before each epoch.
 
-    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+    With `shuffle_batches` (strategy `bucket_by_length`) the same batches come in random order, the
+    longest still first and a short last batch still last (a short batch inside the epoch would shift
+    every later batch's boundary): Trainer's order runs each mega-batch from its longest batch to its
+    shortest, a curriculum repeated about four times an epoch that ends each epoch on the shortest
+    examples; this keeps the padding saved and drops the curriculum."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int, *, shuffle_batches: bool = False):
         super().__init__(batch_size, lengths=lengths)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.shuffle_batches = seed, 0, shuffle_batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        order = get_length_grouped_indices(self.lengths, self.batch_size,
-                                           generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
         self.epoch += 1  # the next epoch's order, should nobody call set_epoch
+        if self.shuffle_batches:
+            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            last = len(batches) - (len(batches[-1]) < self.batch_size)  # a short last batch stays last
+            middle = [batches[1 + i] for i in torch.randperm(max(last - 1, 0), generator=generator).tolist()]
+            order = [i for batch in (batches[:1] + middle + batches[last:]) for i in batch]
         return iter(order)
 
 

@@ -210,11 +210,13 @@ class AD2(InLoopMethod):
             summary["warning"] = (f"ad2: the perturbation is {summary['relative_size_median']:.1e} of the embeddings' "
                                   f"size (median over batches, at {self.params.site}): it changes almost nothing; "
                                   "see `reading` in `kdbench methods` (e.g. --param reading=smart)")
-        elif self.params.direction == "ascent" and (summary["gradient_share_median"] or 0.0) < NOISE_LED:
-            summary["warning"] = (f"ad2: the gradient is {summary['gradient_share_median']:.1e} of each ascent step "
-                                  f"(median; cosine of delta with the gradient {summary['cos_gradient_median']:.3f}, "
-                                  f"with the starting noise {summary['cos_start_median']:.3f}): the perturbation is "
-                                  "random noise, not adversarial; see --param reading=smart-normalised")
+        elif self.params.direction == "ascent" and (share := summary["gradient_share_median"]) is not None \
+                and share < NOISE_LED:  # (no share: steps=0 asked for no ascent; no cosine: a zero gradient)
+            summary["warning"] = (
+                f"ad2: the gradient is {share:.1e} of each ascent step (median; cosine "
+                f"of delta with the gradient {_rounded(summary['cos_gradient_median'])}, with the starting noise "
+                f"{_rounded(summary['cos_start_median'])}): the perturbation is random noise, not adversarial; "
+                    "see --param reading=smart-normalised")
         return summary
 
     def _measure(self, delta: torch.Tensor, clean_site: torch.Tensor, attention_mask: torch.Tensor,
@@ -276,6 +278,10 @@ class AD2(InLoopMethod):
         if self.params.divergence == "sym_kl":
             return forward + kd_divergence(target, student_logits, temperature=temperature, regression=False).mean()
         return forward
+
+
+def _rounded(cosine: float | None) -> str:
+    return "undefined" if cosine is None else f"{cosine:.3f}"
 
 
 def site_module(model: torch.nn.Module, site: str) -> torch.nn.Module:

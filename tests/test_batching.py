@@ -74,13 +74,33 @@ def test_length_grouped_order_is_seeded_per_epoch_and_pads_less_than_random():
     assert grouped < 1.05 < 1.4 < shuffled  # tokens computed per real token
 
 
-@pytest.mark.parametrize("strategy, named", [("random", False), ("group_by_length", True)])
+def test_bucketed_order_has_the_grouped_batches_in_random_order():
+    """`bucket_by_length`: the batches `group_by_length` draws (so the same padding), longest first, a
+    short last batch last, and no longest-to-shortest run inside each mega-batch."""
+    rng = random.Random(2)
+    lengths = [rng.randint(3, 64) for _ in range(2000)]  # 125 batches of 16, the last of 0: all full
+    grouped = _batches(SeededLengthGroupedSampler(16, lengths, seed=42), 16)
+    bucketed = _batches(SeededLengthGroupedSampler(16, lengths, seed=42, shuffle_batches=True), 16)
+    assert sorted(map(sorted, bucketed)) == sorted(map(sorted, grouped)) and bucketed[0] == grouped[0]
+
+    def falls(order_batches):  # consecutive batches whose longest example is shorter than the one before
+        longest = [max(lengths[i] for i in b) for b in order_batches]
+        return sum(b < a for a, b in zip(longest, longest[1:])) / (len(longest) - 1)
+
+    assert falls(grouped) > 0.9 and 0.3 < falls(bucketed) < 0.7  # Trainer's order is a descending run
+    assert _batches(SeededLengthGroupedSampler(16, lengths, seed=43, shuffle_batches=True), 16) != bucketed
+    short_last = _batches(SeededLengthGroupedSampler(16, lengths[:1990], seed=42, shuffle_batches=True), 16)
+    assert len(short_last[-1]) == 6 and all(len(b) == 16 for b in short_last[:-1])
+
+
+@pytest.mark.parametrize("strategy, named", [("random", False), ("group_by_length", True),
+                                             ("bucket_by_length", True)])
 def test_sampling_strategy_is_in_a_runs_identity_unless_it_is_the_earlier_random_order(strategy, named):
     config = RunConfig(train=TrainConfig(train_sampling_strategy=strategy))
     assert ("train_sampling_strategy" in identity(config)["train"]) is named
 
 
-@pytest.mark.parametrize("strategy", ["random", "group_by_length"])
+@pytest.mark.parametrize("strategy", ["random", "group_by_length", "bucket_by_length"])
 def test_a_stored_study_reruns_in_the_order_it_ran(strategy):
     """A study stored before the strategy existed ran Trainer's random order; its workers must too."""
     stored = identity(RunConfig(train=TrainConfig(train_sampling_strategy=strategy)))

@@ -51,6 +51,21 @@ def test_output_dir_and_refusing_a_foreign_folder(tiny_encoder, data, tmp_path):
         make_generator(str(tiny_encoder), data, QUICK, output_dir=tmp_path / "other")
 
 
+def test_a_generator_built_twice_from_nothing_is_the_same_and_rewrites_the_same(tiny_encoder, data, tmp_path):
+    """Same seed, same generator: two builds in empty folders give the same weights, byte for byte, and
+    the same rewritten text (what the demo's masked-LM row rests on; on one machine and thread count)."""
+    settings = GeneratorSettings(learning_rate=1e-3, max_steps=6, per_device_train_batch_size=8)
+    first, second = (make_generator(str(tiny_encoder), data, settings, output_dir=tmp_path / name)[0]
+                     for name in ("first", "second"))
+    weights = [(folder / "model.safetensors").read_bytes() for folder in (first, second)]
+    assert weights[0] == weights[1]
+    context = MethodContext(get_task("sst2"), 48, "t")
+    text = ["the story was quite good", "a dull and lifeless film that never ends"]
+    first_pool, second_pool = (MaskedLMGeneration(MLMParams(generator=str(folder), p_t=0.9), context)
+                               .augment(text, [3, 3], seed=0) for folder in (first, second))
+    assert first_pool == second_pool and first_pool[0][0] != text[0]
+
+
 def test_logits_at_selected_positions_equal_the_full_head(tiny_encoder):
     torch.manual_seed(0)
     model = AutoModelForMaskedLM.from_pretrained(tiny_encoder).eval()

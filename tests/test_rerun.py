@@ -85,3 +85,20 @@ def test_rerun_config_keeps_the_stored_settings(tmp_path):
     assert config.output_dir == str(tmp_path / "new") and record["kind"] == "distill"
     with pytest.raises(KdbenchError, match="the original run's folder"):
         rerun_config(tmp_path / "run" / RECORD_FILE, tmp_path / "run")
+
+
+def _scored(value: float, device: dict) -> dict:
+    return {"kind": "distill", "task": "sst2", "best": {"metric": "validation_score", "value": value, "step": 4},
+            "evaluations": [{"step": 4, "eval_validation_score": value}], "environment": {"device": device}}
+
+
+def test_rerun_verdict_says_when_numbers_differ_and_whether_the_machine_did():
+    from bench.cli import _rerun_summary
+
+    here = {"type": "cpu", "name": "Xeon", "capability": "AVX512", "threads": 2}
+    assert "\nequal: the same best score" in _rerun_summary(_scored(0.75, here), _scored(0.75, here), "f")
+    same_machine = _rerun_summary(_scored(0.75, here), _scored(0.76, here), "f")
+    assert "not equal: the best scores differ by +0.010000, the evaluations differ" in same_machine
+    assert "ran on" not in same_machine
+    other = _rerun_summary(_scored(0.75, here), _scored(0.76, {**here, "capability": "AVX2"}), "f")
+    assert "'AVX512'" in other and "'AVX2'" in other and "round differently" in other

@@ -323,3 +323,31 @@ def test_one_unbounded_step_adds_eta_times_the_gradient(tokenizer_dir, gradient)
     grad = grad * inputs["attention_mask"].unsqueeze(-1)
     expected = 0.5 * (grad if gradient == "raw" else grad / (grad.norm(dim=-1, keepdim=True) + 1e-12))
     assert torch.allclose(delta, expected, atol=1e-7) and delta.abs().max() > 0
+
+
+@pytest.mark.parametrize("divergence", ["kl", "sym_kl", "mse"])
+def test_the_regression_ascent_climbs_the_squared_error(tokenizer_dir, divergence):
+    """STS-B has one output, whose softmax is always 1: a KL ascent there has a zero gradient and would
+    perturb nothing, so regression climbs the mean squared error of the logits whatever `divergence`
+    says. One raw step of eta = 0.5 from zero is then exactly 0.5 times the gradient of that error,
+    computed here by hand (temperature 2: the squared error takes none)."""
+    teacher, student = models(labels=1)
+    inputs = batch(tokenizer_dir, pair=True)
+    with torch.no_grad():
+        logits = teacher(**inputs).logits
+    method = ad2(teacher, task="stsb", temperature=2.0, reading="ports", init="zero", eta=0.5, gradient="raw",
+                 target="teacher_clean", divergence=divergence)
+    delta = method.perturbation(student, inputs, logits)
+    zero = torch.zeros_like(delta, requires_grad=True)
+    with perturbed(student, "word_embeddings", zero):
+        squared_error = ((student(**inputs).logits - logits) ** 2).mean()
+    (grad,) = torch.autograd.grad(squared_error, zero)
+    expected = 0.5 * grad * inputs["attention_mask"].unsqueeze(-1)
+    assert expected.abs().max() > 1e-6 and torch.allclose(delta, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_a_run_without_ascent_steps_reports_without_a_noise_warning(tokenizer_dir):
+    """steps=0 (a random start only, as asked) has no gradient share to warn about, and says so by None."""
+    report = _ascent_report(tokenizer_dir, reading="ports", steps=0, eps=0.01)
+    assert report["gradient_share_median"] is None and report["cos_gradient_median"] is None
+    assert "warning" not in report
