@@ -68,7 +68,8 @@ class RunParts:
 
     def restart_step(self, total_steps: int) -> int | None:
         """The step of `restart_at` in a run of `total_steps` (None: no restart)."""
-        return None if self.restart_at is None else first_step(self.restart_at, total_steps)
+        fraction = self.restart_at
+        return None if fraction is None else first_step(fraction, total_steps)
 
     def named(self) -> dict[str, TrainingPart]:
         """The parts present, by role: what checkpoints save and records report."""
@@ -202,10 +203,11 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
         order = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
         self.epoch += 1  # the next epoch's order, should nobody call set_epoch
         if self.shuffle_batches:
-            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-            last = len(batches) - (len(batches[-1]) < self.batch_size)  # a short last batch stays last
-            middle = [batches[1 + i] for i in torch.randperm(max(last - 1, 0), generator=generator).tolist()]
-            order = [i for batch in (batches[:1] + middle + batches[last:]) for i in batch]
+            first, *rest = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            short_last = rest[-1:] if rest and len(rest[-1]) < self.batch_size else []
+            middle = rest[:len(rest) - len(short_last)]
+            shuffled = [middle[i] for i in torch.randperm(len(middle), generator=generator).tolist()]
+            order = [i for batch in [first, *shuffled, *short_last] for i in batch]
         return iter(order)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.significance import aso_test, paired_bootstrap
+from reports.significance import aso_test, dev_predictions, paired_bootstrap
 
 ORDERS = ("random", "group_by_length", "bucket_by_length")
 EXTRA = {"sst2": ["--max-train-examples", "2000"]}  # a seeded subset: the full set is 67,349 phrases
@@ -41,10 +41,12 @@ def train(out: Path, task: str, order: str, seed: int, data_dir: str) -> None:
     if (folder / "record.json").exists():
         return
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    subprocess.run(["kdbench", "finetune-teacher", "--task", task, "--data-dir", data_dir, *SETTINGS,
-                    "--seed", str(seed), "--train-sampling-strategy", order, "--output-dir", str(folder),
-                    "--cache-dir", str(out / "cache"), *EXTRA.get(task, [])], env=env, check=True,
-                   capture_output=True)
+    done = subprocess.run(["kdbench", "finetune-teacher", "--task", task, "--data-dir", data_dir, *SETTINGS,
+                           "--seed", str(seed), "--train-sampling-strategy", order, "--output-dir", str(folder),
+                           "--cache-dir", str(out / "cache"), *EXTRA.get(task, [])], env=env, capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise SystemExit(f"{folder.name}: kdbench finetune-teacher failed:\n{done.stderr[-3000:]}")
     for each in folder.iterdir():  # the model is not needed, only the record (scores and dev predictions)
         if each.name != "record.json":
             shutil.rmtree(each) if each.is_dir() else each.unlink()
@@ -83,9 +85,8 @@ def against(task: str, arm: list[dict], baseline: list[dict]) -> str:
 
     scores = [[r["best"]["value"] for r in runs] for runs in (arm, baseline)]
     better, worse = aso_test(*scores)["aso_eps_min"], aso_test(*scores[::-1])["aso_eps_min"]
-    dev = [[(np.asarray(r["predictions"]["validation"]["predictions"]),
-             np.asarray(r["predictions"]["validation"]["labels"])) for r in runs] for runs in (arm, baseline)]
-    boot = paired_bootstrap(*dev, get_task(task).metrics)
+    boot = paired_bootstrap([dev_predictions(r) for r in arm], [dev_predictions(r) for r in baseline],
+                            get_task(task).metrics)
     return (f"ASO eps_min better {better:.2f}, worse {worse:.2f}; paired bootstrap {100 * boot['bootstrap_diff']:+.2f} "
             f"[{100 * boot['ci_low']:+.2f}, {100 * boot['ci_high']:+.2f}], p {boot['p_value']:.3f}")
 

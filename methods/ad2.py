@@ -216,7 +216,7 @@ class AD2(InLoopMethod):
                 f"ad2: the gradient is {share:.1e} of each ascent step (median; cosine "
                 f"of delta with the gradient {_rounded(summary['cos_gradient_median'])}, with the starting noise "
                 f"{_rounded(summary['cos_start_median'])}): the perturbation is random noise, not adversarial; "
-                    "see --param reading=smart-normalised")
+                "see --param reading=smart-normalised")
         return summary
 
     def _measure(self, delta: torch.Tensor, clean_site: torch.Tensor, attention_mask: torch.Tensor,

@@ -55,7 +55,7 @@ def comparisons(study: Study) -> pd.DataFrame:
         tested = min(len(a), len(b)) >= MIN_SEEDS
         row.update(aso_test(list(a["score"]), list(b["score"]), num_comparisons=len(pairs)) if tested
                    else {"aso_eps_min": math.nan, "aso_better": False})
-        arms = [_predictions(r) for r in a["record"]], [_predictions(r) for r in b["record"]]
+        arms = [dev_predictions(r) for r in a["record"]], [dev_predictions(r) for r in b["record"]]
         paired = tested and all(p is not None for arm in arms for p in arm)
         row.update(paired_bootstrap(*arms, _metric_names(a["record"].iloc[0], task)) if paired
                    else {"bootstrap_diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
@@ -147,7 +147,7 @@ def _metric_names(record: dict, task: str) -> tuple[str, ...]:
         return tuple(k.removeprefix(prefix) for k in record["best"]["metrics"] if k != f"{prefix}score")
 
 
-def _predictions(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
+def dev_predictions(record: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """The run's dev predictions and labels; None for a run made before records kept them."""
     stored = (record.get("predictions") or {}).get(_primary(record))
     return None if stored is None else (np.asarray(stored["predictions"]), np.asarray(stored["labels"]))

@@ -91,6 +91,8 @@ def test_bucketed_order_has_the_grouped_batches_in_random_order():
     assert _batches(SeededLengthGroupedSampler(16, lengths, seed=43, shuffle_batches=True), 16) != bucketed
     short_last = _batches(SeededLengthGroupedSampler(16, lengths[:1990], seed=42, shuffle_batches=True), 16)
     assert len(short_last[-1]) == 6 and all(len(b) == 16 for b in short_last[:-1])
+    for n in (5, 16, 20):  # one short batch, one full batch, a full batch then a short one: each example once
+        assert sorted(SeededLengthGroupedSampler(16, lengths[:n], seed=42, shuffle_batches=True)) == list(range(n))
 
 
 @pytest.mark.parametrize("strategy, named", [("random", False), ("group_by_length", True),
