@@ -147,9 +147,9 @@ def _speed(study: Study, _tests) -> Verdict | None:
 def _conditions(study: Study) -> str:
     config = study.records[0]["config"]
     teacher = (study.records[0].get("teacher") or {}).get("name") or config.get("teacher") or "-"
-    notes = "; ".join(n for n in study.notes[:1] if n)
+    note = study.notes[0] if study.notes else ""
     return (f"tasks {', '.join(study.tasks)}; teacher {teacher}; student {config.get('model')}; "
-            f"{study.seeds} seed(s) or repeat(s) planned" + (f"; {notes}" if notes else "")
+            f"{study.seeds} seed(s) or repeat(s) planned" + (f"; {note}" if note else "")
             + f"; {describe_machines(study.records)}")
 
 

@@ -69,7 +69,7 @@ def aso_test(scores: list[float], baseline_scores: list[float], *, num_compariso
     """ASO's eps_min of `scores` over `baseline_scores`, and whether it is below 0.5."""
     from deepsig import aso  # imported here: only a report with seeds to compare needs it (it loads torch if present)
 
-    with warnings.catch_warnings():  # identical score lists divide by zero inside; eps_min is then 1, not significant
+    with warnings.catch_warnings():  # identical score lists divide by zero inside (eps_min 1, or 0.5 if constant): not significant
         warnings.simplefilter("ignore", UserWarning)
         # Bonferroni here, not through deepsig's num_comparisons: deepsig 1.2.8 raises the confidence to
         # c + (1 - c) / k, which is 1 - LEVEL / k only for k = 2 and tends to no correction as k grows

@@ -81,14 +81,23 @@ def tiny_regression_teacher(tmp_path_factory, tokenizer_dir) -> Path:
     return _tiny_classifier(tmp_path_factory.mktemp("tiny-regressor"), tokenizer_dir, num_labels=1)
 
 
-def _sentence(rng: random.Random, label: int) -> str:
-    words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
-    rng.shuffle(words)
-    return " ".join(words)
+SENTENCE_WORDS = (1, 38)  # each word is one token: with [CLS] and [SEP], sentences of 3 to 40 tokens
+PAIR_SIDE_WORDS = (1, 18)  # with [CLS] and two [SEP], pairs of 5 to 39 tokens
+
+
+def _sentence(rng: random.Random, label: int, words: tuple[int, int] = SENTENCE_WORDS) -> str:
+    """Filler words and words that tell the label (one in every eight or so), `words` long in all. The
+    lengths vary so that length grouping, the teacher's sorted passes and sorted evaluation change
+    something in every harness test (at one length each of them would be a no-op)."""
+    n = rng.randint(*words)
+    telling = rng.choices(POSITIVE if label else NEGATIVE, k=1 + n // 8)
+    chosen = rng.choices(FILLER, k=n - len(telling)) + telling
+    rng.shuffle(chosen)
+    return " ".join(chosen)
 
 
 def write_sst2(root: Path, n_train: int = 48, n_dev: int = 24) -> Path:
-    """An SST-2 folder (header `sentence\\tlabel`) whose label is told by one word."""
+    """An SST-2 folder (header `sentence\\tlabel`) whose label is told by its sentiment words."""
     rng = random.Random(0)
     folder = root / "SST-2"
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +116,7 @@ def write_stsb(root: Path, n_train: int = 32, n_dev: int = 16) -> Path:
     for name, n in (("train.tsv", n_train), ("dev.tsv", n_dev)):
         lines = []
         for i in range(n):
-            a, b = _sentence(rng, 1), _sentence(rng, i % 2)
+            a, b = _sentence(rng, 1, PAIR_SIDE_WORDS), _sentence(rng, i % 2, PAIR_SIDE_WORDS)
             lines.append(f"{i}\tmain-news\tx\t2012\t{i:04d}\tnone\tnone\t{a}\t{b}\t{rng.uniform(0, 5):.3f}\n")
         (folder / name).write_text(header + "".join(lines))
     return root

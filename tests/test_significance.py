@@ -3,6 +3,8 @@ dev examples pooled across seeds, on synthetic runs whose answer is known."""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,146 @@ def test_aso_is_bonferroni_corrected_over_every_comparison_of_the_study(monkeypa
     assert len(tests) == 4 and tests["tested"].tolist() == [True, True, True, False]
     assert [(c["num_comparisons"], c["confidence_level"]) for c in calls] == [(1, 1 - 0.05 / 4)] * 3
     assert "Bonferroni over 4" in significance_note(tests)
+
+
+def test_the_bootstrap_is_the_textbook_one_for_accuracy():
+    """For accuracy the paired bootstrap is short enough to write out: the same 1,000 resamples of the dev
+    examples (seed 0) for both arms, the difference of the arms' accuracies on each, the 2.5% and 97.5%
+    quantiles of those differences, and twice the smaller share on either side of 0. Pins the interval's
+    quantiles, the factor 2 and the fixed seed (the same answer on every call)."""
+    variant, baseline = _one_run_each(to_right=9, to_wrong=4)
+    (p, labels), (q, _) = variant[0], baseline[0]
+    rows = np.random.default_rng(0).integers(0, N, size=(1000, N))
+    differences = (p[rows] == labels[rows]).mean(1) - (q[rows] == labels[rows]).mean(1)
+    low, high = np.quantile(differences, [0.025, 0.975])
+    share = min(np.mean(differences <= 0), np.mean(differences >= 0))
+    test = paired_bootstrap(variant, baseline, ("accuracy",))
+    assert test == pytest.approx({"bootstrap_diff": 5 / N, "ci_low": low, "ci_high": high, "p_value": 2 * share,
+                                  "bootstrap_better": bool(2 * share < 0.05)})
+    assert 0 < share < 0.5 and low < 0 < high  # a case where the p-value is neither 0 nor capped at 1
+    assert paired_bootstrap(variant, baseline, ("accuracy",)) == test
+
+
+def test_a_p_value_of_exactly_the_level_is_not_significant():
+    """Two-sided p < 0.05, strictly: this variant (16 errors fixed, 6 made) has p = 0.05 on the resamples of seed 1."""
+    variant, baseline = _one_run_each(to_right=16, to_wrong=6)
+    test = paired_bootstrap(variant, baseline, ("accuracy",), seed=1)
+    assert test["bootstrap_diff"] == pytest.approx(10 / N) and test["p_value"] == pytest.approx(0.05)
+    assert not test["bootstrap_better"]
+
+
+def test_runs_on_different_dev_examples_cannot_be_paired():
+    variant, baseline = _one_run_each(to_right=1, to_wrong=0)
+    shorter = [(p[:-1], y[:-1]) for p, y in baseline]
+    with pytest.raises(ValueError, match="^the runs' dev predictions cover different examples$"):
+        paired_bootstrap(variant, shorter, ("accuracy",))
+
+
+@pytest.mark.parametrize("name, predictions, labels, expected", [
+    ("f1", [0, 0, 0], [0, 0, 0], 0.0),  # nothing predicted or labelled positive: sklearn's 0, not a division by 0
+    ("matthews_correlation", [0, 0, 0], [0, 1, 1], 0.0),  # one class predicted: no correlation
+    ("matthews_correlation", [0, 1], [0, 1], 1.0),  # every margin 1, so the denominator is exactly 1
+])
+def test_metrics_at_their_edges(name, predictions, labels, expected):
+    """A degenerate resample gives the value sklearn gives, without dividing by zero on the way."""
+    p, y = np.array([predictions]), np.array([labels])
+    with np.errstate(all="raise"):
+        assert _METRICS[name](p, y).tolist() == [expected]
+
+
+def test_identical_scores_give_no_gain_and_no_warning():
+    """deepsig divides by zero on two identical score lists and warns; the warning is silenced. Equal
+    constant scores give eps_min exactly 0.5, the rule's edge: not better."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert aso_test([0.8, 0.81, 0.82], [0.8, 0.81, 0.82]) == {"aso_eps_min": 1.0, "aso_better": False}
+        assert aso_test([0.8, 0.8, 0.8], [0.8, 0.8, 0.8]) == {"aso_eps_min": 0.5, "aso_better": False}
+
+
+def test_aso_answers_the_same_on_every_call():
+    scores, baseline_scores = [0.80, 0.78, 0.83, 0.79], [0.79, 0.77, 0.81, 0.80]
+    assert aso_test(scores, baseline_scores) == aso_test(scores, baseline_scores)
+
+
+def test_one_comparison_is_made_at_the_plain_level(monkeypatch):
+    import deepsig
+
+    calls = []
+    monkeypatch.setattr(deepsig, "aso", lambda a, b, **kwargs: calls.append(kwargs) or 1.0)
+    aso_test([0.8, 0.81, 0.82], [0.7, 0.71, 0.72])
+    assert calls[0]["confidence_level"] == 0.95
+
+
+def test_the_median_difference_is_of_the_seeds_medians():
+    arms = study({"no KD": (0.70, [1, 2, 3]), "KD": (0.80, [11, 12, 13])})
+    tests, runs = comparisons(arms), arms.runs
+    medians = runs.groupby("variant")["score"].median()
+    assert tests.iloc[0].median_diff == pytest.approx(medians["KD"] - medians["no KD"])
+
+
+def test_untested_comparisons_mark_nothing_and_say_why():
+    """A variant planned but never run, and one with too few seeds: neither test is made, no marker, NaN
+    numbers; the note names them."""
+    arms = study({"no KD": (0.70, [1, 2, 3]), "KD": (0.70, [11, 12, 13]), "AD2": (0.95, [21, 22])})
+    planned = replace(arms, planned=arms.planned + [("sst2", "EDA")])
+    tests = comparisons(planned)
+    assert list(tests.columns) == ["task", "variant", "baseline", "seeds", "baseline_seeds", "median_diff",
+                                   "aso_eps_min", "aso_better", "bootstrap_diff", "ci_low", "ci_high", "p_value",
+                                   "bootstrap_better", "tested", "bootstrap_tested"]
+    tests = tests.set_index("variant")
+    for variant in ("AD2", "EDA"):
+        row = tests.loc[variant]
+        assert not row.tested and not row.bootstrap_tested and marks(row) == ""
+        assert row[["aso_eps_min", "bootstrap_diff", "ci_low", "ci_high", "p_value"]].isna().all()
+    assert tests.loc["KD"].tested and np.isnan(tests.loc["EDA"].median_diff) and tests.loc["EDA"].seeds == 0
+    assert significance_note(tests.reset_index()).endswith(
+        "no marker: not significant; untested (fewer than 3 seeds): sst2 AD2, sst2 EDA; the CSV has eps_min, "
+        "the bootstrap's difference, 95% interval and p-value")
+
+
+def test_runs_without_dev_predictions_get_aso_but_no_bootstrap():
+    old = study({"no KD": (0.70, [1, 2, 3]), "KD": (0.95, [11, 12, 13])})
+    for record in old.runs["record"]:
+        del record["predictions"]
+    row = comparisons(old).iloc[0]
+    assert row.tested and row.aso_better and not row.bootstrap_tested and not row.bootstrap_better
+    assert marks(row) == "*" and np.isnan(row.p_value)
+    note = significance_note(comparisons(old))
+    assert note == (
+        "significance, each variant against its baseline (a method against KD, KD against no KD): * Almost "
+        "Stochastic Order over the seeds' scores (Dror et al. 2019, deepsig) finds it better (eps_min < 0.5 at "
+        "confidence 0.95, Bonferroni over 1 comparisons); + a paired bootstrap over dev examples pooled across "
+        "seeds (1,000 resamples) finds it better (two-sided p < 0.05); no marker: not significant; no bootstrap "
+        "where runs keep no dev predictions (made before records kept them); the CSV has eps_min, the "
+        "bootstrap's difference, 95% interval and p-value")
+
+
+def test_no_comparisons_no_note():
+    assert significance_note(pd.DataFrame()) == ""
+    one_seed = comparisons(study({"no KD": (0.70, [1]), "KD": (0.85, [11])}))
+    assert significance_note(one_seed) == ("significance: no test was possible (fewer than 3 seeds per variant); "
+                                           "differences inside the [min, max] ranges are not evidence")
+
+
+def test_a_task_given_by_its_own_files_is_scored_by_the_metrics_its_records_list():
+    """A task outside GLUE has no entry to read its metrics from: the bootstrap scores it by the metrics the
+    run records list under the primary split (here accuracy and F1, as for MRPC), their mean."""
+    labels = np.random.default_rng(0).integers(0, 2, N)
+    runs = []
+    for variant, accuracy, seeds in (("no KD", 0.70, [1, 2, 3]), ("KD", 0.80, [11, 12, 13])):
+        for seed in seeds:
+            entry = run("mine", variant, seed, accuracy, labels)
+            predictions = np.array(entry["record"]["predictions"]["validation"]["predictions"])
+            f1 = float(_METRICS["f1"](predictions[None], labels[None])[0])
+            entry["record"]["best"]["metrics"] = {"validation_accuracy": entry["score"], "validation_f1": f1,
+                                                  "validation_score": (entry["score"] + f1) / 2}
+            entry["score"] = (entry["score"] + f1) / 2
+            runs.append(entry)
+    mine = Study("synthetic", "synthetic", COMPARISON, "variant", pd.DataFrame(runs),
+                 [("mine", "no KD"), ("mine", "KD")], 3, Path("."))
+    row = comparisons(mine).iloc[0]
+    pooled = {variant: np.mean([r["score"] for r in runs if r["variant"] == variant]) for variant in ("KD", "no KD")}
+    accuracy = {variant: np.mean([r["record"]["best"]["metrics"]["validation_accuracy"] for r in runs
+                                  if r["variant"] == variant]) for variant in ("KD", "no KD")}
+    assert row.bootstrap_diff == pytest.approx(pooled["KD"] - pooled["no KD"])
+    assert abs(row.bootstrap_diff - (accuracy["KD"] - accuracy["no KD"])) > 1e-3  # F1 counts

@@ -25,17 +25,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                          TrainingArguments, set_seed)
 
 from bench.config import DataConfig, RunConfig, TrainConfig
-from bench.data import load_task
-from bench.losses import kd_loss
-from bench.models import MINILM, keep_layers, resolve_model
+from bench.models import MINILM, resolve_model
 from bench.runs import finetune_teacher, run_distill
+from tests.trainer_recipe import trainer_run
 
 TASKS = {"rte": (128, None), "sst2": (64, 4000)}  # max length, training examples (None: all)
 SETTINGS = TrainConfig(learning_rate=5e-5, per_device_train_batch_size=32, num_train_epochs=2, seed=42)
@@ -55,54 +50,13 @@ def _data_config(task: str) -> DataConfig:
                       max_train_examples=_train_examples(task))
 
 
-class OnlineKD(Trainer):
-    """The usual Trainer recipe for KD: the teacher's logits computed on every batch."""
-
-    def __init__(self, *args, teacher, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.teacher = teacher.eval()
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        features = {k: v for k, v in inputs.items() if k != "labels"}
-        outputs = model(**features)
-        with torch.no_grad():
-            target = self.teacher(**features).logits
-        loss = kd_loss(outputs.logits, target, None, temperature=1.0, alpha_kd=1.0, alpha_ce=0.0,
-                       regression=False).mean()
-        return (loss, outputs) if return_outputs else loss
-
-
 def hf_run(task: str, output_dir: Path, *, teacher_dir: str | None = None) -> dict:
     """Fine-tune MiniLM (or, given a teacher, distil it into its layers 0, 2, 4) with Trainer's defaults."""
     started = time.perf_counter()
-    data = load_task(task, data_dir=GLUE_DIR, max_train_examples=_train_examples(task),
-                     seed=42)
-    source = teacher_dir or resolve_model(MINILM)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    pair = "text_b" in data.splits["train"].column_names
-
-    def encode(batch):
-        texts = (batch["text_a"], batch["text_b"]) if pair else (batch["text_a"],)
-        return {**tokenizer(*texts, truncation=True, max_length=TASKS[task][0]), "labels": batch["label"]}
-
-    splits = {name: ds.map(encode, batched=True, remove_columns=ds.column_names) for name, ds in data.splits.items()}
-    set_seed(SETTINGS.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
-    args = TrainingArguments(output_dir=str(output_dir), learning_rate=SETTINGS.learning_rate,
-                             per_device_train_batch_size=SETTINGS.per_device_train_batch_size,
-                             per_device_eval_batch_size=SETTINGS.per_device_eval_batch_size,
-                             num_train_epochs=SETTINGS.num_train_epochs, warmup_steps=SETTINGS.warmup_steps,
-                             weight_decay=SETTINGS.weight_decay, eval_strategy="epoch", seed=SETTINGS.seed,
-                             report_to="none", disable_tqdm=True, use_cpu=True)
-    common = dict(args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
-                  data_collator=DataCollatorWithPadding(tokenizer),
-                  compute_metrics=lambda p: {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())})
-    if teacher_dir is None:
-        trainer = Trainer(model=model, **common)
-    else:
-        trainer = OnlineKD(model=keep_layers(model, [0, 2, 4]), teacher=model, **common)
-    trainer.train()
-    scores = [e["eval_accuracy"] for e in trainer.state.log_history if "eval_accuracy" in e]
+    evaluations = trainer_run(task, GLUE_DIR, teacher_dir or resolve_model(MINILM), SETTINGS, output_dir,
+                              max_length=TASKS[task][0], max_train_examples=_train_examples(task),
+                              student_layers=[0, 2, 4] if teacher_dir else None)
+    scores = [e["eval_accuracy"] for e in evaluations]
     return {"seconds": time.perf_counter() - started, "score": scores[-1], "best_epoch_score": max(scores)}
 
 
