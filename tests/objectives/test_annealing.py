@@ -64,6 +64,9 @@ def test_phase2_is_cross_entropy_and_has_no_view_term():
     objective = annealing(150)
     assert torch.allclose(objective.loss(student, batch), torch.tensor([math.log(4 / 3), math.log(4)]))
     assert torch.equal(objective.view_loss(student, batch.teacher_logits, batch), torch.zeros(2))
+    three = torch.zeros(3, 2, dtype=torch.bfloat16)  # one zero per example, in fp32 as the other terms
+    zeros = objective.view_loss(three, three, Batch({}, None))
+    assert torch.equal(zeros, torch.zeros(3)) and zeros.dtype == torch.float32
 
 
 def test_regression_uses_squared_error_in_both_phases():

@@ -60,6 +60,7 @@ def test_labels_only_once_psi_is_one():
     batch = Batch({}, LABELS, TEACHER)
     objective = continuation(8)
     assert torch.allclose(objective.loss(STUDENT, batch), CE)
+    assert torch.allclose(objective.loss(STUDENT, Batch({}, LABELS)), CE)  # the teacher is not read
     assert torch.equal(objective.view_loss(STUDENT, TEACHER, batch), torch.zeros(2))
 
 
@@ -79,6 +80,18 @@ def test_epoch_updates_hold_the_schedule_at_the_epochs_start():
     per_epoch = continuation(15, steps=20, epoch=1.5, updates="epoch").loss(student, batch)
     assert per_step.item() == pytest.approx(math.log(2))
     assert per_epoch.item() == pytest.approx(0.375 * math.log(2) + 0.625 * 2 * 0.6**2)
+
+
+@pytest.mark.parametrize("step, epoch, progress", [(0, 0.0, 0.0), (5, 0.5, 0.0), (25, 2.5, 2 / 3)])
+def test_epoch_updates_read_the_progress_at_the_epochs_start(step, epoch, progress):
+    """10 steps an epoch of 30: the first epoch reads progress 0 throughout; step 25 the start of
+    epoch 2, 20 / 30."""
+    objective = continuation(step, steps=30, epoch=epoch, updates="epoch")
+    assert objective._progress() == pytest.approx(progress)
+
+
+def test_psi_is_capped_at_one_before_psi_until():
+    assert continuation(0, psi_slope=4.0, psi_until=0.9).schedule(0.5)[2] == 1.0
 
 
 @pytest.mark.parametrize("assignment", ["t_max=0", "margin=-1", "psi_until=1.5", "psi_slope=-0.1",

@@ -87,3 +87,14 @@ def test_q_range():
         objective("kd-gce", q=0.0)
     with pytest.raises(KdbenchError, match="beta"):
         objective("kd-bootstrap", beta=1.5)
+
+
+def test_three_examples_of_both_labels():
+    """More examples than classes, and both labels: the one-hot target has the classes' width."""
+    logits, labels = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]]), torch.tensor([1, 0, 1])
+    p = torch.softmax(logits, -1)
+    p_y = p[torch.arange(3), labels]
+    assert objective("kd-gce", q=0.5).loss(logits, Batch({}, labels)) == pytest.approx((1 - p_y**0.5) / 0.5)
+    target = 0.8 * torch.eye(2)[labels] + 0.2 * p
+    bootstrap = objective("kd-bootstrap", beta=0.8).loss(logits, Batch({}, labels))
+    assert bootstrap == pytest.approx(-(target * p.log()).sum(-1))

@@ -99,7 +99,12 @@ def test_weights_are_a_convex_pair_per_example_and_the_loss_trains(tokenizer_dir
     w = objective.weights(batch)
     assert all(p.grad is None for p in model.parameters())  # the meta step leaves the real step's gradients alone
     assert w.shape == (6, 2) and (w >= 0).all() and torch.allclose(w.sum(-1), torch.ones(6))
-    loss = objective.loss(model(**batch.inputs).logits, batch)
+    logits = model(**batch.inputs).logits
+    if regression:  # both terms squared errors: to the gold score, to the teacher
+        squared = torch.stack([(logits[:, 0] - batch.labels) ** 2, (logits - batch.teacher_logits)[:, 0] ** 2], -1)
+        assert torch.allclose(objective.terms(logits, batch), squared)
+        assert torch.allclose(objective.view_loss(logits, batch.teacher_logits, batch), 0.5 * squared[:, 1])
+    loss = objective.loss(logits, batch)
     assert loss.shape == (6,) and torch.isfinite(loss).all()
     loss.mean().backward()
     assert model.classifier.weight.grad.abs().sum() > 0
@@ -112,6 +117,56 @@ def test_delta_floors_the_weights(tokenizer_dir):
     batch = Batch({"input_ids": torch.tensor([[A]])}, torch.tensor([1]), torch.tensor([[3.0, -3.0]]))
     w = objective.weights(batch)
     assert torch.allclose(w, torch.tensor([[0.5, 0.5]]), atol=1e-3)
+
+
+def test_a_small_delta_lifts_a_clamped_weight_above_zero(tokenizer_dir):
+    """A's label is noisy, so its label term's raw weight is clamped to 0: with delta 0 its weights are
+    (0, 1); each delta > 0 adds to both before normalising, so both are strictly inside (0, 1) and the
+    label term's weight grows with delta toward 0.5."""
+    batch = Batch({"input_ids": torch.tensor([[A]])}, torch.tensor([1]), torch.tensor([[3.0, -3.0]]))
+    label_weights = []
+    for delta in (0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
+        objective = rw_kd(TokenTable(), tokenizer_dir, train_size=20, meta_fraction=0.5, delta=delta)
+        objective.held_out(toy_set(20))
+        w = objective.weights(batch)[0]
+        assert w.sum().item() == pytest.approx(1.0)
+        assert (w > 0).all() and (w < 1).all() if delta else w.tolist() == [0.0, 1.0]
+        label_weights.append(w[0].item())
+    assert label_weights == sorted(label_weights) and label_weights[-1] < 0.5
+
+
+def test_a_parameter_the_loss_does_not_reach_is_left_out_of_the_virtual_step(tokenizer_dir):
+    model = TokenTable()
+    model.unused = torch.nn.Parameter(torch.ones(3))
+    objective = rw_kd(model, tokenizer_dir, train_size=20, meta_fraction=0.5)
+    objective.held_out(toy_set(20))
+    batch = Batch({"input_ids": torch.tensor([[A]])}, torch.tensor([1]), torch.tensor([[3.0, -3.0]]))
+    assert objective.weights(batch).shape == (1, 2)
+
+
+def test_the_virtual_step_moves_the_trainable_parameters_all_or_the_heads():
+    model = bert()
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+
+    def moved(meta_params: str, model: torch.nn.Module = model) -> list[str]:
+        spec = get_objective("rw-kd")
+        objective = spec.implementation(spec.parse_params({"meta_params": meta_params}),
+                                        TrainingContext(task=get_task("sst2"), train_size=8, teacher="tiny"))
+        return list(objective._meta_parameters(model))
+
+    assert moved("all") == trainable and "bert.embeddings.word_embeddings.weight" not in trainable
+    assert moved("head") == ["classifier.weight", "classifier.bias"]
+    assert moved("head") == [name for name in trainable if not name.startswith("bert.")]
+    assert moved("head", TokenTable()) == ["table"]  # no `base_model_prefix`: no encoder to leave out
+
+
+def test_a_meta_step_before_its_split_or_its_student_says_what_is_missing(tokenizer_dir):
+    batch = Batch({"input_ids": torch.tensor([[A]])}, torch.tensor([1]), torch.tensor([[3.0, -3.0]]))
+    with pytest.raises(RuntimeError, match="^rw-kd has no meta split: held_out was not called$"):
+        rw_kd(TokenTable(), tokenizer_dir, train_size=20).weights(batch)
+    with pytest.raises(RuntimeError, match="^rw-kd needs the student: context.model, bound when training begins$"):
+        rw_kd(None, tokenizer_dir, train_size=20).weights(batch)
 
 
 def test_held_out_carves_a_seeded_disjoint_meta_split(tokenizer_dir):
@@ -129,6 +184,9 @@ def test_held_out_carves_a_seeded_disjoint_meta_split(tokenizer_dir):
     assert max(meta) < 40  # carved from the originals only
     assert objective.meta.column_names == ["input_ids", "labels"]
     assert carve(0)[:2] == (meta, rest) and carve(1)[0] != meta
+    tiny = rw_kd(None, tokenizer_dir, train_size=40, meta_fraction=0.01)  # 0.4 examples: at least one
+    tiny.held_out(ds)
+    assert len(tiny.meta) == 1 and tiny.context.train_size == 39
     with pytest.raises(KdbenchError, match="leaves no training example"):
         rw_kd(None, tokenizer_dir, train_size=1).held_out(ds.select([0]))
 
@@ -152,6 +210,7 @@ def test_same_seed_same_loss_also_after_a_checkpoint(tokenizer_dir):
     losses(checkpointed, batch, 1)
     resumed, _ = objective_and_batch(0)
     resumed.load_state_dict(checkpointed.state_dict())
+    assert resumed.last_kd_weight == checkpointed.last_kd_weight != 0.5  # the views' weight until the next step
     assert torch.equal(losses(resumed, batch, 1)[0], expected[1])  # the second step's meta batch, not the first's
     other, other_batch = objective_and_batch(1)
     assert not torch.equal(losses(other, other_batch, 1)[0], expected[0])
@@ -161,13 +220,16 @@ def test_report_and_view_loss(tokenizer_dir):
     model = bert()
     ds = bert_set(tokenizer_dir)
     objective = rw_kd(model, tokenizer_dir, train_size=len(ds), meta_fraction=0.25)
+    assert objective.report() == {"meta_examples": 0, "mean_weight_ce": None, "mean_weight_kd": None}
     batch = batch_of(objective.held_out(ds), tokenizer_dir)
     assert objective.report() == {"meta_examples": 2, "mean_weight_ce": None, "mean_weight_kd": None}
     logits = model(**batch.inputs).logits
     kd = kd_divergence(logits, batch.teacher_logits, temperature=2.0, regression=False)
     assert torch.allclose(objective.view_loss(logits, batch.teacher_logits, batch), 0.5 * kd)
     w = objective.weights(batch)
-    objective.loss(logits, batch)
+    ce = torch.nn.functional.cross_entropy(logits, batch.labels, reduction="none")
+    assert torch.allclose(objective.terms(logits, batch), torch.stack([ce, kd], -1))
+    assert torch.allclose(objective.loss(logits, batch), w[:, 0] * ce + w[:, 1] * kd)
     report = objective.report()
     assert report["mean_weight_ce"] + report["mean_weight_kd"] == pytest.approx(1.0)
     assert report["mean_weight_kd"] == pytest.approx(w[:, 1].mean().item(), abs=1e-6)  # each meta batch: the whole split
