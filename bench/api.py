@@ -1,4 +1,4 @@
-"""kdbench from Python: what the commands do, as functions on config objects (README, "Python API").
+"""kdbench from Python: what the commands do, as functions on config objects (docs/running.md, "Python API").
 
     from bench.api import DataConfig, RunConfig, distill, load_runs
     record = distill(RunConfig(data=DataConfig(task="sst2", data_dir="../shared/glue"), teacher=TEACHER,

@@ -57,7 +57,7 @@ class DemoProfile:
 
 
 DEMO_PROFILES = {
-    # README "Where methods separate": with one layer the no-KD student is about 8 points behind the teacher and KD
+    # docs/results.md, "Where methods separate": with one layer the no-KD student is about 8 points behind the teacher and KD
     # on augmented text closes much of that gap, beyond the seed spread; on three layers every student lies within
     # the seed spread of the others
     "small-student": DemoProfile("teacher-layers:0", 3e-4, 4, "1-layer student (teacher layer 0), 4 epochs at lr 3e-4"),

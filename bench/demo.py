@@ -4,7 +4,7 @@ SST-2, a 1,000-example seeded subset (the quick search profile's), max length 64
 teacher (6 layers) is fine-tuned once and cached; a student taken from its layers is trained
 without KD (labels only), with plain KD, and with KD under each augmentation method, from the same
 initialisation and seed. The student is the profile's (`bench.config.DEMO_PROFILES`): by default
-one layer (layer 0) trained 4 epochs, where the methods separate beyond the seed spread (README:
+one layer (layer 0) trained 4 epochs, where the methods separate beyond the seed spread (docs/results.md:
 Where methods separate); `three-layer` takes layers 0, 2, 4 for 2 epochs. Pool methods make one
 augmented copy per original, where the papers use 4 to 20, and a quickly trained masked-LM
 generator serves masked-LM generation and MATE-KD, which keeps the whole comparison, from an empty

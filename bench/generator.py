@@ -12,7 +12,7 @@ learns anyway), and it trains at a higher learning rate than the pre-trained enc
 Measured from the offline MiniLM on 2,000 SST-2 sentences (max length 64), 2 CPU cores, default
 settings: 300 steps of 32 in 157 s; dev masked-LM loss 7.67 after the unigram start, 5.65 after
 training; the top predictions for "a [MASK] and moving film" are then "best, smart, remarkable,
-good, beautiful" (README: the command that reproduces it).
+good, beautiful" (docs/methods.md: the command that reproduces it).
 
 Generators are cached like fine-tuned teachers: keyed by the encoder's weights, the training text
 and the settings, written to a temporary folder, sealed with its checksums and published by one

@@ -271,7 +271,7 @@ def check_one_process(command: str) -> None:
         raise KdbenchError(f"`kdbench {command}` takes trials one process at a time: under torchrun each of the "
                            f"{os.environ['WORLD_SIZE']} processes would pull its own. Start one worker per device "
                            "instead (`CUDA_VISIBLE_DEVICES=I kdbench worker --storage URL --study NAME`, one per I; "
-                           "README, 'Many machines')")
+                           "docs/scale-out.md)")
 
 
 def run_worker(storage: optuna.storages.BaseStorage, search: StoredSearch, results_dir: str | Path) -> dict:

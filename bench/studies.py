@@ -83,7 +83,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 60, grace_period: int = 
             if attempt == 2:
                 reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
                 raise KdbenchError(f"cannot open the storage {_shown(url)}: {reason}. Is its server running and "
-                                   "the URL right? (README, 'Many machines')") from None
+                                   "the URL right? (docs/scale-out.md)") from None
             time.sleep(1 + attempt)
 
 

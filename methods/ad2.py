@@ -60,10 +60,10 @@ READINGS = {
     "smart": {"site": "embedding_output", "projection": "unit"},  # MT-DNN's SMART and smart-pytorch
     "ports": {"site": "word_embeddings", "projection": "none"},  # other SMART ports: one normalised step, unbounded
     # SMART's site and unit size, with eta times the normalised gradient, so the gradient leads the direction
-    # (under `smart` at the paper's values, eta * grad is a sliver of the starting noise: README, AD2's ascent)
+    # (under `smart` at the paper's values, eta * grad is a sliver of the starting noise: docs/methods.md, AD2's ascent)
     "smart-normalised": {"site": "embedding_output", "projection": "unit", "gradient": "normalised"},
 }
-DEFAULT_READING = "smart"  # chosen by ablations/ad2-reading.toml (README: AD2's readings)
+DEFAULT_READING = "smart"  # chosen by ablations/ad2-reading.toml (docs/methods.md: AD2's readings)
 TOO_SMALL = 1e-4  # a median relative size below this is a perturbation that changes (almost) nothing
 NOISE_LED = 0.01  # a median gradient share below this is a perturbation whose direction is the starting noise's
 
