@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
-from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import SEED, base_type, check_type
-from bench.runs import choose_parts
-from bench.studies import PROFILES, SearchProfile
-from bench.tasks import get_task
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.fields import SEED, base_type, check_type
+from bench.parts.tasks import get_task
+from bench.pipeline.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
+from bench.pipeline.runs import choose_parts
+from bench.store.studies import PROFILES, SearchProfile
 from methods import get_method
 from objectives import get_objective
 from schemes import get_scheme

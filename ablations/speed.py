@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ablations.spec import AblationSpec
 from ablations.study import prepare_task, run_config
-from bench.runs import RunConfig
+from bench.pipeline.runs import RunConfig
 from reports.speed import write_speed_tables
 from reports.studies import read_speed, write_speed_results
 
@@ -60,8 +60,8 @@ def measure(kind: str, config: RunConfig, plugins: Sequence[str] = ()) -> dict:
 
 
 def _run(kind: str, config: RunConfig, plugins: tuple[str, ...]) -> dict:
-    from bench.progress import quiet_libraries
-    from bench.runs import run_distill, run_finetune
+    from bench.pipeline.progress import quiet_libraries
+    from bench.pipeline.runs import run_distill, run_finetune
     from methods import load_plugins
 
     quiet_libraries()

@@ -1,6 +1,6 @@
 """`kdbench ablate SPEC`: every task x variant of a spec searched with the paper's protocol, then one table.
 
-Each (task, variant) is one search of `bench.search` (grid over learning rate x batch size, then
+Each (task, variant) is one search of `bench.store.search` (grid over learning rate x batch size, then
 the best point over the seeds) in one Optuna storage, so an ablation resumes where it stopped and
 scales out: the same command on other machines with the same `--storage` takes the trials that
 are left, moving to another search while a search's remaining points run elsewhere. Runs with
@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ablations.spec import AblationSpec, Variant
-from bench.generator import make_generator
-from bench.config import train_identity
-from bench.runs import DataConfig, RunConfig, finetune_teacher
-from bench.search import apply_profile, create_search, run_searches
-from bench.studies import default_storage, open_storage
+from bench.pipeline.config import train_identity
+from bench.pipeline.generator import make_generator
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher
+from bench.store.search import apply_profile, create_search, run_searches
+from bench.store.studies import default_storage, open_storage
 from methods import get_method, takes_generator
 from objectives import get_objective
 from schemes import get_scheme

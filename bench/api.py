@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.config import DataConfig, KDConfig, RunConfig, TrainConfig
-from bench.run_table import load_runs
-from bench.runs import RUNS_BY_KIND, finetune_teacher, rerun_config
-from bench.runs import run_distill as distill
-from bench.runs import run_finetune as finetune
-from bench.search import search
+from bench.pipeline.config import DataConfig, KDConfig, RunConfig, TrainConfig
+from bench.pipeline.runs import RUNS_BY_KIND, finetune_teacher, rerun_config
+from bench.pipeline.runs import run_distill as distill
+from bench.pipeline.runs import run_finetune as finetune
+from bench.store.run_table import load_runs
+from bench.store.search import search
 
 __all__ = ["DataConfig", "KDConfig", "RunConfig", "TrainConfig", "distill", "finetune", "finetune_teacher",
            "load_runs", "rerun", "search"]

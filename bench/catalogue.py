@@ -16,13 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.registry import Registry, matches, resolve
+from bench.parts.registry import Registry, matches, resolve
 
 # each kind of part: the module and name of its registry (light modules: they import no part)
 REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objectives.registry:OBJECTIVES",
-              "schemes": "schemes.registry:SCHEMES", "students": "bench.students:STUDENTS"}
+              "schemes": "schemes.registry:SCHEMES", "students": "bench.pipeline.students:STUDENTS"}
 FILE = Path(__file__).with_name("catalogue.json")
-SHARED_SOURCES = ("bench.registry", "bench.fields")  # how every part's listing is made
+SHARED_SOURCES = ("bench.parts.registry", "bench.parts.fields")  # how every part's listing is made
 
 
 def listing(registry: Registry, pattern: str = "*") -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 SST-2, a 1,000-example seeded subset (the quick search profile's), max length 64. The MiniLM
 teacher (6 layers) is fine-tuned once and cached; a student taken from its layers is trained
 without KD (labels only), with plain KD, and with KD under each augmentation method, from the same
-initialisation and seed. The student is the profile's (`bench.config.DEMO_PROFILES`): by default
+initialisation and seed. The student is the profile's (`bench.pipeline.config.DEMO_PROFILES`): by default
 one layer (layer 0) trained 4 epochs, where the methods separate beyond the seed spread (docs/results.md:
 Where methods separate); `three-layer` takes layers 0, 2, 4 for 2 epochs. Pool methods make one
 augmented copy per original, where the papers use 4 to 20, and a quickly trained masked-LM
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.generator import INFO_FILE as GENERATOR_INFO
-from bench.generator import GeneratorSettings, make_generator
-from bench.models import MINILM
-from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
-from bench.tasks import get_task
-from bench.config import (DEFAULT_DEMO_PROFILE, DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE,
+from bench.parts.models import MINILM
+from bench.parts.tasks import get_task
+from bench.pipeline.generator import INFO_FILE as GENERATOR_INFO
+from bench.pipeline.generator import GeneratorSettings, make_generator
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
+from bench.pipeline.config import (DEFAULT_DEMO_PROFILE, DEMO_METHODS, DEMO_PROFILES, DEMO_TRAIN_EXAMPLES, PROFILE_NOTE,
                           TrainConfig)
 from methods import get_method, takes_generator
 from methods.base import MethodContext
@@ -53,11 +53,12 @@ def _row(name: str, record: dict, cached: bool = False) -> dict:
 def check_prerequisites(methods: list[str], train_size: int) -> None:
     """Build each pool method once before any training, so a missing WordNet or Apertium is
     reported in the first second rather than after the teacher has trained. The masked-LM
-    generator does not exist yet at this point; it is made by the demo itself."""
+    generator does not exist yet at this point: methods that take one are checked when the demo has
+    made it."""
     context = MethodContext(task=get_task("sst2"), train_size=train_size, teacher=MINILM)
     for name in methods:
         spec = get_method(name)
-        if spec.kind == "pool" and name != "mlm":
+        if spec.kind == "pool" and not takes_generator(name):
             spec.implementation(spec.parse_params(DEMO_METHODS.get(name, {})), context)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bench.fields import AT_LEAST_ONE, PROBABILITY
+from bench.parts.fields import AT_LEAST_ONE, PROBABILITY
 from methods.base import MethodContext, PoolAugmenter
 from methods.registry import param, register_method
 

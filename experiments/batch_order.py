@@ -81,7 +81,7 @@ def report(args: argparse.Namespace) -> None:
 
 
 def against(task: str, arm: list[dict], baseline: list[dict]) -> str:
-    from bench.tasks import get_task
+    from bench.parts.tasks import get_task
 
     scores = [[r["best"]["value"] for r in runs] for runs in (arm, baseline)]
     better, worse = aso_test(*scores)["aso_eps_min"], aso_test(*scores[::-1])["aso_eps_min"]
@@ -94,11 +94,11 @@ def against(task: str, arm: list[dict], baseline: list[dict]) -> str:
 def batches(args: argparse.Namespace) -> None:
     import torch
 
-    from bench.config import DataConfig
-    from bench.data import load_data
-    from bench.features import LENGTH, tokenize
-    from bench.models import load_tokenizer
-    from bench.training import SeededLengthGroupedSampler
+    from bench.parts.features import LENGTH, tokenize
+    from bench.parts.models import load_tokenizer
+    from bench.pipeline.config import DataConfig
+    from bench.pipeline.data import load_data
+    from bench.pipeline.training import SeededLengthGroupedSampler
 
     for task in args.tasks:
         subset = int(EXTRA[task][1]) if task in EXTRA else None

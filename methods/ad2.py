@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.context import Batch
-from bench.errors import KdbenchError
-from bench.fields import NON_NEGATIVE, POSITIVE
-from bench.losses import kd_divergence
+from bench.parts.context import Batch
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import NON_NEGATIVE, POSITIVE
+from bench.parts.losses import kd_divergence
 from methods.base import InLoopMethod, MethodContext
 from objectives.base import Objective
 from methods.registry import param, register_method

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from bench.errors import KdbenchError
-from bench.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
-from bench.models import resolve_model
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
+from bench.parts.models import resolve_model
 from methods.base import MethodContext, PoolAugmenter, seeded_global_rngs
 from methods.registry import param, register_method
 

@@ -1,13 +1,13 @@
 """What the harness hands a method, and the two shapes a method takes.
 
 - A **pool** method (`PoolAugmenter`) turns sentences into augmented sentences before training.
-  The harness (`bench/pools.py`) calls it on the training set, one side of a sentence pair at a
+  The harness (`bench/pipeline/pools.py`) calls it on the training set, one side of a sentence pair at a
   time, caches the pool, labels it with the teacher once, and trains on originals plus pool.
 - An **in-loop** method (`InLoopMethod`) computes the loss of a training step with the run's KD
   objective, e.g. AD2's adversarial perturbation of the input embeddings scored on both views.
 
 Both are built as `Implementation(params, context)`, the context being the run's `TrainingContext`
-(bench/context.py).
+(bench/parts/context.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from bench.context import Batch, TrainingContext
-from bench.parts import TrainingPart
+from bench.parts.base import TrainingPart
+from bench.parts.context import Batch, TrainingContext
 from objectives.base import Objective
 
 

@@ -4,11 +4,11 @@ After the official code (huawei-noah/Efficient-NLP, Combined-KD/Combined_KD.py, 
 generator of `mate-kd`, here maximising the squared error between student and teacher logits, and the
 `annealing` objective, so phase 1 learns from `0.5 [MSE(S(x~), T(x~) s) + MSE(S(x), T(x) s)]` (s the
 annealed scale) and phase 2 from hard labels. As that script runs it, the objective takes tau_max 10 and
-30 of 40 epochs in phase 1 (bench.config.PAIRED_OBJECTIVES), and phase 2 starts afresh from the
+30 of 40 epochs in phase 1 (bench.pipeline.config.PAIRED_OBJECTIVES), and phase 2 starts afresh from the
 best phase-1 weights with new optimisers, the generator's included (the `annealing` objective's
 `phase2=restart`); the generator's weights carry over and it keeps its steps in phase 2, where the
 rewritten text no longer enters the loss. A run with this method takes the `annealing` objective
-(bench.config.PAIRED_OBJECTIVES).
+(bench.pipeline.config.PAIRED_OBJECTIVES).
 
 The released code has two scripts that disagree: the BERT one (Combined_KD_bert.py) computes the
 rewritten text's term and leaves it out, training on `0.5 CE + 0.5 MSE(S(x), T(x) s)` instead. We follow

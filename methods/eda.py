@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import nltk
 import nlpaug.augmenter.word as naw
 
-from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import AT_LEAST_ONE, POSITIVE_FRACTION
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.fields import AT_LEAST_ONE, POSITIVE_FRACTION
 from methods.base import MethodContext, PoolAugmenter, seeded_global_rngs
 from methods.registry import param, register_method
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.errors import KdbenchError
+from bench.parts.errors import KdbenchError
 
 
 def _data_folder() -> Path:

@@ -40,12 +40,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.context import Batch
-from bench.errors import KdbenchError
-from bench.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY
-from bench.generator import generator_name, load_generator, masked_lm_logits
-from bench.losses import kd_divergence
-from bench.models import load_tokenizer
+from bench.parts.context import Batch
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY
+from bench.parts.generators import generator_name, load_generator, masked_lm_logits
+from bench.parts.losses import kd_divergence
+from bench.parts.models import load_tokenizer
 from methods.base import InLoopMethod, MethodContext
 from methods.registry import param, register_method
 from objectives.base import Objective

@@ -38,10 +38,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from bench.errors import KdbenchError
-from bench.fields import AT_LEAST_ONE, PROBABILITY, Range
-from bench.generator import generator_name, load_generator, masked_lm_logits
-from bench.models import load_tokenizer
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import AT_LEAST_ONE, PROBABILITY, Range
+from bench.parts.generators import generator_name, load_generator, masked_lm_logits
+from bench.parts.models import load_tokenizer
 from methods.base import MethodContext, PoolAugmenter
 from methods.glove import load_glove
 from methods.registry import param, register_method

@@ -1,4 +1,4 @@
-"""The registry of augmentation methods (see bench/registry.py): `@register_method("name", kind=...)` on
+"""The registry of augmentation methods (see bench/parts/registry.py): `@register_method("name", kind=...)` on
 a subclass of `methods.base.Method`, `get_method(name)`, `list_methods(pattern)`.
 
 A method's kind says where it acts: `none` (no augmentation), `in-loop` (inside the training step,
@@ -8,7 +8,7 @@ e.g. AD2) or `pool` (text generated before training). Built-in methods are impor
 
 from __future__ import annotations
 
-from bench.registry import NoParams, Param, Part, Registry, load_plugins, param, parse_assignment
+from bench.parts.registry import NoParams, Param, Part, Registry, load_plugins, param, parse_assignment
 
 __all__ = ["METHODS", "NoParams", "Param", "Part", "get_method", "list_methods", "load_plugins", "param",
            "parse_assignment", "register_method", "takes_generator"]

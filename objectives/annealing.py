@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.context import Batch
-from bench.fields import AT_LEAST_ONE, POSITIVE_FRACTION
-from bench.losses import label_loss
-from bench.registry import param
+from bench.parts.context import Batch
+from bench.parts.fields import AT_LEAST_ONE, POSITIVE_FRACTION
+from bench.parts.losses import label_loss
+from bench.parts.registry import param
 from objectives.base import Objective
 from objectives.registry import register_objective
 

@@ -1,7 +1,7 @@
 """What a KD objective is: the training loss of a batch, one value per example.
 
 An objective is built as `Implementation(params, context)` once per run and sees the run through
-`context` (bench/context.py): the task, the KD settings (`context.kd`), and while training the step,
+`context` (bench/parts/context.py): the task, the KD settings (`context.kd`), and while training the step,
 epoch and fraction of training done, which is what its schedules follow. Two losses:
 
 - `loss(student_logits, batch)`: the whole loss of a training batch (teacher term and label term);
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench.config import KDConfig
-from bench.context import Batch, TrainingContext
-from bench.parts import TrainingPart
+from bench.parts.base import TrainingPart
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.kd_config import KDConfig
 
 if TYPE_CHECKING:
     import datasets

@@ -1,11 +1,11 @@
-"""`kd`: the task-specific KD loss of METHODS.md (bench/losses.py), with the run's `[kd]` settings."""
+"""`kd`: the task-specific KD loss of METHODS.md (bench/parts/losses.py), with the run's `[kd]` settings."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.context import Batch
-from bench.losses import kd_divergence, kd_loss
+from bench.parts.context import Batch
+from bench.parts.losses import kd_divergence, kd_loss
 from objectives.base import Objective
 from objectives.registry import register_objective
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.config import KDConfig
-from bench.context import Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.fields import POSITIVE_FRACTION, PROBABILITY
-from bench.losses import kd_divergence, kd_loss
-from bench.registry import param
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import POSITIVE_FRACTION, PROBABILITY
+from bench.parts.kd_config import KDConfig
+from bench.parts.losses import kd_divergence, kd_loss
+from bench.parts.registry import param
 from objectives.base import Objective
 from objectives.registry import register_objective
 

@@ -1,10 +1,10 @@
-"""The registry of KD objectives (see bench/registry.py): `@register_objective("name", ...)` on a
+"""The registry of KD objectives (see bench/parts/registry.py): `@register_objective("name", ...)` on a
 subclass of `objectives.base.Objective`, `get_objective(name)`, `list_objectives(pattern)`.
 Built-in objectives are imported on first use."""
 
 from __future__ import annotations
 
-from bench.registry import Registry
+from bench.parts.registry import Registry
 
 OBJECTIVES = Registry("objective", plural="objectives", base="objectives.base:Objective", builtins={
     "kd": "objectives.kd", "annealing": "objectives.annealing", "continuation": "objectives.continuation",

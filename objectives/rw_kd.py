@@ -23,7 +23,7 @@ Cost: three forwards a step (the harness's, the virtual step's, the meta batch's
 (not a benchmark) gave about 4.5x a plain KD step (`head`: about 2x).
 
 The meta step needs the student itself, not only its logits: it reads `context.model`, which the
-harness binds when training begins (bench/checkpoints.py, `PartsState.on_train_begin`).
+harness binds when training begins (bench/pipeline/checkpoints.py, `PartsState.on_train_begin`).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import torch
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench.context import EXAMPLE_ID, Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.features import TEACHER_LOGITS, Collator
-from bench.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED
-from bench.losses import kd_divergence, label_loss
-from bench.registry import param
+from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.features import TEACHER_LOGITS, Collator
+from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED
+from bench.parts.losses import kd_divergence, label_loss
+from bench.parts.registry import param
 from objectives.base import Objective
 from objectives.registry import register_objective
 

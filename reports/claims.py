@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.storage import atomic_file
+from bench.pipeline.storage import atomic_file
 from reports.significance import KD, MIN_SEEDS
 from reports.speed import measurements
 from reports.studies import COMPARISON, SPEED, Study

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from bench.storage import atomic_file
+from bench.pipeline.storage import atomic_file
 
 COLUMN_WIDTH_IN = 3.25  # one column of a two-column ACL/AAAI paper
 HEIGHT_IN = 2.4

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.storage import atomic_file
+from bench.pipeline.storage import atomic_file
 from reports.tables import display_cells
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UnknownNameError
-from bench.tasks import get_task
+from bench.parts.errors import UnknownNameError
+from bench.parts.tasks import get_task
 from reports import figures
 from reports.claims import check_claims, write_claims
 from reports.html import write_index

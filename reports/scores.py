@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UnknownNameError
-from bench.studies import spread
-from bench.tasks import get_task
+from bench.parts.errors import UnknownNameError
+from bench.parts.tasks import get_task
+from bench.store.studies import spread
 from reports.significance import comparisons, marks, significance_note
 from reports.studies import COMPARISON, Study
 from reports.tables import StudyTables, describe_machines, score_cell, score_text, write_tables

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from bench.errors import UnknownNameError
-from bench.tasks import get_task
+from bench.parts.errors import UnknownNameError
+from bench.parts.tasks import get_task
 from reports.studies import Study
 
 MIN_SEEDS = 3
@@ -181,7 +181,7 @@ def _pearson(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (p * y).sum(-1) / np.sqrt((p * p).sum(-1) * (y * y).sum(-1))
 
 
-# GLUE's metrics (bench/metrics.py computes them per run), vectorised over resamples: one value per row
+# GLUE's metrics (bench/pipeline/metrics.py computes them per run), vectorised over resamples: one value per row
 _METRICS = {
     "accuracy": lambda p, y: (p == y).mean(-1),
     "f1": _f1,

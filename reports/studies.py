@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.config import DEMO_METHODS
-from bench.config import PROFILE_NOTE as DEMO_PROFILE
-from bench.errors import KdbenchError, UnknownNameError
-from bench.records import RECORD_FILE
-from bench.studies import default_storage, load_search, open_storage, search_state
-from bench.storage import write_json
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.pipeline.config import DEMO_METHODS
+from bench.pipeline.config import PROFILE_NOTE as DEMO_PROFILE
+from bench.pipeline.records import RECORD_FILE
+from bench.pipeline.storage import write_json
+from bench.store.studies import default_storage, load_search, open_storage, search_state
 
 COMPARISON, SWEEP, SPEED = "comparison", "sweep", "speed"  # kinds of study
 MANIFEST_DIR = "studies"  # where `kdbench ablate` writes the manifest of each spec

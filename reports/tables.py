@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.studies import SearchProfile
-from bench.storage import atomic_file
+from bench.pipeline.storage import atomic_file
+from bench.store.studies import SearchProfile
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from bench.context import TrainingContext
-from bench.parts import TrainingPart
+from bench.parts.base import TrainingPart
+from bench.parts.context import TrainingContext
 
 
 class Scheme(TrainingPart):

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from bench.context import TrainingContext
-from bench.fields import AT_LEAST_ONE, POSITIVE, Range
-from bench.registry import param
-from bench.schedules import first_step, linear_factor
+from bench.parts.context import TrainingContext
+from bench.parts.fields import AT_LEAST_ONE, POSITIVE, Range
+from bench.parts.registry import param
+from bench.parts.schedules import first_step, linear_factor
 from schemes.base import Scheme
 from schemes.registry import register_scheme
 

@@ -22,8 +22,8 @@ import pytest
 import sqlalchemy
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 
-from bench.models import MINILM, resolve_model
-from bench.training import DistillationTrainer
+from bench.parts.models import MINILM, resolve_model
+from bench.pipeline.training import DistillationTrainer
 
 POSITIVE = ["good", "great", "lovely", "charming", "fine", "superb"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "weak"]

@@ -19,8 +19,8 @@ from ablations.study import run_ablation
 from reports.speed import speed_tables
 from reports.studies import read_speed
 from bench.cli import main
-from bench.record_store import trial_records
-from bench.studies import open_storage
+from bench.store.record_store import trial_records
+from bench.store.studies import open_storage
 from tests.conftest import communicate_all
 
 TINY = """

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import bench.search
+import bench.store.search
 from bench.api import load_runs
-from bench.errors import KdbenchError
-from bench.search import search
-from bench.runs import DataConfig
+from bench.parts.errors import KdbenchError
+from bench.pipeline.runs import DataConfig
+from bench.store.search import search
 from tests.test_runs import distill_config
 from tests.test_search import TINY
 
@@ -38,7 +38,7 @@ def test_the_readme_example_compares_tabulates_and_reruns(glue_dir, tiny_teacher
 
 
 def test_runs_of_a_storage_as_one_table(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused", method="ad2", method_params={"eps": "1e-3"},
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     summary = search(config, profile="tiny", results_dir=str(tmp_path / "results"))

@@ -14,15 +14,15 @@ import torch
 
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from bench.cache import predict_logits
-from bench.config import DataConfig, RunConfig, TrainConfig, from_identity, identity
-from bench.context import EXAMPLE_ID
-from bench.data import load_task
-from bench.features import LENGTH, Collator, longest_first, tokenize
-from bench.models import load_classifier, load_tokenizer
-from bench.runs import finetune_teacher, run_distill
-from bench.tasks import get_task
-from bench.training import DistillationTrainer, SeededLengthGroupedSampler
+from bench.parts.context import EXAMPLE_ID
+from bench.parts.features import LENGTH, Collator, longest_first, tokenize
+from bench.parts.models import load_classifier, load_tokenizer
+from bench.parts.tasks import get_task
+from bench.pipeline.cache import predict_logits
+from bench.pipeline.config import DataConfig, RunConfig, TrainConfig, from_identity, identity
+from bench.pipeline.data import load_task
+from bench.pipeline.runs import finetune_teacher, run_distill
+from bench.pipeline.training import DistillationTrainer, SeededLengthGroupedSampler
 from tests.conftest import STEPS_PER_EPOCH
 from tests.test_runs import TRAIN, distill_config
 from tests.trainer_recipe import trainer_run

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.cache import cached_teacher_logits, predict_logits
-from bench.data import load_task
-from bench.features import Collator, tokenize
-from bench.models import load_classifier, load_tokenizer
-from bench.tasks import get_task
+from bench.parts.features import Collator, tokenize
+from bench.parts.models import load_classifier, load_tokenizer
+from bench.parts.tasks import get_task
+from bench.pipeline.cache import cached_teacher_logits, predict_logits
+from bench.pipeline.data import load_task
 from tests.conftest import write_sst2
 
 
@@ -29,7 +29,7 @@ def test_outputs_are_cached_and_reused(tiny_teacher, tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("teacher recomputed despite the cache")
 
-    monkeypatch.setattr("bench.cache.predict_logits", must_not_run)
+    monkeypatch.setattr("bench.pipeline.cache.predict_logits", must_not_run)
     second, hit = cached_teacher_logits(teacher, train, Collator(tokenizer), batch_size=8, cache_dir=tmp_path)
     assert hit and np.array_equal(first, second)
 
@@ -57,7 +57,7 @@ def test_other_data_or_other_teacher_is_a_cache_miss(tiny_teacher, tmp_path):
 
 def test_atomic_files_get_the_permissions_of_open(tmp_path):
     """Records, caches and reports are shared: an atomic write is as readable as a plain one."""
-    from bench.storage import atomic_file
+    from bench.pipeline.storage import atomic_file
 
     with atomic_file(tmp_path / "atomic.txt") as handle:
         handle.write("x")
@@ -69,7 +69,7 @@ def test_atomic_files_get_the_permissions_of_open(tmp_path):
 def test_dataset_fingerprint_is_the_rows_content_however_they_are_stored(tiny_teacher, tmp_path):
     """Arrow-level hashing: a subset through an index mapping, a slice and a copy of the same rows hash
     alike; another order or one changed token does not."""
-    from bench.cache import dataset_fingerprint
+    from bench.pipeline.cache import dataset_fingerprint
 
     _, train, _ = _setup(tiny_teacher, tmp_path / "glue")
     subset = train.shuffle(seed=1).select(range(20))  # an index mapping over the whole table

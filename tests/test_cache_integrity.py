@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from transformers import AutoModelForMaskedLM
 
-from bench.cache import cached_teacher_logits
-from bench.features import Collator
-from bench.generator import GeneratorSettings, make_generator
-from bench.integrity import (MANIFEST, checksum_file, file_checksum, file_damage, folder_damage, seal,
+from bench.parts.features import Collator
+from bench.pipeline.cache import cached_teacher_logits
+from bench.pipeline.generator import GeneratorSettings, make_generator
+from bench.pipeline.integrity import (MANIFEST, checksum_file, file_checksum, file_damage, folder_damage, seal,
                              write_file_checksum)
-from bench.pools import META_FILE, POOL_FILE, cached_pool
-from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill
+from bench.pipeline.pools import META_FILE, POOL_FILE, cached_pool
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher, run_distill
 from methods import get_method
 from tests.conftest import write_sst2
 from tests.test_cache import _setup

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from bench import catalogue
-from bench.registry import resolve
+from bench.parts.registry import resolve
 
 
 def test_the_catalogue_matches_the_parts():

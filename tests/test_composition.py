@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.config import KDConfig
-from bench.context import Batch, TrainingContext
-from bench.records import RECORD_FILE
-from bench.runs import run_distill
-from bench.tasks import get_task
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.kd_config import KDConfig
+from bench.parts.tasks import get_task
+from bench.pipeline.records import RECORD_FILE
+from bench.pipeline.runs import run_distill
 from methods import get_method
 from methods.ad2 import perturbed
-from bench.losses import kd_divergence
+from bench.parts.losses import kd_divergence
 from objectives import OBJECTIVES, get_objective, register_objective
 from objectives.base import Objective
 from tests.conftest import tiny_config

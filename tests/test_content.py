@@ -10,10 +10,10 @@ import pytest
 
 from ablations import SPEC_DIR
 from bench.cli import main
-from bench.errors import KdbenchError
-from bench.runs import DataConfig
-from bench.search import apply_profile, create_search, join_search, study_key
-from bench.studies import SearchProfile, open_storage
+from bench.parts.errors import KdbenchError
+from bench.pipeline.runs import DataConfig
+from bench.store.search import apply_profile, create_search, join_search, study_key
+from bench.store.studies import SearchProfile, open_storage
 from methods import get_method
 from tests.test_runs import distill_config
 

@@ -1,4 +1,4 @@
-"""Tests of bench.data: every GLUE task's file layout, the hub fallback, subsets and custom files."""
+"""Tests of bench.pipeline.data: every GLUE task's file layout, the hub fallback, subsets and custom files."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-import bench.data
-from bench.data import load_custom, load_task, train_subset
-from bench.errors import DataFormatError, KdbenchError, UnknownNameError
-from bench.tasks import TASKS
+import bench.pipeline.data
+from bench.parts.errors import DataFormatError, KdbenchError, UnknownNameError
+from bench.parts.tasks import TASKS
+from bench.pipeline.data import load_custom, load_task, train_subset
 
 QUOTE = '" he said, and never closed the quote'  # an unbalanced quote, to be read verbatim
 MNLI_HEADER = (
@@ -279,7 +279,7 @@ def test_unknown_task_and_split_suggest_near_names(tmp_path):
 
 def test_hub_unreachable_names_the_offline_options(monkeypatch):
     monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)
-    monkeypatch.setattr(bench.data, "hub_reachable", lambda: False)
+    monkeypatch.setattr(bench.pipeline.data, "hub_reachable", lambda: False)
     with pytest.raises(KdbenchError) as err:
         load_task("sst2")
     message = str(err.value)
@@ -301,7 +301,7 @@ def test_hub_splits_are_normalised(monkeypatch):
                                      "test": datasets.Dataset.from_dict(test, features=features)})
 
     monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)
-    monkeypatch.setattr(bench.data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(bench.pipeline.data, "hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_task("stsb", splits=["train", "test"], max_train_examples=1, seed=0)
     assert data.source == "hub:nyu-mll/glue/stsb"
@@ -320,7 +320,7 @@ def test_hub_class_labels_become_int_indices(monkeypatch):
             {"sentence": ["bad", "good"], "label": [0, 1], "idx": [0, 1]}, features=features)})
 
     monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)
-    monkeypatch.setattr(bench.data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(bench.pipeline.data, "hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     ds = load_task("sst2", splits=["validation"]).splits["validation"]
     assert ds[:] == {"text_a": ["bad", "good"], "label": [0, 1]}

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench.records import RECORD_FILE
+from bench.pipeline.records import RECORD_FILE
 from tests.conftest import write_sst2
 
 

@@ -1,4 +1,4 @@
-"""Building a masked-LM generator offline (`bench.generator`) from a tiny encoder."""
+"""Building a masked-LM generator offline (`bench.pipeline.generator`) from a tiny encoder."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from bench.errors import KdbenchError
-from bench.generator import INFO_FILE, GeneratorSettings, make_generator, masked_lm_logits
-from bench.runs import DataConfig
-from bench.tasks import get_task
+from bench.parts.errors import KdbenchError
+from bench.parts.generators import masked_lm_logits
+from bench.parts.tasks import get_task
+from bench.pipeline.generator import INFO_FILE, GeneratorSettings, make_generator
+from bench.pipeline.runs import DataConfig
 from methods.base import MethodContext
 from methods.mlm import MaskedLMGeneration, MLMParams
 from tests.conftest import write_sst2

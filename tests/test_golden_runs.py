@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import KDConfig
-from bench.runs import run_distill, run_finetune
+from bench.parts.kd_config import KDConfig
+from bench.pipeline.runs import run_distill, run_finetune
 from tests.test_runs import distill_config
 
 GOLDEN = Path(__file__).parent / "golden" / "runs.json"

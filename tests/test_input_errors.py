@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-import bench.runs
+import bench.pipeline.runs
 from bench.cli import main
 
 
@@ -28,7 +28,7 @@ def no_teacher_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("teacher work started before the data was checked")
 
-    monkeypatch.setattr(bench.runs, "load_classifier", forbidden)
+    monkeypatch.setattr(bench.pipeline.runs, "load_classifier", forbidden)
 
 
 @pytest.mark.parametrize("content", ["", "sentence\tlabel\n"], ids=["empty", "header-only"])

@@ -11,11 +11,11 @@ import pytest
 from ablations.spec import parse_spec
 from ablations.study import TaskSetup, run_config
 from bench.cli import main
-from bench.config import DataConfig, RunConfig, identity
-from bench.data import load_data
-from bench.errors import KdbenchError
-from bench.records import read_record
-from bench.runs import run_distill
+from bench.parts.errors import KdbenchError
+from bench.pipeline.config import DataConfig, RunConfig, identity
+from bench.pipeline.data import load_data
+from bench.pipeline.records import read_record
+from bench.pipeline.runs import run_distill
 from tests.test_runs import TRAIN, distill_config
 
 N_TRAIN = 48  # the tiny SST-2 train split of conftest.write_sst2

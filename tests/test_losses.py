@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bench.losses import kd_loss
+from bench.parts.losses import kd_loss
 
 STUDENT = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
 TEACHER = torch.tensor([[2.0, 0.0], [0.5, 0.5]])

@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from bench.metrics import compute_metrics
-from bench.tasks import TASKS, get_task
+from bench.parts.tasks import TASKS, get_task
+from bench.pipeline.metrics import compute_metrics
 
 LABELS = np.array([1, 0, 1, 1, 0, 0, 1, 0])
 PREDICTED = np.array([1, 0, 0, 1, 1, 0, 1, 0])  # TP 3, TN 3, FP 1, FN 1

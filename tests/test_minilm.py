@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from bench.models import MINILM
-from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill
-from bench.config import TrainConfig
+from bench.parts.models import MINILM
+from bench.pipeline.config import TrainConfig
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher, run_distill
 from tests.conftest import write_sst2
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-import bench.models
-from bench.errors import KdbenchError, UnknownNameError
-from bench.models import MINILM, load_classifier, resolve_model
-from bench.students import build_student, parse_student
-from bench.tasks import get_task
+import bench.parts.models
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.models import MINILM, load_classifier, resolve_model
+from bench.parts.tasks import get_task
+from bench.pipeline.students import build_student, parse_student
 
 SST2 = get_task("sst2")
 
@@ -75,15 +75,15 @@ def test_teacher_without_a_trained_head_is_refused(tiny_encoder):
 
 
 def test_offline_minilm_resolves_to_the_packaged_copy(monkeypatch):
-    monkeypatch.setattr(bench.models, "hub_reachable", lambda: False)
-    monkeypatch.setattr(bench.models, "_cached_snapshot", lambda name: None)
+    monkeypatch.setattr(bench.parts.models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(bench.parts.models, "_cached_snapshot", lambda name: None)
     path = resolve_model("minilm")
     assert path == resolve_model(MINILM) and path.endswith("model")
     assert load_classifier("minilm", SST2).config.num_hidden_layers == 6
 
 
 def test_unknown_model_offline_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(bench.models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(bench.parts.models, "hub_reachable", lambda: False)
     with pytest.raises(KdbenchError) as error:
         resolve_model("sentence-transformers/all-MiniLM-L6-v3")
     message = str(error.value)

@@ -12,9 +12,9 @@ import datasets
 import pytest
 
 from bench.cli import main
-from bench.pools import cached_pool, generate_pool, side_copies
-from bench.records import RECORD_FILE
-from bench.runs import DataConfig, run_distill
+from bench.pipeline.pools import cached_pool, generate_pool, side_copies
+from bench.pipeline.records import RECORD_FILE
+from bench.pipeline.runs import DataConfig, run_distill
 from methods import get_method, load_plugins
 from methods.base import PoolAugmenter
 from tests.test_runs import distill_config
@@ -132,16 +132,16 @@ def test_regression_pairs_flow_through_a_pool_method(glue_dir, tiny_regression_t
 
 
 def test_entry_points_of_installed_packages_are_loaded(monkeypatch):
-    import bench.registry
+    import bench.parts.registry
     from methods.registry import METHODS
 
     loaded = []
 
     class EntryPoint:
         def load(self):
-            loaded.append(bench.registry._import_file(Path(PLUGIN)))
+            loaded.append(bench.parts.registry._import_file(Path(PLUGIN)))
 
-    monkeypatch.setattr(bench.registry, "entry_points",
+    monkeypatch.setattr(bench.parts.registry, "entry_points",
                         lambda group: [EntryPoint()] if group == "kdbench.methods" else [])
     monkeypatch.setattr(METHODS, "_plugins_loaded", False)  # a registry as in a new process: no plugin yet
     monkeypatch.setattr(METHODS, "_parts", {k: v for k, v in METHODS._parts.items() if k != "word-dropout"})

@@ -10,18 +10,18 @@ import datasets
 import pytest
 
 import bench.demo
-import bench.generator
-import bench.runs
+import bench.pipeline.generator
+import bench.pipeline.runs
 from ablations.spec import SpecError, load_spec
 from bench.cli import main
-from bench.config import MIN_MAX_LENGTH, DataConfig
-from bench.errors import KdbenchError, UnknownNameError
-from bench.features import tokenize
-from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, Range, check_ranges
-from bench.config import GeneratorSettings
-from bench.models import load_tokenizer
-from bench.runs import RunConfig
-from bench.config import KDConfig, TrainConfig
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.features import tokenize
+from bench.parts.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, Range, check_ranges
+from bench.parts.models import load_tokenizer
+from bench.pipeline.config import MIN_MAX_LENGTH, DataConfig
+from bench.pipeline.config import GeneratorSettings
+from bench.pipeline.config import KDConfig, TrainConfig
+from bench.pipeline.runs import RunConfig
 from methods import get_method, list_methods, load_plugins
 
 PLUGIN = str(Path(__file__).parent.parent / "examples" / "word_dropout.py")
@@ -35,8 +35,8 @@ def _must_not_load(*args, **kwargs):
 def nothing_loads(monkeypatch):
     """Fail the test if a command gets as far as loading a tokenizer, data or a model."""
     for name in ("load_tokenizer", "prepare_data", "load_classifier"):
-        monkeypatch.setattr(bench.runs, name, _must_not_load)
-    monkeypatch.setattr(bench.generator, "make_generator", _must_not_load)
+        monkeypatch.setattr(bench.pipeline.runs, name, _must_not_load)
+    monkeypatch.setattr(bench.pipeline.generator, "make_generator", _must_not_load)
     for name in ("check_prerequisites", "finetune_teacher"):
         monkeypatch.setattr(bench.demo, name, _must_not_load)
 
@@ -193,8 +193,8 @@ def test_demo_refuses_an_unknown_profile_naming_the_profiles(nothing_loads, caps
 
 
 def test_every_demo_profile_names_a_student_that_parses():
-    from bench.config import DEFAULT_DEMO_PROFILE, DEMO_PROFILES, TrainConfig
-    from bench.students import parse_student
+    from bench.pipeline.config import DEFAULT_DEMO_PROFILE, DEMO_PROFILES, TrainConfig
+    from bench.pipeline.students import parse_student
 
     assert DEFAULT_DEMO_PROFILE in DEMO_PROFILES
     for profile in DEMO_PROFILES.values():

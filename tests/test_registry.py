@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import pytest
 
-import bench.registry
-from bench.errors import KdbenchError, UnknownNameError
-from bench.registry import Registry, param
-from bench.students import STUDENTS
+import bench.parts.registry
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.registry import Registry, param
+from bench.pipeline.students import STUDENTS
 from methods import get_method
 from objectives import OBJECTIVES, get_objective, list_objectives, register_objective
 from objectives.base import Objective
@@ -56,7 +56,7 @@ def test_entry_points_are_read_per_kind(monkeypatch):
                 type("FromPackage", (Objective,), {}))
 
     asked = []
-    monkeypatch.setattr(bench.registry, "entry_points",
+    monkeypatch.setattr(bench.parts.registry, "entry_points",
                         lambda group: asked.append(group) or ([EntryPoint()] if group == "kdbench.objectives" else []))
     monkeypatch.setattr(OBJECTIVES, "_plugins_loaded", False)
     monkeypatch.setattr(OBJECTIVES, "_parts", dict(OBJECTIVES._parts))

@@ -21,11 +21,11 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.record_store import INLINE, KEY, SUMMARY, record_store, summarise
-from bench.runs import DataConfig, RunConfig
-import bench.search
-from bench.search import create_search
-from bench.studies import SearchProfile, open_storage
+from bench.pipeline.runs import DataConfig, RunConfig
+from bench.store.record_store import INLINE, KEY, SUMMARY, record_store, summarise
+import bench.store.search
+from bench.store.search import create_search
+from bench.store.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
 from reports.studies import MANIFEST_DIR, read_ablation, write_manifest, write_speed_results
 
@@ -47,7 +47,7 @@ KINDS = {"no KD": ("finetune", "none"), "KD": ("distill", "none"), "AD2": ("dist
 @pytest.fixture(autouse=True)
 def synthetic_content(monkeypatch):
     """The studies here hold synthetic records of GLUE tasks that are not on disk: no data to hash."""
-    monkeypatch.setattr(bench.search, "study_content", lambda config: {"data": f"{config.data.task} rows", "teacher": None})
+    monkeypatch.setattr(bench.store.search, "study_content", lambda config: {"data": f"{config.data.task} rows", "teacher": None})
 
 
 def record(task: str, variant: str, seed: int, score: float, *, training_s: float = 30.0) -> dict:

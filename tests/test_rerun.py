@@ -8,10 +8,10 @@ from dataclasses import asdict
 import pytest
 
 from bench.cli import main
-from bench.config import DataConfig, RunConfig
-from bench.errors import KdbenchError
-from bench.records import RECORD_FILE, evaluation_scores, read_record
-from bench.runs import RUNS_BY_KIND, finetune_teacher, rerun_config, run_distill
+from bench.parts.errors import KdbenchError
+from bench.pipeline.config import DataConfig, RunConfig
+from bench.pipeline.records import RECORD_FILE, evaluation_scores, read_record
+from bench.pipeline.runs import RUNS_BY_KIND, finetune_teacher, rerun_config, run_distill
 from tests.test_runs import TRAIN, distill_config
 
 
@@ -93,12 +93,12 @@ def _scored(value: float, device: dict) -> dict:
 
 
 def test_rerun_verdict_says_when_numbers_differ_and_whether_the_machine_did():
-    from bench.cli import _rerun_summary
+    from bench.commands.training import rerun_summary
 
     here = {"type": "cpu", "name": "Xeon", "capability": "AVX512", "threads": 2}
-    assert "\nequal: the same best score" in _rerun_summary(_scored(0.75, here), _scored(0.75, here), "f")
-    same_machine = _rerun_summary(_scored(0.75, here), _scored(0.76, here), "f")
+    assert "\nequal: the same best score" in rerun_summary(_scored(0.75, here), _scored(0.75, here), "f")
+    same_machine = rerun_summary(_scored(0.75, here), _scored(0.76, here), "f")
     assert "not equal: the best scores differ by +0.010000, the evaluations differ" in same_machine
     assert "ran on" not in same_machine
-    other = _rerun_summary(_scored(0.75, here), _scored(0.76, {**here, "capability": "AVX2"}), "f")
+    other = rerun_summary(_scored(0.75, here), _scored(0.76, {**here, "capability": "AVX2"}), "f")
     assert "'AVX512'" in other and "'AVX2'" in other and "round differently" in other

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.checkpoints import complete
-from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill
+from bench.pipeline.checkpoints import complete
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher, run_distill
 from tests.conftest import STEPS_PER_EPOCH
 from tests.test_runs import TRAIN, distill_config
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
-import bench.runs
+import bench.pipeline.runs
 from bench.cli import main
-from bench.records import RECORD_FILE
-from bench.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
-from bench.config import TrainConfig
+from bench.pipeline.config import TrainConfig
+from bench.pipeline.records import RECORD_FILE
+from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher, run_distill, run_finetune
 
 TRAIN = TrainConfig(learning_rate=1e-3, per_device_train_batch_size=8, per_device_eval_batch_size=16,
                     num_train_epochs=2, logging_steps=2)
@@ -107,7 +107,7 @@ def test_an_interrupted_run_leaves_no_record(glue_dir, tiny_teacher, tmp_path, m
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench.runs, "write_record", crash)
+    monkeypatch.setattr(bench.pipeline.runs, "write_record", crash)
     with pytest.raises(KeyboardInterrupt):
         run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "run"))
     assert not (tmp_path / "run" / RECORD_FILE).exists()
@@ -137,7 +137,7 @@ def test_bad_names_fail_fast_with_one_line_and_exit_2(argv, expected, capsys):
 
 
 def test_missing_model_is_one_line_exit_2(glue_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bench.models.hub_reachable", lambda: False)
+    monkeypatch.setattr("bench.parts.models.hub_reachable", lambda: False)
     code = main(["finetune-teacher", "--task", "sst2", "--data-dir", str(glue_dir), "--model", "bert-base-uncasd"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "hub is unreachable" in err and len(err.splitlines()) == 1

@@ -13,12 +13,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import bench.search
-import bench.studies
-from bench.runs import DataConfig
-from bench.search import create_search, search
-from bench.record_store import trial_records
-from bench.studies import SearchProfile, _point, open_storage, spread
+import bench.store.search
+import bench.store.studies
+from bench.pipeline.runs import DataConfig
+from bench.store.record_store import trial_records
+from bench.store.search import create_search, search
+from bench.store.studies import SearchProfile, _point, open_storage, spread
 from tests.conftest import STEPS_PER_EPOCH, communicate_all
 from tests.test_resume import _evaluations
 from tests.test_runs import distill_config
@@ -27,7 +27,7 @@ TINY = SearchProfile("tiny", (1e-3, 3e-3), (8, 16), 1, 32, None, seeds=(1, 2, 3)
 
 
 def test_a_journal_storage_keeps_its_records_beside_the_journal(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     journal = tmp_path / "shared" / "journal.log"
@@ -35,7 +35,7 @@ def test_a_journal_storage_keeps_its_records_beside_the_journal(glue_dir, tiny_t
     result = search(config, profile="tiny", storage=f"journal:{journal}", results_dir=str(tmp_path / "results"))
     assert len(list((tmp_path / "shared" / "journal.log.records").glob("*.json"))) == 6  # 4 grid points, 2 new seeds
     storage = open_storage(f"journal:{journal}", must_exist=True)
-    state = bench.studies.search_state(storage, bench.studies.load_search(storage, result["study"]))
+    state = bench.store.studies.search_state(storage, bench.store.studies.load_search(storage, result["study"]))
     assert state.complete and [r["best"]["value"] for r in state.records] == result["scores"]
 
 
@@ -45,7 +45,7 @@ def test_spread_of_seed_scores():
 
 
 def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     result = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
@@ -90,7 +90,7 @@ def test_waiting_for_workers_reads_full_pipes_and_ends_at_its_deadline():
 
 
 def _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch, storage: str | None = None) -> tuple[str, str]:
-    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     storage = storage or f"sqlite:///{tmp_path / 'studies.db'}"
@@ -170,8 +170,8 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(storage_url, glue_d
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue_dir, tiny_teacher, tmp_path,
                                                                              monkeypatch, capsys):
-    from bench.search import run_searches
-    from bench.studies import _grid_space, _points, _study
+    from bench.store.search import run_searches
+    from bench.store.studies import _grid_space, _points, _study
 
     url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
@@ -179,7 +179,7 @@ def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue
     for point in _points(_grid_space(TINY)):  # a worker took every grid point, then died
         grid.enqueue_trial(point)
         storage.record_heartbeat(grid.ask()._trial_id)
-    run_searches(storage, [bench.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
+    run_searches(storage, [bench.store.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
     waits = [line for line in capsys.readouterr().err.splitlines() if "running in another worker" in line]
     assert len(waits) == 1 and "sent no heartbeat for 2 s (at most 3 s from now) and its point runs here" in waits[0]
     _assert_complete_without_duplicates(url, name)
@@ -190,7 +190,7 @@ def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypat
 
     from bench.cli import main
 
-    monkeypatch.setitem(bench.search.PROFILES, "quick", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "quick", TINY)
     out = tmp_path / "search"
     assert main(["search", "--data-dir", str(glue_dir), "--teacher", str(tiny_teacher), "--student",
                  "teacher-layers:0", "--output-dir", str(out), "--method", "ad2", "--param", "eps=1e-3"]) == 0
@@ -207,8 +207,8 @@ def test_search_and_results_commands(glue_dir, tiny_teacher, tmp_path, monkeypat
 
 
 def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    from bench.errors import UnknownNameError
-    from bench.search import join_search
+    from bench.parts.errors import UnknownNameError
+    from bench.store.search import join_search
 
     storage, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     with pytest.raises(UnknownNameError, match=name):
@@ -217,7 +217,7 @@ def test_a_worker_for_an_unknown_search_names_the_known_ones(glue_dir, tiny_teac
 
 def _interrupt_once(monkeypatch, when, error: BaseException) -> list:
     """Make the search's runs raise `error` (Ctrl-C, a crash) the first time `when(config)` holds."""
-    real, raised = bench.search.run_distill, []
+    real, raised = bench.store.search.run_distill, []
 
     def flaky(config, **kwargs):
         if when(config) and not raised:
@@ -225,7 +225,7 @@ def _interrupt_once(monkeypatch, when, error: BaseException) -> list:
             raise error
         return real(config, **kwargs)
 
-    monkeypatch.setattr(bench.search, "run_distill", flaky)
+    monkeypatch.setattr(bench.store.search, "run_distill", flaky)
     return raised
 
 
@@ -234,7 +234,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
                                                                    monkeypatch):
     """Interrupted at seed 3 (or at a grid point), the rerun trains that point; it never counts another
     point's run in its place (GridSampler counted the failed point as visited and re-picked seed 2)."""
-    monkeypatch.setitem(bench.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
     if stage == "seeds":
@@ -247,8 +247,8 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
         search(config, profile="tiny", results_dir=results)
     assert raised
     storage = open_storage(f"sqlite:///{tmp_path / 'results' / 'studies.db'}")
-    name = bench.search.study_key(bench.search.apply_profile(config, TINY), "distill", TINY)[0]
-    state = bench.studies.search_state(storage, bench.studies.load_search(storage, name))
+    name = bench.store.search.study_key(bench.store.search.apply_profile(config, TINY), "distill", TINY)[0]
+    state = bench.store.studies.search_state(storage, bench.store.studies.load_search(storage, name))
     assert state.failed == 1 and not state.complete  # the failed trial is shown as such, not as a run
     summary = search(config, profile="tiny", results_dir=results)
     _assert_complete_without_duplicates(f"sqlite:///{tmp_path / 'results' / 'studies.db'}", name)
@@ -263,7 +263,7 @@ def test_an_interrupted_point_is_run_again_and_no_run_counts_twice(stage, glue_d
     assert [t.state for t in optuna.load_study(study_name=f"{name}/{stage}", storage=storage).trials].count(
         TrialState.FAIL) == 1
     assert summary["n"] == 3
-    assert len(set(bench.studies.search_state(storage, bench.studies.load_search(storage, name)).records[i]["seed"]
+    assert len(set(bench.store.studies.search_state(storage, bench.store.studies.load_search(storage, name)).records[i]["seed"]
                    for i in range(3))) == 3
 
 
@@ -273,7 +273,7 @@ TWO_EPOCHS = SearchProfile("two-epochs", (1e-3,), (8,), 2, 32, None, seeds=(1,))
 def test_a_trial_interrupted_after_its_checkpoint_resumes_from_it(glue_dir, tiny_teacher, tmp_path,
                                                                    ctrl_c_in_epoch_2):
     """Ctrl-C in a trial's second epoch, after its first epoch's checkpoint: the search run again retries that
-    point in the same run folder and resumes from the checkpoint (`resume=True` in bench/search.py's trials),
+    point in the same run folder and resumes from the checkpoint (`resume=True` in bench/store/search.py's trials),
     to the numbers of a search never interrupted. A retry trained afresh would give the same numbers too,
     so the record's `resumed_from` (the step it started at) is what tells a resumed trial from a restarted one."""
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
@@ -308,7 +308,7 @@ def test_a_finished_trial_holding_another_points_record_is_not_a_run():
     """Studies written before points were handed out explicitly may hold such trials: they do not count."""
     from optuna.distributions import CategoricalDistribution
 
-    from bench.studies import finished_runs
+    from bench.store.studies import finished_runs
 
     study = optuna.create_study(direction="maximize")
     for seed, record_seed in ((1, 1), (2, 1)):
@@ -321,7 +321,7 @@ def test_a_finished_trial_holding_another_points_record_is_not_a_run():
 def test_ctrl_c_ends_a_search_in_one_line_with_code_130(glue_dir, tiny_teacher, tmp_path, monkeypatch, capsys):
     from bench.cli import main
 
-    monkeypatch.setitem(bench.search.PROFILES, "quick", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "quick", TINY)
     _interrupt_once(monkeypatch, lambda c: c.train.seed == 1, KeyboardInterrupt())
     args = ["search", "--data-dir", str(glue_dir), "--teacher", str(tiny_teacher), "--student", "teacher-layers:0",
             "--output-dir", str(tmp_path / "search")]

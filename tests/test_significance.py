@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.metrics import compute_metrics
-from bench.tasks import get_task
+from bench.parts.tasks import get_task
+from bench.pipeline.metrics import compute_metrics
 from reports.significance import _METRICS, aso_test, comparisons, marks, paired_bootstrap, significance_note
 from reports.studies import COMPARISON, Study
 
@@ -67,7 +67,7 @@ def test_one_seed_means_no_test():
 
 @pytest.mark.parametrize("task", ["sst2", "mrpc", "cola", "stsb"])
 def test_vectorised_metrics_equal_those_of_a_run(task):
-    """The bootstrap's metrics, one value per resample, equal bench/metrics.py on each resample."""
+    """The bootstrap's metrics, one value per resample, equal bench/pipeline/metrics.py on each resample."""
     spec = get_task(task)
     rng = np.random.default_rng(1)
     if spec.is_regression:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import bench.runs
-import bench.training
-from bench.cache import digest
+import bench.pipeline.runs
+import bench.pipeline.training
 from bench.cli import main
-from bench.config import RunConfig, TrainConfig, identity, train_identity
-from bench.errors import KdbenchError
-from bench.runs import run_distill
-from bench.training import LOGS_DIR, training_arguments
+from bench.parts.errors import KdbenchError
+from bench.pipeline.cache import digest
+from bench.pipeline.config import RunConfig, TrainConfig, identity, train_identity
+from bench.pipeline.runs import run_distill
+from bench.pipeline.training import LOGS_DIR, training_arguments
 from tests.test_runs import TRAIN, distill_config
 
 TRACKED = replace(TRAIN, report_to="tensorboard", run_name="tiny-kd")
@@ -63,8 +63,8 @@ def test_an_unknown_tracker_is_refused():
 @pytest.mark.parametrize("tracker", ["tensorboard", "wandb", "mlflow"])
 def test_a_missing_tracker_package_is_one_line_before_any_data(command, tracker, glue_dir, tiny_teacher, tmp_path,
                                                                monkeypatch, capsys):
-    monkeypatch.setitem(bench.training.TRACKER_AVAILABLE, tracker, lambda: False)
-    monkeypatch.setattr(bench.runs, "load_data", lambda config: pytest.fail("data loaded"))
+    monkeypatch.setitem(bench.pipeline.training.TRACKER_AVAILABLE, tracker, lambda: False)
+    monkeypatch.setattr(bench.pipeline.runs, "load_data", lambda config: pytest.fail("data loaded"))
     source = ["--teacher", str(tiny_teacher)] if command != "finetune-teacher" else ["--model", str(tiny_teacher)]
     code = main([command, "--task", "sst2", "--data-dir", str(glue_dir), *source, "--report-to", tracker,
                  "--output-dir", str(tmp_path / "run")])

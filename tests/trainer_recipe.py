@@ -12,10 +12,10 @@ import torch
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainingArguments, set_seed)
 
-from bench.config import TrainConfig
-from bench.data import load_task
-from bench.losses import kd_loss
-from bench.models import keep_layers
+from bench.parts.losses import kd_loss
+from bench.parts.models import keep_layers
+from bench.pipeline.config import TrainConfig
+from bench.pipeline.data import load_task
 
 
 class OnlineKD(Trainer):

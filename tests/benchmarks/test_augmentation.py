@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from bench.data import load_task
-from bench.models import MINILM
-from bench.pools import generate_pool
-from bench.tasks import get_task
+from bench.parts.models import MINILM
+from bench.parts.tasks import get_task
+from bench.pipeline.data import load_task
+from bench.pipeline.pools import generate_pool
 from methods import get_method
 from methods.base import MethodContext
 from tests.benchmarks.test_mlm_batching import minilm_generator

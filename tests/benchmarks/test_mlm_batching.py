@@ -26,9 +26,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForMaskedLM
 
-from bench.data import load_task
-from bench.models import MINILM, load_tokenizer, resolve_model
-from bench.tasks import get_task
+from bench.parts.models import MINILM, load_tokenizer, resolve_model
+from bench.parts.tasks import get_task
+from bench.pipeline.data import load_task
 from methods.base import MethodContext
 from methods.mlm import MaskedLMGeneration, MLMParams
 from tests.conftest import write_sst2

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DataConfig, RunConfig, TrainConfig
-from bench.models import MINILM, resolve_model
-from bench.runs import finetune_teacher, run_distill
+from bench.parts.models import MINILM, resolve_model
+from bench.pipeline.config import DataConfig, RunConfig, TrainConfig
+from bench.pipeline.runs import finetune_teacher, run_distill
 from tests.trainer_recipe import trainer_run
 
 TASKS = {"rte": (128, None), "sst2": (64, 4000)}  # max length, training examples (None: all)

@@ -33,12 +33,12 @@ def resident_mb() -> float:
 
 def prepare(size: int, glue_dir: str) -> dict[str, float]:
     """Runs in a fresh process: each phase of preparing `size` examples, timed, and the memory it added."""
-    import bench.cache
-    from bench.cache import cached_teacher_logits, dataset_fingerprint
-    from bench.config import DataConfig
-    from bench.features import Collator
-    from bench.models import MINILM, load_tokenizer
-    from bench.runs import prepare_data
+    import bench.pipeline.cache
+    from bench.parts.features import Collator
+    from bench.parts.models import MINILM, load_tokenizer
+    from bench.pipeline.cache import cached_teacher_logits, dataset_fingerprint
+    from bench.pipeline.config import DataConfig
+    from bench.pipeline.runs import prepare_data
 
     tokenizer = load_tokenizer(MINILM)
     before_mb = resident_mb()
@@ -52,12 +52,12 @@ def prepare(size: int, glue_dir: str) -> dict[str, float]:
         dataset_fingerprint(ds)
     timings["fingerprint s"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as cache:  # a cache entry of the right shape, then the timed look-up
-        real = bench.cache.predict_logits
-        bench.cache.predict_logits = lambda model, ds, *a, **k: np.zeros((len(ds), 2), np.float32)
+        real = bench.pipeline.cache.predict_logits
+        bench.pipeline.cache.predict_logits = lambda model, ds, *a, **k: np.zeros((len(ds), 2), np.float32)
         teacher = type("Teacher", (), {"config": type("Config", (), {"num_labels": 2})})()
         cached_teacher_logits(teacher, prepared.train, Collator(tokenizer), batch_size=128, cache_dir=cache,
                               teacher_fingerprint="benchmark")
-        bench.cache.predict_logits = real
+        bench.pipeline.cache.predict_logits = real
         started = time.perf_counter()
         _, hit = cached_teacher_logits(teacher, prepared.train, Collator(tokenizer), batch_size=128, cache_dir=cache,
                                        teacher_fingerprint="benchmark")

@@ -10,10 +10,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import bench.search
-from bench.runs import DataConfig
-from bench.search import create_search
-from bench.studies import SearchProfile, open_storage
+import bench.store.search
+from bench.pipeline.runs import DataConfig
+from bench.store.search import create_search
+from bench.store.studies import SearchProfile, open_storage
 from tests.conftest import communicate_all, write_sst2
 from tests.test_runs import distill_config
 from tests.test_search import _worker
@@ -34,14 +34,14 @@ def _search(workers: int, root, teacher) -> None:
         assert process.returncode == 0, err[-3000:]
     done = [t for stage in ("grid", "seeds") for t in optuna.load_study(study_name=f"{name}/{stage}",
                                                                         storage=storage).trials]
-    # a worker that finds its queued trial taken by the other ends its own as pruned (bench/search.py)
+    # a worker that finds its queued trial taken by the other ends its own as pruned (bench/store/search.py)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in done), [(t.number, t.state) for t in done]
     assert sum(t.state == TrialState.COMPLETE for t in done) == 10
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_trials_per_hour(benchmark, tiny_teacher, tmp_path_factory, monkeypatch, workers):
-    monkeypatch.setitem(bench.search.PROFILES, "bench", GRID)
+    monkeypatch.setitem(bench.store.search.PROFILES, "bench", GRID)
     root = tmp_path_factory.mktemp("search-bench")
     benchmark.group = "search: 10 trials (4 x 2 grid, 2 seeds), tiny models"
     benchmark.pedantic(_search, args=(workers, root, tiny_teacher), rounds=2, warmup_rounds=0)

@@ -26,15 +26,15 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import TrainingArguments, get_linear_schedule_with_warmup, set_seed
 
-from bench.cache import cached_teacher_logits
-from bench.data import load_task
-from bench.features import TEACHER_LOGITS, Collator, tokenize
-from bench.losses import kd_loss
-from bench.models import MINILM, keep_layers, load_classifier, load_tokenizer
-from bench.records import PhaseTimer
-from bench.tasks import get_task
-from bench.registry import NoParams
-from bench.training import DistillationTrainer, RunParts
+from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
+from bench.parts.losses import kd_loss
+from bench.parts.models import MINILM, keep_layers, load_classifier, load_tokenizer
+from bench.parts.registry import NoParams
+from bench.parts.tasks import get_task
+from bench.pipeline.cache import cached_teacher_logits
+from bench.pipeline.data import load_task
+from bench.pipeline.records import PhaseTimer
+from bench.pipeline.training import DistillationTrainer, RunParts
 from methods import get_method
 from methods.base import MethodContext
 from objectives import get_objective

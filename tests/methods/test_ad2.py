@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from bench.config import KDConfig
-from bench.context import Batch
-from bench.errors import KdbenchError
-from bench.registry import NoParams
-from bench.runs import DataConfig, run_distill
-from bench.tasks import get_task
+from bench.parts.context import Batch
+from bench.parts.errors import KdbenchError
+from bench.parts.kd_config import KDConfig
+from bench.parts.registry import NoParams
+from bench.parts.tasks import get_task
+from bench.pipeline.runs import DataConfig, run_distill
 from methods import get_method
 from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, perturbed
 from methods.base import MethodContext

@@ -11,8 +11,8 @@ import torch
 from transformers import AutoTokenizer, MarianConfig, MarianMTModel
 
 import methods.back_translation as bt
-from bench.errors import KdbenchError
-from bench.tasks import get_task
+from bench.parts.errors import KdbenchError
+from bench.parts.tasks import get_task
 from methods.base import MethodContext
 from methods.registry import get_method
 
@@ -112,6 +112,6 @@ def test_marian_counts_determinism_and_rng(tiny_marian):
 
 
 def test_marian_missing_model_says_how_to_pass_a_folder(monkeypatch):
-    monkeypatch.setattr("bench.models.hub_reachable", lambda: False)
+    monkeypatch.setattr("bench.parts.models.hub_reachable", lambda: False)
     with pytest.raises(KdbenchError, match="forward_model=DIR backward_model=DIR"):
         make(engine="marian", pivot="fr")

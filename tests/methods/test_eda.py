@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import KdbenchError, UnknownNameError
-from bench.tasks import get_task
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.tasks import get_task
 from methods.base import MethodContext
 from methods.eda import EDA, STOP_WORDS, EDAParams, default_settings, detokenize, is_word, tokenize
 from methods.registry import get_method
@@ -188,7 +188,7 @@ def test_registry_lists_parameters():
 def test_a_pair_changes_one_side_and_the_pool_is_the_same_for_one_seed():
     import datasets
 
-    from bench.pools import generate_pool
+    from bench.pipeline.pools import generate_pool
 
     pairs = datasets.Dataset.from_dict({
         "text_a": ["A man is playing a large flute.", "Three boys are running through the park happily."],

@@ -11,12 +11,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM, BertForSequenceClassification
 
-from bench.config import KDConfig, RunConfig
-from bench.context import Batch
-from bench.errors import KdbenchError
-from bench.registry import NoParams
-from bench.runs import run_distill
-from bench.tasks import get_task
+from bench.parts.context import Batch
+from bench.parts.errors import KdbenchError
+from bench.parts.registry import NoParams
+from bench.parts.tasks import get_task
+from bench.pipeline.config import KDConfig, RunConfig
+from bench.pipeline.runs import run_distill
 from methods import get_method
 from methods.base import MethodContext
 from methods.mate_kd import MateKD, rewritten

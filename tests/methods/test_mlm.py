@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from bench.errors import KdbenchError
-from bench.tasks import get_task
+from bench.parts.errors import KdbenchError
+from bench.parts.tasks import get_task
 from methods.base import MethodContext
 from methods.glove import load_glove
 from methods.mlm import STOP_WORDS, MaskedLMGeneration, MLMParams, is_word, match_case
@@ -148,7 +148,7 @@ def test_match_case():
 
 
 def test_no_generator_offline_says_how_to_build_one(monkeypatch, tiny_generator):
-    monkeypatch.setattr("bench.generator.hub_reachable", lambda: False)
+    monkeypatch.setattr("bench.parts.generators.hub_reachable", lambda: False)
     with pytest.raises(KdbenchError, match="make-generator"):
         MaskedLMGeneration(MLMParams(), MethodContext(get_task("sst2"), 100, "t"))
 

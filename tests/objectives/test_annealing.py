@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from bench.context import Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.tasks import get_task
-from bench.runs import run_distill
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.tasks import get_task
+from bench.pipeline.runs import run_distill
 from objectives import get_objective
 from tests.test_resume import _evaluations
 from tests.test_runs import TRAIN, distill_config

@@ -10,9 +10,9 @@ import types
 import pytest
 import torch
 
-from bench.context import Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.tasks import get_task
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.tasks import get_task
 from objectives import get_objective
 
 # at step 2 of 10 with t_max 2 and psi_slope 0.5: T 2, phi 0.5, psi 0.1; with margin 2, m phi = 1

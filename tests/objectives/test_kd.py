@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from bench.config import KDConfig
-from bench.context import Batch, TrainingContext
-from bench.tasks import get_task
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.kd_config import KDConfig
+from bench.parts.tasks import get_task
 from objectives import get_objective
 
 KD = KDConfig(temperature=2.0, alpha_kd=0.5, alpha_ce=3.0)

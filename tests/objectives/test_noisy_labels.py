@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.config import KDConfig
-from bench.context import Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.losses import kd_divergence
-from bench.tasks import get_task
+from bench.parts.context import Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.kd_config import KDConfig
+from bench.parts.losses import kd_divergence
+from bench.parts.tasks import get_task
 from objectives import get_objective
 
 LOGITS = torch.tensor([[2.0, 0.0], [0.0, 1.0]])

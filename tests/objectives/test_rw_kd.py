@@ -12,13 +12,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from bench.config import KDConfig
-from bench.context import EXAMPLE_ID, Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.features import TEACHER_LOGITS, Collator
-from bench.losses import kd_divergence
-from bench.runs import run_distill
-from bench.tasks import get_task
+from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.features import TEACHER_LOGITS, Collator
+from bench.parts.kd_config import KDConfig
+from bench.parts.losses import kd_divergence
+from bench.parts.tasks import get_task
+from bench.pipeline.runs import run_distill
 from objectives import get_objective
 from tests.conftest import tiny_config
 from tests.test_runs import distill_config

@@ -11,12 +11,12 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from bench.cli import main
-from bench.context import TrainingContext
-from bench.records import RECORD_FILE
-from bench.runs import run_distill, run_finetune
-from bench.tasks import get_task
+from bench.parts.context import TrainingContext
+from bench.parts.tasks import get_task
+from bench.pipeline.records import RECORD_FILE
+from bench.pipeline.runs import run_distill, run_finetune
 from schemes.registry import get_scheme
-from bench.schedules import first_step
+from bench.parts.schedules import first_step
 from schemes.swa import SWA, SWAParams
 from tests.test_runs import distill_config
 

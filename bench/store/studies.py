@@ -1,10 +1,10 @@
 """The results store: searches as Optuna keeps them, read without training anything.
 
-What a search is (bench/search.py runs them): two Optuna studies per configuration in one storage,
+What a search is (bench/store/search.py runs them): two Optuna studies per configuration in one storage,
 NAME/grid (every learning-rate x batch-size point at the first seed) and NAME/seeds (every seed at
 the grid's best point), each trial carrying a summary of its run and the key of its record
-(bench/record_store.py). This module opens storages, rebuilds a stored search and tells how far it
-is (`search_state`, `search_summary`); `kdbench report` and `kdbench results` (bench/run_table.py)
+(bench/store/record_store.py). This module opens storages, rebuilds a stored search and tells how far it
+is (`search_state`, `search_summary`); `kdbench report` and `kdbench results` (bench/store/run_table.py)
 use it, so they never load a model or a training library."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from bench.config import MIN_MAX_LENGTH, RunConfig, from_identity
-from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
-from bench.record_store import trial_records, trial_summary
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.fields import AT_LEAST_ONE, POSITIVE, SEED, Range, check_ranges
+from bench.pipeline.config import MIN_MAX_LENGTH, RunConfig, from_identity
+from bench.store.record_store import trial_records, trial_summary
 
 GRID, SEEDS = "grid", "seeds"
 
@@ -107,7 +107,7 @@ class StoredSearch:
     config: RunConfig
     kind: str
     profile: SearchProfile
-    content: dict | None = None  # the data's and the teacher's hashes (bench/content.py); None before they were kept
+    content: dict | None = None  # the data's and the teacher's hashes (bench/pipeline/content.py); None before they were kept
 
 
 def finished_runs(trials: list[FrozenTrial], space: dict[str, list]) -> dict[tuple, FrozenTrial]:

@@ -24,8 +24,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
 from sqlalchemy.dialects import mysql
 
-from bench.errors import KdbenchError
-from bench.storage import write_json
+from bench.parts.errors import KdbenchError
+from bench.pipeline.storage import write_json
 
 TABLE = "kdbench_records"
 SUMMARY, KEY, INLINE = "summary", "record_key", "record"  # trial attributes
@@ -111,7 +111,7 @@ def record_store(storage: optuna.storages.BaseStorage) -> _TableStore | _FileSto
         return _FileStore(Path(backend._file_path + ".records"))
     if not isinstance(storage, RDBStorage):
         raise KdbenchError(f"records are kept beside SQL and journal-file storages, not a {type(storage).__name__}: "
-                           "open the storage with bench.studies.open_storage")
+                           "open the storage with bench.store.studies.open_storage")
     return _TableStore(storage.engine)
 
 

@@ -14,18 +14,18 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import KdbenchError, UnknownNameError
-from bench.registry import Part, Registry
-from bench.tasks import TaskSpec
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.registry import Part, Registry
+from bench.parts.tasks import TaskSpec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-# The builders import transformers (through bench.models) when they build, so that the registry, and
+# The builders import transformers (through bench.parts.models) when they build, so that the registry, and
 # `kdbench list students`, load no training library.
 
-STUDENTS = Registry("student", plural="students", base="bench.students:StudentBuilder", builtins={
-    name: "bench.students" for name in ("teacher-layers", "fresh", "pretrained")})
+STUDENTS = Registry("student", plural="students", base="bench.pipeline.students:StudentBuilder", builtins={
+    name: "bench.pipeline.students" for name in ("teacher-layers", "fresh", "pretrained")})
 register_student = STUDENTS.register
 PRETRAINED = "pretrained"  # a student string with no registered `kind:` prefix names a pre-trained model
 
@@ -69,7 +69,7 @@ class TeacherLayers(StudentBuilder):
                                f"got {argument!r}") from None
 
     def build(self, argument: list[int], teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
-        from bench.models import keep_layers
+        from bench.parts.models import keep_layers
 
         return keep_layers(teacher, argument)
 
@@ -104,7 +104,7 @@ class Pretrained(StudentBuilder):
     needs_teacher = False
 
     def build(self, argument: str, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
-        from bench.models import load_classifier
+        from bench.parts.models import load_classifier
 
         return load_classifier(argument, task)
 

@@ -25,21 +25,21 @@ import datasets
 from filelock import FileLock
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
-from bench.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.config import DataConfig, KDConfig, RunConfig, from_identity, train_identity
-from bench.context import TrainingContext
-from bench.data import TaskData, load_data
-from bench.errors import KdbenchError
-from bench.features import TEACHER_LOGITS, Collator, tokenize
-from bench.integrity import folder_damage, holds_entry, seal, usable
-from bench.models import frozen, load_classifier, load_tokenizer
-from bench.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
-from bench.pools import cached_pool
-from bench.storage import publish_directory
-from bench.students import build_student, parse_student
-from bench.registry import Part
-from bench.tasks import get_task
-from bench.training import RunParts, check_tracker, distributed_state, train
+from bench.parts.context import TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
+from bench.parts.models import frozen, load_classifier, load_tokenizer
+from bench.parts.registry import Part
+from bench.parts.tasks import get_task
+from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
+from bench.pipeline.config import DataConfig, KDConfig, RunConfig, from_identity, train_identity
+from bench.pipeline.data import TaskData, load_data
+from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
+from bench.pipeline.pools import cached_pool
+from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
+from bench.pipeline.storage import publish_directory
+from bench.pipeline.students import build_student, parse_student
+from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
 from methods import get_method
 from objectives import get_objective
 from objectives.base import KD_SETTINGS
@@ -161,7 +161,7 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
     (a model folder with the run record inside), its record and whether it came from the cache.
     The folder appears only once complete, sealed with its checksums; an interrupted fine-tuning
-    resumes from its checkpoint. A cached folder is verified before reuse (`bench.integrity`): a
+    resumes from its checkpoint. A cached folder is verified before reuse (`bench.pipeline.integrity`): a
     damaged one is reported, discarded and the teacher fine-tuned again.
     Independent processes asking for the same teacher (workers of one ablation) take turns on a
     file lock: one trains, the others then read its folder. Ranks of one data-parallel launch

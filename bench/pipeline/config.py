@@ -12,16 +12,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
-from bench.errors import KdbenchError
-from bench.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
+from bench.parts.errors import KdbenchError
+from bench.parts.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
+from bench.parts.kd_config import KDConfig
 
-# Measured with the MiniLM (BERT) tokenizer through `bench.features.tokenize`: below 3 it ignores
+# Measured with the MiniLM (BERT) tokenizer through `bench.parts.features.tokenize`: below 3 it ignores
 # truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
 # special tokens and 4 drops one side whole.
 MIN_MAX_LENGTH = 5
 DEMO_TRAIN_EXAMPLES = 1000  # the demo's seeded SST-2 subset, as in the quick search profile and the speed spec
 LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_noise` corrupts a label
-# TrainingArguments.train_sampling_strategy values we offer; the first two are ours (bench/training.py)
+# TrainingArguments.train_sampling_strategy values we offer; the first two are ours (bench/pipeline/training.py)
 LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
 SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
@@ -135,24 +136,6 @@ class TrainConfig:
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data or model is loaded
-
-
-@dataclass
-class KDConfig:
-    """The distillation loss of METHODS.md: alpha_kd * t^2 * KL + alpha_ce * CE (MSE for regression)."""
-
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature t of the KD term",
-                                                      "range": POSITIVE})
-    alpha_kd: float = field(default=1.0, metadata={"help": "weight of the KD term", "range": NON_NEGATIVE})
-    alpha_ce: float = field(default=0.0, metadata={"help": "weight of the hard-label term", "range": NON_NEGATIVE})
-
-    def __post_init__(self):
-        check_ranges(self)
-
-    def check_learns(self, where: str) -> None:
-        """A KD run with both weights 0 would train nothing: one error naming `where` it was set."""
-        if self.alpha_kd == 0 and self.alpha_ce == 0:
-            raise KdbenchError(f"{where}: alpha_kd and alpha_ce are both 0: the student would learn nothing")
 
 
 @dataclass

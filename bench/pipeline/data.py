@@ -24,10 +24,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from bench.errors import DataFormatError, KdbenchError, UnknownNameError
-from bench.config import DataConfig
-from bench.hub import hub_reachable
-from bench.tasks import FileLayout, TaskSpec, get_task
+from bench.parts.errors import DataFormatError, KdbenchError, UnknownNameError
+from bench.parts.hub import hub_reachable
+from bench.parts.tasks import FileLayout, TaskSpec, get_task
+from bench.pipeline.config import DataConfig
 
 HUB_DATASET = "nyu-mll/glue"
 GLUE_DIR_ENV = "KDBENCH_GLUE_DIR"

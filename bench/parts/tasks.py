@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import UnknownNameError
+from bench.parts.errors import UnknownNameError
 
 
 @dataclass(frozen=True)

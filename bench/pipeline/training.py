@@ -24,21 +24,21 @@ from transformers.integrations import (TensorBoardCallback, is_mlflow_available,
                                        is_wandb_available)
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from bench.cache import predict_logits
-from bench.checkpoints import (PARTS_FILE, WEIGHTS_FILE, PartsState, RunClock, checkpoint_step, resume_point,
+from bench.pipeline.cache import predict_logits
+from bench.pipeline.checkpoints import (PARTS_FILE, WEIGHTS_FILE, PartsState, RunClock, checkpoint_step, resume_point,
                                seconds_before)
-from bench.config import LENGTH_STRATEGIES, TrainConfig
-from bench.context import EXAMPLE_ID, Batch, TrainingContext
-from bench.errors import KdbenchError
-from bench.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
-from bench.losses import label_loss
-from bench.metrics import predictions_from_logits, trainer_metrics
-from bench.parts import TrainingPart
-from bench.progress import close_progress, use_loss_progress
-from bench.records import PhaseTimer
-from bench.registry import NoParams
-from bench.schedules import first_step, restarted_factor
-from bench.tasks import TaskSpec
+from bench.parts.base import TrainingPart
+from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.parts.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
+from bench.parts.losses import label_loss
+from bench.parts.registry import NoParams
+from bench.parts.schedules import first_step, restarted_factor
+from bench.parts.tasks import TaskSpec
+from bench.pipeline.config import LENGTH_STRATEGIES, TrainConfig
+from bench.pipeline.metrics import predictions_from_logits, trainer_metrics
+from bench.pipeline.progress import close_progress, use_loss_progress
+from bench.pipeline.records import PhaseTimer
 from methods.base import InLoopMethod
 from objectives.base import Objective
 from schemes import get_scheme
@@ -271,7 +271,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     """Train `model` on `train_ds` (with a `teacher_logits` column for KD) with the run's `parts` (default:
     labels only, plain scheme), evaluating on `eval_dss`; returns the best-dev model (the weights the
     scheme keeps) and the run's history. Checkpoints live in `output_dir/checkpoints` while training
-    (for `resume`: from the newest whole one, see bench/checkpoints.py), with the parts' state, and are
+    (for `resume`: from the newest whole one, see bench/pipeline/checkpoints.py), with the parts' state, and are
     removed once the best model is back in memory; TensorBoard's event files (`report_to`) go to
     `output_dir/logs`, which stays. `callbacks` join the Trainer's (e.g. to report each evaluation to a
     search). `timer` gets the whole run's training and evaluation time."""

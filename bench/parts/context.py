@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from accelerate.utils import extract_model_from_parallel
 
-from bench.config import KDConfig
-from bench.tasks import TaskSpec
+from bench.parts.kd_config import KDConfig
+from bench.parts.tasks import TaskSpec
 
 EXAMPLE_ID = "example_id"  # the column of training examples' ids, and the batch key the collator passes on
 

@@ -5,7 +5,7 @@ Two Optuna studies per configuration (task, method, parameters, models, profile)
   NAME/seeds  every seed, at the grid's best learning rate and batch size.
 Optuna's storage is the results store: every trial carries a summary of its run and the key of its
 whole record, which is kept beside the studies (a table of the same database, or files beside a
-journal; bench/record_store.py). A SQLite file in the results folder is the default; any SQLAlchemy
+journal; bench/store/record_store.py). A SQLite file in the results folder is the default; any SQLAlchemy
 URL (PostgreSQL: `pip install -e .[postgres]`) or a journal file (`journal:PATH`) lets many
 `kdbench worker` processes share the studies.
 
@@ -39,21 +39,21 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 from transformers import TrainerCallback
 
-from bench.cache import digest
-from bench.record_store import point_to_record, record_store
-from bench.records import RECORD_FILE, read_record
-from bench.config import RunConfig
-from bench.content import check_content, keyed_settings, study_content
-from bench.errors import KdbenchError
-from bench.runs import choose_parts, run_distill, run_finetune
-from bench.storage import write_json
-from bench.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _key, _own_run, _point, _points,
+from bench.parts.errors import KdbenchError
+from bench.pipeline.cache import digest
+from bench.pipeline.config import RunConfig
+from bench.pipeline.content import check_content, keyed_settings, study_content
+from bench.pipeline.records import RECORD_FILE, read_record
+from bench.pipeline.runs import choose_parts, run_distill, run_finetune
+from bench.pipeline.storage import write_json
+from bench.store.record_store import point_to_record, record_store
+from bench.store.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _key, _own_run, _point, _points,
                            _stages, _study, default_storage, finished_runs, load_search, open_storage,
                            search_summary)
 
 
 def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str, str, dict]:
-    """A search's name, the digest of its settings alone, and its content (bench/content.py): what is
+    """A search's name, the digest of its settings alone, and its content (bench/pipeline/content.py): what is
     searched (lr, batch size, seed) is left out, folders stand for their content, parameters are parsed."""
     settings = keyed_settings(with_parsed_params(config, kind))
     settings["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point

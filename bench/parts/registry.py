@@ -32,8 +32,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from bench.errors import KdbenchError, UnknownNameError
-from bench.fields import Range, a_type, base_type, check_choice, check_type
+from bench.parts.errors import KdbenchError, UnknownNameError
+from bench.parts.fields import Range, a_type, base_type, check_choice, check_type
 
 
 def param(default: Any, help: str, *, choices: Iterable[Any] | None = None, range: Range | None = None) -> Any:

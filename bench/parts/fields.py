@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from bench.errors import KdbenchError, UnknownNameError
+from bench.parts.errors import KdbenchError, UnknownNameError
 
 
 def base_type(annotation) -> type:

@@ -7,7 +7,7 @@ import logging
 
 from transformers.trainer_callback import ProgressCallback
 
-from bench.errors import KdbenchError
+from bench.parts.errors import KdbenchError
 
 
 class LossProgressCallback(ProgressCallback):

@@ -2,7 +2,7 @@
 
 Keys are content hashes, so a cache entry is reused exactly when the same teacher meets the same
 tokenised data, whichever run, trial or worker asks. Entries are written atomically, with a
-checksum and the expected shape beside them, verified on read (`bench.integrity`): a damaged entry
+checksum and the expected shape beside them, verified on read (`bench.pipeline.integrity`): a damaged entry
 is reported, discarded and computed again.
 """
 
@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from bench.features import Collator, example_lengths, longest_first
-from bench.integrity import file_damage, usable, write_file_checksum
-from bench.storage import save_array
+from bench.parts.features import Collator, example_lengths, longest_first
+from bench.pipeline.integrity import file_damage, usable, write_file_checksum
+from bench.pipeline.storage import save_array
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:

@@ -28,10 +28,10 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from bench.context import TrainingContext
-from bench.errors import KdbenchError
-from bench.parts import TrainingPart
-from bench.records import PhaseTimer
+from bench.parts.base import TrainingPart
+from bench.parts.context import TrainingContext
+from bench.parts.errors import KdbenchError
+from bench.pipeline.records import PhaseTimer
 
 STATE_FILE = "trainer_state.json"
 # what a checkpoint of a full (not weights-only) save holds besides its state and weights

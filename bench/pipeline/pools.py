@@ -11,7 +11,7 @@ Sentences are augmented in fixed-size chunks, each with a seed derived from the 
 pool does not depend on anything but its key.
 
 A cached pool is a folder (`pool.jsonl`, `meta.json`) published by one rename once sealed with its
-checksums (`bench.integrity`). It is verified on read, its row count against the metadata's
+checksums (`bench.pipeline.integrity`). It is verified on read, its row count against the metadata's
 `pool_size` too; a damaged pool is reported, discarded and generated again, identically.
 """
 
@@ -28,9 +28,9 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.cache import cache_root, digest
-from bench.integrity import folder_damage, sealed_folder, usable
-from bench.storage import atomic_file, write_json
+from bench.pipeline.cache import cache_root, digest
+from bench.pipeline.integrity import folder_damage, sealed_folder, usable
+from bench.pipeline.storage import atomic_file, write_json
 from methods.base import PoolAugmenter
 from methods.registry import MethodSpec
 

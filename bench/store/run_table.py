@@ -16,10 +16,10 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from bench.errors import KdbenchError
-from bench.record_store import trial_records, trial_summary
-from bench.records import RECORD_FILE
-from bench.studies import open_storage
+from bench.parts.errors import KdbenchError
+from bench.pipeline.records import RECORD_FILE
+from bench.store.record_store import trial_records, trial_summary
+from bench.store.studies import open_storage
 
 SETTINGS = {"method": "method_params", "objective": "objective_params", "scheme": "scheme_params", "kd": "kd",
             "train": "train", "data": "data"}  # column prefix -> field of a stored config

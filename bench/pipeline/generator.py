@@ -17,7 +17,7 @@ good, beautiful" (docs/methods.md: the command that reproduces it).
 Generators are cached like fine-tuned teachers: keyed by the encoder's weights, the training text
 and the settings, written to a temporary folder, sealed with its checksums and published by one
 rename, so a finished folder is reused by every later call and an interrupted one leaves nothing
-behind. A generator folder is verified before reuse (`bench.integrity`); a damaged one is
+behind. A generator folder is verified before reuse (`bench.pipeline.integrity`); a damaged one is
 reported, discarded and trained again.
 """
 
@@ -34,61 +34,17 @@ import torch
 from transformers import (AutoModelForMaskedLM, DataCollatorForLanguageModeling, PreTrainedModel, Trainer,
                           TrainingArguments, set_seed)
 
-from bench.cache import cache_root, digest, model_fingerprint
-from bench.config import DataConfig, GeneratorSettings
-from bench.data import TEXT_COLUMNS, load_data
-from bench.errors import KdbenchError
-from bench.hub import hub_reachable
-from bench.integrity import folder_damage, holds_entry, sealed_folder, usable
-from bench.models import load_tokenizer, resolve_model
-from bench.progress import use_loss_progress
-from bench.storage import write_json
+from bench.parts.errors import KdbenchError
+from bench.parts.generators import masked_lm_logits
+from bench.parts.models import load_tokenizer, resolve_model
+from bench.pipeline.cache import cache_root, digest, model_fingerprint
+from bench.pipeline.config import DataConfig, GeneratorSettings
+from bench.pipeline.data import TEXT_COLUMNS, load_data
+from bench.pipeline.integrity import folder_damage, holds_entry, sealed_folder, usable
+from bench.pipeline.progress import use_loss_progress
+from bench.pipeline.storage import write_json
 
 INFO_FILE = "generator.json"  # written last before the checksums; marks a generator folder
-
-
-def masked_lm_logits(model: PreTrainedModel, inputs: dict[str, torch.Tensor], selected: torch.Tensor) -> torch.Tensor:
-    """The masked LM's logits at the `selected` positions only (a [batch, length] bool mask), as
-    [number selected, vocabulary].
-
-    The vocabulary projection costs about as much per token as a whole small encoder, and masked-LM
-    training and generation need it at a few positions only. A forward hook on the encoder keeps
-    just those positions' hidden states, so the model's own head (whatever its layout) runs on them."""
-
-    def keep_selected(module, args, output):
-        output.last_hidden_state = output.last_hidden_state[selected]
-        return output
-
-    handle = model.base_model.register_forward_hook(keep_selected)
-    try:
-        logits = model(**inputs).logits
-    finally:
-        handle.remove()
-    if logits.dim() != 2:
-        raise KdbenchError(f"{type(model).__name__}: its head does not read the encoder's last_hidden_state; "
-                           "use a BERT-style masked LM")
-    return logits
-
-
-def load_generator(name: str) -> PreTrainedModel:
-    """A masked LM with a trained head, in eval mode; an encoder without one is refused."""
-    model, info = AutoModelForMaskedLM.from_pretrained(resolve_model(name), output_loading_info=True)
-    if info["missing_keys"]:
-        raise KdbenchError(f"{name} has no trained masked-LM head (missing {', '.join(sorted(info['missing_keys']))}): "
-                           f"build a generator from it with `kdbench make-generator --model {name}` and pass "
-                           "--param generator=FOLDER")
-    return model.eval()
-
-
-def generator_name(given: str | None, hub_default: str) -> str:
-    """The generator a method loads: the one given, else the method's default from the hub, else an
-    error saying how to build one offline."""
-    if given:
-        return given
-    if hub_reachable():
-        return hub_default
-    raise KdbenchError(f"the hub is unreachable, so the default generator {hub_default} cannot be downloaded: "
-                       "build one offline with `kdbench make-generator --task TASK` and pass --param generator=FOLDER")
 
 
 def load_masked_lm(encoder: str, seed: int) -> tuple[PreTrainedModel, bool]:

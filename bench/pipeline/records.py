@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench.storage import write_json
+from bench.pipeline.storage import write_json
 
 PACKAGES = ("kdbench", "torch", "transformers", "accelerate", "datasets", "numpy", "scikit-learn", "scipy")
 RECORD_FILE = "record.json"
@@ -61,7 +61,7 @@ def package_versions() -> dict[str, str | None]:
 
 def git_commit() -> str | None:
     """The commit of the kdbench checkout running this, with `+dirty` if it has local changes."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.storage import publish_directory, temporary_directory, write_json
+from bench.pipeline.storage import publish_directory, temporary_directory, write_json
 
 MANIFEST = "checksums.json"
 NO_CHECKSUM = "no checksum: written by an older kdbench"

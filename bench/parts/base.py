@@ -2,7 +2,7 @@
 
 Augmentation methods, KD objectives and training schemes all derive from `TrainingPart`. The
 harness saves each part's `state_dict()` with every Trainer checkpoint and gives it back through
-`load_state_dict` on `--resume` (bench/checkpoints.py), so a schedule, an average of weights or a
+`load_state_dict` on `--resume` (bench/pipeline/checkpoints.py), so a schedule, an average of weights or a
 part's own optimiser continues where it stopped. `report()` is what the part measured over the
 run, for the run record.
 """

@@ -16,10 +16,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from bench.cache import dataset_fingerprint, digest
-from bench.config import DataConfig, RunConfig, identity
-from bench.data import load_data
-from bench.errors import KdbenchError
+from bench.parts.errors import KdbenchError
+from bench.pipeline.cache import dataset_fingerprint, digest
+from bench.pipeline.config import DataConfig, RunConfig, identity
+from bench.pipeline.data import load_data
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes weights to
 PATH_FIELDS = {"data_dir": None, "train_file": None, "validation_file": None}  # DataConfig: stood for by `data`
@@ -64,7 +64,7 @@ def study_content(config: RunConfig) -> dict[str, str | None]:
 def keyed_settings(config: RunConfig) -> dict:
     """The config as a study key sees it: no folders (they are in `study_content`), no output or
     cache places, and a model folder among the parts' parameters by its weights. Give it parsed
-    parameters (bench.search.with_parsed_params), so `eps=1e-5` typed and written in a spec agree."""
+    parameters (bench.store.search.with_parsed_params), so `eps=1e-5` typed and written in a spec agree."""
     values = identity(dataclasses.replace(config, output_dir=None, cache_dir=None, resume=False, teacher=None,
                                           model=model_content(config.model),
                                           data=dataclasses.replace(config.data, **PATH_FIELDS)))

@@ -1,0 +1,88 @@
+"""Options shared by several commands. Settings options mirror the config dataclasses field by field
+(`--learning-rate` or `--learning_rate` for TrainConfig.learning_rate, ...), so the help text and the
+run record always agree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Sequence
+
+from bench.parts.fields import base_type
+
+# where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
+RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
+STUDENT_HELP = ("student: 'teacher-layers:0,2,4' (layers of --teacher), 'fresh:num_hidden_layers=4,"
+                "hidden_size=256' (teacher architecture, new weights), or a hub id / folder")
+DEFAULT_STUDENT = "teacher-layers:0,2,4"
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
+                          defaults: dict | None = None) -> None:
+    """One option per field of `cls`, stored as `group.field`."""
+    hints = typing.get_type_hints(cls)
+    section = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = base_type(hints[f.name])
+        default = (defaults or {}).get(f.name, f.default)
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help
+        if kind is bool:
+            section.add_argument(*flags, dest=f"{group}.{f.name}", action=argparse.BooleanOptionalAction,
+                                 default=default, help=help_text)
+        else:
+            section.add_argument(*flags, dest=f"{group}.{f.name}", type=kind, default=default, help=help_text)
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type, group: str):
+    values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{group}.")}
+    return cls(**values)
+
+
+def add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a module (or .py file) that registers more methods; repeatable")
+
+
+def add_scheme_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheme", default="plain", help="training scheme (see `kdbench list schemes`)")
+    parser.add_argument("--scheme-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the scheme, e.g. --scheme-param start=0.5; repeatable")
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """--method, --param, --objective, --objective-param, --scheme, --scheme-param and --plugin: which
+    augmentation method, KD objective and training scheme a run composes, with what settings."""
+    parser.add_argument("--method", default="none", help="augmentation method (see `kdbench list methods`)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
+    parser.add_argument("--objective", default="kd", help="KD objective (see `kdbench list objectives`)")
+    parser.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the objective, e.g. --objective-param tau_max=7; repeatable")
+    add_scheme_options(parser)
+    add_plugin_option(parser)
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, model_flag: str, model_help: str,
+                    model_default: str | None) -> None:
+    """The options every command that trains one model has: output and cache folders, the model, and
+    the data and training settings."""
+    from bench.pipeline.config import DataConfig, TrainConfig
+
+    parser.add_argument("--output-dir", help="folder for the run record and model (default: kdbench-results/...)")
+    parser.add_argument("--cache-dir", help="cache of teachers and teacher outputs "
+                        "(default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+    parser.add_argument(model_flag, dest="model", default=model_default, required=model_default is None,
+                        help=model_help)
+    add_dataclass_options(parser, DataConfig, "data")
+    add_dataclass_options(parser, TrainConfig, "train")
+
+
+def load_plugins(args: argparse.Namespace) -> None:
+    """Import the modules of --plugin, so the parts they register can be named."""
+    from bench.parts.registry import load_plugins as load
+
+    load(getattr(args, "plugin", []))
