@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.parts.errors import UnknownNameError
 from bench.parts.registry import Registry, matches, resolve
 
 # each kind of part: the module and name of its registry (light modules: they import no part)
@@ -33,6 +34,19 @@ def listing(registry: Registry, pattern: str = "*") -> list[dict[str, Any]]:
         builtins = [part.listing() for part in registry.list() if part.name in registry.builtins]
     entries = builtins + [part.listing() for part in registry.plugins()]
     return [entry for entry in entries if matches((entry["name"], *entry["aliases"]), pattern)]
+
+
+def declared(plural: str, name: str) -> dict[str, Any] | None:
+    """The listing of the part of kind `plural` called `name` (or an alias), read as `listing` reads it;
+    None for a name no part has (the run's checks say so, with the nearest names)."""
+    registry = resolve(REGISTRIES[plural])
+    for entry in _catalogued(registry) or []:
+        if name == entry["name"] or name in entry["aliases"]:
+            return entry
+    try:
+        return registry.get(name).listing()
+    except UnknownNameError:
+        return None
 
 
 def sources_hash(registry: Registry) -> str:

@@ -5,6 +5,7 @@ interrupt says what was kept and how to go on, and exits with 130."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KdbenchError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped reading (`kdbench list methods | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail
+        return 0
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted: {command.kept_after_interrupt(args)}", file=sys.stderr)
         return 130

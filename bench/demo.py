@@ -59,7 +59,7 @@ def check_prerequisites(methods: list[str], train_size: int) -> None:
     for name in methods:
         spec = get_method(name)
         if spec.kind == "pool" and not takes_generator(name):
-            spec.implementation(spec.parse_params(DEMO_METHODS.get(name, {})), context)
+            spec.implementation(spec.parse_params(spec.demo_params), context)
 
 
 def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/demo", cache_dir: str | None = None,
@@ -83,7 +83,7 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
             _row("student, no KD", run_finetune(RunConfig(**common, output_dir=str(out / "finetune"))))]
     generator = None
     for method in methods:
-        params = dict(DEMO_METHODS.get(method, {}))
+        params = dict(get_method(method).demo_params)
         if takes_generator(method):  # mlm, mate-kd: one generator, made once
             if generator is None:
                 generator, generator_cached = make_generator(str(teacher_dir), data, GENERATOR, cache_dir=cache_dir)

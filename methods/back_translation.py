@@ -58,6 +58,7 @@ class BackTranslationParams:
 
 
 @register_method("backtranslation", label="back-translation", kind="pool", params=BackTranslationParams,
+                 demo_params={"engine": "apertium"},
                  aliases=("back-translation",), description="paraphrases by translating to a pivot language and back (Apertium or MarianMT)")
 class BackTranslation(PoolAugmenter):
     """Back-translation with the engine chosen in `params`; checks that the engine is usable on creation."""

@@ -128,6 +128,7 @@ def detokenize(tokens: list[str], glue: list[tuple[bool, bool]]) -> str:
 
 
 @register_method("eda", label="EDA", kind="pool", params=EDAParams,
+                 demo_params={"num_aug": 1},
                  description="EDA text editing: synonym replacement, random insertion, swap, deletion")
 class EDA(PoolAugmenter):
     """EDA as a pool method; `augment` follows the reference script's `eda()` for each sentence."""

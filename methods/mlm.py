@@ -114,6 +114,7 @@ class SentenceCandidates:
 
 
 @register_method("mlm", label="masked-LM", kind="pool", params=MLMParams,
+                 demo_params={"n_a": 1},
                  description="TinyBERT masked-LM generation: replace words by masked-LM predictions (single word "
                              "pieces) or GloVe neighbours (longer words), N_a copies per example")
 class MaskedLMGeneration(PoolAugmenter):

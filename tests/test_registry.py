@@ -77,3 +77,24 @@ def test_a_registry_refuses_a_kind_it_does_not_have():
     registry = Registry("thing", plural="things", base="objectives.base:Objective", builtins={}, kinds=("a", "b"))
     with pytest.raises(KdbenchError, match="must be one of a, b"):
         registry.register("x", description="x", kind="c")
+
+
+def test_a_method_declares_the_objective_it_runs_with_and_its_demo_parameters(monkeypatch, capsys):
+    from bench.cli import main
+    from bench.pipeline.config import RunConfig
+    from methods import METHODS, register_method
+    from methods.base import InLoopMethod
+
+    monkeypatch.setattr(METHODS, "_parts", dict(METHODS._parts))
+    register_method("paired-plugin", kind="in-loop", description="a plugin method with its own objective",
+                    objective=("annealing", {"tau_max": 4}), demo_params={"x": 1})(
+        type("PairedPlugin", (InLoopMethod,), {}))
+    config = RunConfig(method="paired-plugin", objective_params={"phase1_fraction": 0.5})
+    assert (config.objective, config.objective_params) == ("annealing", {"tau_max": 4, "phase1_fraction": 0.5})
+    assert RunConfig(method="paired-plugin", objective_params={"tau_max": 2}).objective_params == {"tau_max": 2}
+    with pytest.raises(KdbenchError, match="paired-plugin runs with the annealing objective, not rw-kd"):
+        RunConfig(method="paired-plugin", objective="rw-kd")
+    assert RunConfig(method="ad2").objective == "kd"  # a method that declares none keeps the default
+    assert main(["list", "methods", "paired-plugin"]) == 0
+    shown = capsys.readouterr().out
+    assert "runs with objective annealing (tau_max=4)" in shown and "the demo runs it with x=1" in shown

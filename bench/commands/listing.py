@@ -61,16 +61,25 @@ class Methods(List):
 
 
 def part_listing(parts: list[dict]) -> str:
-    """Each part (a `Part.listing()`) with its kind (for methods), aliases and description, then its
-    parameters: name, type, default, help, and the values allowed (choices or range)."""
+    """Each part (a `Part.listing()`) with its kind (for methods), aliases and description, what it
+    declares (a method's objective and demo parameters), then its parameters: name, type, default,
+    help, and the values allowed (choices or range)."""
     blocks = []
     for part in parts:
         kind = f" ({part['kind']})" if part["kind"] != part["family"] else ""
         aliases = f" [also: {', '.join(part['aliases'])}]" if part["aliases"] else ""
         lines = [f"{part['name']}{kind}{aliases}: {part['description']}"]
+        if part["objective"]:
+            lines.append(f"    runs with objective {part['objective']['name']} ({_assignments(part['objective']['params'])})")
+        if part["demo_params"]:
+            lines.append(f"    the demo runs it with {_assignments(part['demo_params'])}")
         for p in part["params"]:
             choices = f" [{'|'.join(map(str, p['choices']))}]" if p["choices"] else ""
             allowed = f"; must be {p['range']}" if p["range"] is not None else ""
             lines.append(f"    {p['name']:16} {p['type']:6} default {p['default']!s:10} {p['help']}{choices}{allowed}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _assignments(values: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())

@@ -110,6 +110,10 @@ class Part:
     params_class: type = NoParams
     label: str = ""
     aliases: tuple[str, ...] = ()
+    # a method that is one composition under a name: the objective it runs with instead of the default,
+    # and that objective's parameters where the method's source sets them otherwise (Combined-KD)
+    objective: tuple[str, dict[str, Any]] | None = None
+    demo_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the demo runs it with
 
     @property
     def params(self) -> list[Param]:
@@ -131,8 +135,9 @@ class Part:
 
     def listing(self) -> dict[str, Any]:
         """What `kdbench list` shows of the part, as plain data (bench/catalogue.json keeps the built-ins')."""
+        objective = {"name": self.objective[0], "params": self.objective[1]} if self.objective else None
         return {"name": self.name, "family": self.family, "kind": self.kind, "aliases": list(self.aliases),
-                "description": self.description,
+                "description": self.description, "objective": objective, "demo_params": self.demo_params,
                 "params": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help,
                             "choices": list(p.choices) if p.choices else None,
                             "range": str(p.range) if p.range is not None else None} for p in self.params]}
@@ -168,9 +173,12 @@ class Registry:
         self._plugins_loaded = False
 
     def register(self, name: str, *, description: str, params: type = NoParams, label: str | None = None,
-                 aliases: Iterable[str] = (), kind: str = "") -> Callable[[Any], Any]:
+                 aliases: Iterable[str] = (), kind: str = "", objective: tuple[str, dict[str, Any]] | None = None,
+                 demo_params: dict[str, Any] | None = None) -> Callable[[Any], Any]:
         """Class decorator adding a part; `params` is its parameter dataclass, `label` its name in tables
-        and figures (default: `name`), `aliases` other names that find it, `kind` one of the family's."""
+        and figures (default: `name`), `aliases` other names that find it, `kind` one of the family's.
+        A method may declare the `objective` it runs with (name and parameters; default: kd) and the
+        `demo_params` the demo runs it with (e.g. one augmented copy per sentence)."""
         if kind not in self.kinds:
             raise KdbenchError(f"a {self.family}'s kind must be one of {', '.join(self.kinds)}, got {kind!r}")
         if not dataclasses.is_dataclass(params):
@@ -185,7 +193,7 @@ class Registry:
             if known is not None and known.implementation is not cls:
                 raise KdbenchError(f"{self.family} {name!r} is registered twice ({known.implementation} and {cls})")
             self._parts[name] = Part(name, self.family, kind or self.family, description, cls, params,
-                                     label or name, tuple(aliases))
+                                     label or name, tuple(aliases), objective, dict(demo_params or {}))
             self._aliases.update(dict.fromkeys(aliases, name))
             return cls
 

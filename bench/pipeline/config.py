@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from bench import catalogue
 from bench.parts.errors import KdbenchError
 from bench.parts.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
 from bench.parts.kd_config import KDConfig
@@ -26,22 +27,9 @@ LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_no
 LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
 SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
-# The demo profile of each method; the masked-LM generator (mlm, mate-kd) is added once it is built.
-DEMO_METHODS: dict[str, dict[str, str]] = {
-    "none": {},
-    "ad2": {},
-    "eda": {"num_aug": "1"},
-    "backtranslation": {"engine": "apertium"},
-    "mlm": {"n_a": "1"},
-    "mate-kd": {},
-}
-# Methods that are one composition under a name: the objective each runs with (instead of the default kd), and
-# that objective's parameters where the method's source sets them otherwise than the objective's own defaults.
-PAIRED_OBJECTIVES: dict[str, tuple[str, dict[str, Any]]] = {
-    # Combined-KD: MATE-KD's generator with Annealing-KD, as its RoBERTa script: --max_temperature 10, 30 of 40
-    # epochs in phase 1
-    "combined-kd": ("annealing", {"tau_max": 10, "phase1_fraction": 0.75}),
-}
+# The methods the demo compares, in its order; each runs with its declared `demo_params` (`kdbench list methods`),
+# and the masked-LM generator (mlm, mate-kd) is added once the demo has built it.
+DEMO_METHODS = ("none", "ad2", "eda", "backtranslation", "mlm", "mate-kd")
 PROFILE_NOTE = ("pool methods make 1 augmented copy per sentence (papers: EDA 8 at this size, masked-LM 20; apertium "
                 "gives 1); masked-LM candidates come from a generator made from the teacher by `make-generator` in "
                 "100 steps (default 300), not BERT-base")
@@ -191,7 +179,8 @@ class RunConfig:
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
-        paired, paired_params = PAIRED_OBJECTIVES.get(self.method, (None, {}))
+        declared = (catalogue.declared("methods", self.method) or {}).get("objective")  # e.g. Combined-KD's
+        paired, paired_params = (declared["name"], declared["params"]) if declared else (None, {})
         if paired and self.objective != paired:
             if self.objective != "kd":
                 raise KdbenchError(f"method {self.method} runs with the {paired} objective, not {self.objective}: "
