@@ -29,22 +29,22 @@ from typing import Any
 
 from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.fields import SEED, base_type, check_type
+from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.runs import choose_parts
+from bench.roles import ROLES
 from bench.store.studies import PROFILES, SearchProfile
-from methods import get_method
-from objectives import get_objective
-from schemes import get_scheme
 
+OTHER_ROLES = {role.name: role for role in ROLES[1:]}  # swept as `objective.tau_max`; the method's bare, `eps`
 BASELINES = ("distill", "finetune")  # KD (with a method), or the no-KD student trained on labels
 SEARCHED = ("learning_rate", "per_device_train_batch_size", "seed", "num_train_epochs")  # set by the profile
 # The fields of a SearchProfile a spec may override at its top level (the profile is named by `profile`).
 PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(SearchProfile) if f.name != "name")
 TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_train": TrainConfig,
           "generator": GeneratorSettings}
-PART_KEYS = ("objective", "objective_params", "scheme", "scheme_params")  # the objective and scheme of the sweep's base
-TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", "method", "params", *PART_KEYS,
+ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params))  # method, params, objective, ...
+TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", *ROLE_KEYS,
              "profile", "pool_seed", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
@@ -66,6 +66,11 @@ class Variant:
     objective_params: dict[str, Any] = field(default_factory=dict)
     scheme: str = "plain"
     scheme_params: dict[str, Any] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, Any]:
+        """Each role's part and parameters, as `RunConfig` takes them (`method_params` for `params`)."""
+        return {key: value for role in ROLES
+                for key, value in ((role.name, getattr(self, role.name)), (role.params, getattr(self, role.spec_params)))}
 
 
 @dataclass(frozen=True)
@@ -113,24 +118,17 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         raise KdbenchError("give either [sweep] (one parameter and its values) or [[variants]], not "
                            f"{'both' if 'sweep' in raw else 'neither'}")
     if "sweep" in raw:
-        base = Variant("base", method=_text(raw.get("method", "none"), "method"), params=raw.get("params", {}),
-                       objective=_text(raw.get("objective", "kd"), "objective"),
-                       objective_params=_table(raw.get("objective_params", {}), "objective_params"),
-                       scheme=_text(raw.get("scheme", "plain"), "scheme"),
-                       scheme_params=_table(raw.get("scheme_params", {}), "scheme_params"))
+        base = Variant("base", **_roles(raw, ""))
         swept, variants = _sweep(raw["sweep"], base)
     else:
-        if any(key in raw for key in ("method", "params", *PART_KEYS)):
+        if any(key in raw for key in ROLE_KEYS):
             raise KdbenchError("with [[variants]], give each variant its own method, params, objective and scheme")
         swept, variants = "variant", tuple(_variant(v, i) for i, v in enumerate(_list(raw["variants"], "variants")))
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
     for variant, task in itertools.product(variants, tasks):  # the composition, as a run would check it
-        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), method=variant.method,
-                           method_params=variant.params, objective=variant.objective,
-                           objective_params=variant.objective_params, scheme=variant.scheme,
-                           scheme_params=variant.scheme_params)
+        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), **variant.parts())
         try:
             choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
         except KdbenchError as error:
@@ -168,10 +166,10 @@ def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
             variants.append(_checked(replace(base, label=label, kd={parameter.removeprefix("kd."): value})))
         elif parameter.startswith("data."):
             variants.append(_checked(replace(base, label=label, data={parameter.removeprefix("data."): value})))
-        elif parameter.startswith(("objective.", "scheme.")):
-            role, name = parameter.split(".", 1)
-            swept = {**getattr(base, f"{role}_params"), name: value}
-            variants.append(_checked(replace(base, label=label, **{f"{role}_params": swept})))
+        elif parameter.partition(".")[0] in OTHER_ROLES and "." in parameter:
+            role, _, name = parameter.partition(".")
+            key = OTHER_ROLES[role].spec_params
+            variants.append(_checked(replace(base, label=label, **{key: {**getattr(base, key), name: value}})))
         else:
             variants.append(_checked(replace(base, label=label, params={**base.params, parameter: value})))
     return parameter, tuple(variants)
@@ -181,16 +179,11 @@ def _variant(table: Any, index: int) -> Variant:
     where = f"[[variants]] #{index + 1}"
     table = _table(table, where)
     _known_keys(table, [f.name for f in dataclasses.fields(Variant)], f"key of {where}")
-    method = _text(table.get("method", "none"), f"{where} method")
-    variant = Variant(label=_text(table.get("label", method), f"{where} label"),
-                      baseline=_text(table.get("baseline", "distill"), f"{where} baseline"), method=method,
-                      params=_table(table.get("params", {}), f"{where} params"),
+    parts = _roles(table, f"{where} ")
+    variant = Variant(label=_text(table.get("label", parts["method"]), f"{where} label"),
+                      baseline=_text(table.get("baseline", "distill"), f"{where} baseline"),
                       kd=_table(table.get("kd", {}), f"{where} kd"),
-                      data=_table(table.get("data", {}), f"{where} data"),
-                      objective=_text(table.get("objective", "kd"), f"{where} objective"),
-                      objective_params=_table(table.get("objective_params", {}), f"{where} objective_params"),
-                      scheme=_text(table.get("scheme", "plain"), f"{where} scheme"),
-                      scheme_params=_table(table.get("scheme_params", {}), f"{where} scheme_params"))
+                      data=_table(table.get("data", {}), f"{where} data"), **parts)
     if variant.baseline not in BASELINES:
         raise UnknownNameError(f"baseline of {where}", variant.baseline, BASELINES)
     if variant.baseline == "finetune" and (variant.method != "none" or variant.params or variant.kd
@@ -200,17 +193,24 @@ def _variant(table: Any, index: int) -> Variant:
     return _checked(variant)
 
 
+def _roles(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """Each role's part and parameters as a spec table gives them (`method`, `params`, `objective`, ...)."""
+    values = {}
+    for role in ROLES:
+        values[role.name] = _text(table.get(role.name, role.default), f"{where}{role.name}")
+        values[role.spec_params] = _table(table.get(role.spec_params, {}), f"{where}{role.spec_params}")
+    return values
+
+
 def _checked(variant: Variant) -> Variant:
-    """The variant with its method parameters, KD settings and data fields checked and typed."""
-    params = get_method(variant.method).parse_params(_table(variant.params, f"params of {variant.label}"))
+    """The variant with its parts' parameters, KD settings and data fields checked and typed."""
     kd = _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
     typed = {}
-    for role, part in (("objective", get_objective(variant.objective)), ("scheme", get_scheme(variant.scheme))):
-        given = _table(getattr(variant, f"{role}_params"), f"{role}_params of {variant.label}")
-        parsed = part.parse_params(given)
-        typed[f"{role}_params"] = {k: getattr(parsed, k) for k in given}
-    return replace(variant, params={k: getattr(params, k) for k in variant.params},
-                   kd={k: getattr(kd, k) for k in variant.kd}, data=_data_fields(variant.data), **typed)
+    for role in ROLES:
+        given = _table(getattr(variant, role.spec_params), f"{role.spec_params} of {variant.label}")
+        parsed = resolve(role.registry).get(getattr(variant, role.name)).parse_params(given)
+        typed[role.spec_params] = {k: getattr(parsed, k) for k in given}
+    return replace(variant, kd={k: getattr(kd, k) for k in variant.kd}, data=_data_fields(variant.data), **typed)
 
 
 def _profile(raw: dict[str, Any]) -> SearchProfile:

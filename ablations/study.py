@@ -18,11 +18,10 @@ from ablations.spec import AblationSpec, Variant
 from bench.pipeline.config import train_identity
 from bench.pipeline.generator import make_generator
 from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher
-from bench.store.search import apply_profile, create_search, run_searches
+from bench.roles import ROLES
+from bench.store.search import apply_profile, create_search, run_searches, with_parsed_params
 from bench.store.studies import default_storage, open_storage
-from methods import get_method, takes_generator
-from objectives import get_objective
-from schemes import get_scheme
+from methods import takes_generator
 from reports.scores import write_score_tables
 from reports.studies import MANIFEST_DIR, read_ablation, write_manifest
 from reports.tables import profile_note
@@ -63,20 +62,16 @@ def wants_generator(variant: Variant) -> bool:
 
 def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_dir: str | None) -> RunConfig:
     """The run of one variant; learning rate, batch size, seed and epochs are the search's to set.
-    Method parameters are spelled out in full, so equal configurations get equal keys. The variant's
+    Its parts' parameters are spelled out in full, so equal configurations get equal keys. The variant's
     data fields (e.g. label_noise) reach the student's data only: `prepare_task` fine-tunes the teacher
     on the spec's [data]."""
     params = dict(variant.params)
     if wants_generator(variant):
         params["generator"] = setup.generator
-    parsed = get_method(variant.method).parse_params(params)
-    objective = get_objective(variant.objective).parse_params(variant.objective_params)
-    scheme = get_scheme(variant.scheme).parse_params(variant.scheme_params)
-    return RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
-                     model=spec.student, teacher=setup.teacher, method=variant.method,
-                     method_params=dataclasses.asdict(parsed), objective=variant.objective,
-                     objective_params=dataclasses.asdict(objective), scheme=variant.scheme,
-                     scheme_params=dataclasses.asdict(scheme), pool_seed=spec.pool_seed, cache_dir=cache_dir)
+    config = RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
+                       model=spec.student, teacher=setup.teacher, **{**variant.parts(), "method_params": params},
+                       pool_seed=spec.pool_seed, cache_dir=cache_dir)
+    return with_parsed_params(config, variant.baseline)
 
 
 def plan(spec: AblationSpec) -> str:
@@ -93,10 +88,10 @@ def plan(spec: AblationSpec) -> str:
 def _variant_line(v: Variant) -> str:
     """One variant as `plan` lists it: the objective, scheme and data only where they are not the defaults."""
     line = f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}"
-    if v.objective != "kd" or v.objective_params:
-        line += f" objective={v.objective} {v.objective_params}"
-    if v.scheme != "plain" or v.scheme_params:
-        line += f" scheme={v.scheme} {v.scheme_params}"
+    for role in ROLES[1:]:
+        name, params = getattr(v, role.name), getattr(v, role.spec_params)
+        if name != role.default or params:
+            line += f" {role.name}={name} {params}"
     return line + (f" data={v.data}" if v.data else "")
 
 

@@ -18,10 +18,8 @@ from typing import Any
 
 from bench.parts.errors import UnknownNameError
 from bench.parts.registry import Registry, matches, resolve
+from bench.roles import LISTED
 
-# each kind of part: the module and name of its registry (light modules: they import no part)
-REGISTRIES = {"methods": "methods.registry:METHODS", "objectives": "objectives.registry:OBJECTIVES",
-              "schemes": "schemes.registry:SCHEMES", "students": "bench.pipeline.students:STUDENTS"}
 FILE = Path(__file__).with_name("catalogue.json")
 SHARED_SOURCES = ("bench.parts.registry", "bench.parts.fields")  # how every part's listing is made
 
@@ -39,7 +37,7 @@ def listing(registry: Registry, pattern: str = "*") -> list[dict[str, Any]]:
 def declared(plural: str, name: str) -> dict[str, Any] | None:
     """The listing of the part of kind `plural` called `name` (or an alias), read as `listing` reads it;
     None for a name no part has (the run's checks say so, with the nearest names)."""
-    registry = resolve(REGISTRIES[plural])
+    registry = resolve(LISTED[plural])
     for entry in _catalogued(registry) or []:
         if name == entry["name"] or name in entry["aliases"]:
             return entry
@@ -61,7 +59,7 @@ def sources_hash(registry: Registry) -> str:
 def make() -> dict[str, Any]:
     """The catalogue of every kind's built-in parts, made by importing them."""
     catalogue = {}
-    for plural, path in REGISTRIES.items():
+    for plural, path in LISTED.items():
         registry = resolve(path)
         catalogue[plural] = {"sources": sources_hash(registry),
                              "parts": [part.listing() for part in registry.list() if part.name in registry.builtins]}

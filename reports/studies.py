@@ -22,6 +22,7 @@ from bench.pipeline.config import DEMO_METHODS
 from bench.pipeline.config import PROFILE_NOTE as DEMO_PROFILE
 from bench.pipeline.records import RECORD_FILE
 from bench.pipeline.storage import write_json
+from bench.roles import ROLES
 from bench.store.studies import default_storage, load_search, open_storage, search_state
 
 COMPARISON, SWEEP, SPEED = "comparison", "sweep", "speed"  # kinds of study
@@ -174,8 +175,8 @@ def variant_label(record: dict) -> str:
     if record["kind"] == "finetune":
         return "no KD"
     method = record.get("method_info", {}).get("label") or EARLIER_LABELS.get(record["method"], record["method"])
-    others = [record[key]["label"] for key, default in (("objective_info", "kd"), ("scheme_info", "plain"))
-              if record.get(key) and record[key]["name"] != default]
+    infos = [(record.get(f"{role.name}_info"), role.default) for role in ROLES[1:]]
+    others = [info["label"] for info, default in infos if info and info["name"] != default]
     if others and method == "KD":
         return " + ".join(others)
     return " + ".join([method, *others])

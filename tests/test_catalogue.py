@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from bench import catalogue
+from bench.roles import LISTED
 from bench.parts.registry import resolve
 
 
@@ -16,7 +17,7 @@ def test_the_catalogue_matches_the_parts():
 
 
 def test_a_listing_from_the_catalogue_equals_the_imported_one(monkeypatch):
-    methods = resolve(catalogue.REGISTRIES["methods"])
+    methods = resolve(LISTED["methods"])
     from_file = catalogue.listing(methods)
     assert [entry["name"] for entry in catalogue.listing(methods, "back-*")] == ["backtranslation"]  # by its alias
     monkeypatch.setattr(catalogue, "sources_hash", lambda registry: "changed")  # a part edited since
@@ -28,7 +29,7 @@ def test_a_stale_catalogue_is_not_used(monkeypatch, tmp_path):
     stale["schemes"]["parts"][0]["description"] = "an old description"
     monkeypatch.setattr(catalogue, "FILE", tmp_path / "catalogue.json")
     (tmp_path / "catalogue.json").write_text(json.dumps(stale))
-    schemes = resolve(catalogue.REGISTRIES["schemes"])
+    schemes = resolve(LISTED["schemes"])
     assert catalogue.listing(schemes)[0]["description"] == "an old description"  # still matches its sources
     stale["schemes"]["sources"] = "made from other sources"
     (tmp_path / "catalogue.json").write_text(json.dumps(stale))

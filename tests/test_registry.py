@@ -98,3 +98,29 @@ def test_a_method_declares_the_objective_it_runs_with_and_its_demo_parameters(mo
     assert main(["list", "methods", "paired-plugin"]) == 0
     shown = capsys.readouterr().out
     assert "runs with objective annealing (tau_max=4)" in shown and "the demo runs it with x=1" in shown
+
+
+def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read():
+    from ablations.spec import parse_spec
+    from bench.cli import build_parser
+    from bench.commands.options import role_values
+    from bench.roles import ROLES
+    from bench.store.run_table import config_columns
+
+    chosen = {"method": ("ad2", "eps", 2e-5), "objective": ("continuation", "t_max", 4), "scheme": ("swa", "start", 0.5)}
+    argv = ["distill", "--teacher", "t"]
+    for role in ROLES:
+        assert bench.parts.registry.resolve(role.registry).get(role.default).name == role.default
+        name, key, value = chosen[role.name]
+        argv += [f"--{role.name}", name, role.param_flag, f"{key}={value}"]
+    values = role_values(build_parser().parse_args(argv))
+    assert values == {**{r.name: chosen[r.name][0] for r in ROLES},
+                      **{r.params: {chosen[r.name][1]: str(chosen[r.name][2])} for r in ROLES}}
+    variant = {"label": "x", **{r.name: chosen[r.name][0] for r in ROLES},
+               **{r.spec_params: {chosen[r.name][1]: chosen[r.name][2]} for r in ROLES}}
+    spec = parse_spec({"tasks": ["sst2"], "variants": [variant]}, name="roles")
+    assert spec.variants[0].parts() == {**{r.name: chosen[r.name][0] for r in ROLES},
+                                        **{r.params: {chosen[r.name][1]: chosen[r.name][2]} for r in ROLES}}
+    columns = config_columns(spec.variants[0].parts())
+    assert {f"{r.name}.{chosen[r.name][1]}": columns[f"{r.name}.{chosen[r.name][1]}"] for r in ROLES} == {
+        f"{r.name}.{chosen[r.name][1]}": chosen[r.name][2] for r in ROLES}

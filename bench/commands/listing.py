@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.catalogue import REGISTRIES
+from bench.roles import LISTED
 from bench.commands.base import Command
 from bench.commands.options import add_plugin_option, load_plugins
 from bench.parts.errors import KdbenchError
@@ -32,7 +32,7 @@ class List(Command):
     light = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("kind", choices=tuple(REGISTRIES), help="which kind of part")
+        parser.add_argument("kind", choices=tuple(LISTED), help="which kind of part")
         parser.add_argument("pattern", nargs="?", default="*",
                             help="shell-style name pattern, e.g. 'ann*' (default: all)")
         add_plugin_option(parser)
@@ -42,7 +42,7 @@ class List(Command):
         from bench.parts.registry import resolve
 
         load_plugins(args)
-        registry = resolve(REGISTRIES[getattr(args, "kind", "methods")])
+        registry = resolve(LISTED[getattr(args, "kind", "methods")])
         pattern = getattr(args, "pattern", "*")
         parts = listing(registry, pattern)
         if not parts:

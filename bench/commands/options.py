@@ -8,8 +8,10 @@ import argparse
 import dataclasses
 import typing
 from collections.abc import Sequence
+from typing import Any
 
 from bench.parts.fields import base_type
+from bench.roles import BY_NAME, ROLES
 
 # where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
@@ -47,23 +49,27 @@ def add_plugin_option(parser: argparse.ArgumentParser) -> None:
                         help="import a module (or .py file) that registers more methods; repeatable")
 
 
-def add_scheme_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scheme", default="plain", help="training scheme (see `kdbench list schemes`)")
-    parser.add_argument("--scheme-param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a parameter of the scheme, e.g. --scheme-param start=0.5; repeatable")
-
-
-def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """--method, --param, --objective, --objective-param, --scheme, --scheme-param and --plugin: which
-    augmentation method, KD objective and training scheme a run composes, with what settings."""
-    parser.add_argument("--method", default="none", help="augmentation method (see `kdbench list methods`)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a parameter of the method, e.g. --param eps=1e-4; repeatable")
-    parser.add_argument("--objective", default="kd", help="KD objective (see `kdbench list objectives`)")
-    parser.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
-                        help="a parameter of the objective, e.g. --objective-param tau_max=7; repeatable")
-    add_scheme_options(parser)
+def add_role_options(parser: argparse.ArgumentParser, roles: Sequence[str] = tuple(BY_NAME)) -> None:
+    """For each role (bench/roles.py) the part a run composes and its parameters (`--method ad2 --param
+    eps=1e-4`), then --plugin."""
+    for role in map(BY_NAME.get, roles):
+        parser.add_argument(f"--{role.name}", default=role.default,
+                            help=f"{role.what} (see `kdbench list {role.plural}`)")
+        parser.add_argument(role.param_flag, dest=role.params, action="append", default=[], metavar="KEY=VALUE",
+                            help=f"a parameter of the {role.name}, e.g. {role.param_flag} {role.example}; repeatable")
     add_plugin_option(parser)
+
+
+def role_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Each role's part and parameters as `RunConfig` takes them; a role a command lacks is left out."""
+    from bench.parts.registry import parse_assignment
+
+    values = {}
+    for role in ROLES:
+        if hasattr(args, role.name):
+            values[role.name] = getattr(args, role.name)
+            values[role.params] = dict(map(parse_assignment, getattr(args, role.params)))
+    return values
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, model_flag: str, model_help: str,

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from bench.commands.base import Command
-from bench.commands.options import (DEFAULT_STUDENT, STUDENT_HELP, add_dataclass_options, add_method_options,
-                                    add_plugin_option, add_run_options, add_scheme_options, dataclass_from_args,
-                                    load_plugins)
+from bench.commands.options import (DEFAULT_STUDENT, STUDENT_HELP, add_dataclass_options, add_plugin_option,
+                                    add_role_options, add_run_options, dataclass_from_args, load_plugins,
+                                    role_values)
 from bench.parts.kd_config import KDConfig
 
 PROG = "kdbench"
@@ -31,7 +31,6 @@ class RunCommand(Command):
 
     def config(self, args: argparse.Namespace):
         """The run's config from the options, its task, parts and parameters checked."""
-        from bench.parts.registry import parse_assignment
         from bench.parts.tasks import get_task
         from bench.pipeline.config import DataConfig, TrainConfig
         from bench.pipeline.runs import RunConfig, choose_parts
@@ -45,12 +44,7 @@ class RunCommand(Command):
             teacher=getattr(args, "teacher", None),
             finetune_teacher=getattr(args, "finetune_teacher", False),
             teacher_clean_labels=getattr(args, "teacher_clean_labels", False),
-            method=getattr(args, "method", "none"),
-            method_params=dict(map(parse_assignment, getattr(args, "param", []))),
-            objective=getattr(args, "objective", "kd"),
-            objective_params=dict(map(parse_assignment, getattr(args, "objective_param", []))),
-            scheme=getattr(args, "scheme", "plain"),
-            scheme_params=dict(map(parse_assignment, getattr(args, "scheme_param", []))),
+            **role_values(args),
             pool_seed=getattr(args, "pool_seed", 42),
             output_dir=args.output_dir,
             cache_dir=args.cache_dir,
@@ -88,8 +82,7 @@ class Finetune(RunCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--teacher", help="model the student is built from (for teacher-layers:/fresh:)")
-        add_scheme_options(parser)
-        add_plugin_option(parser)
+        add_role_options(parser, roles=("scheme",))
         parser.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
 
     def run(self, args: argparse.Namespace) -> None:
@@ -120,7 +113,7 @@ class Distill(Finetune):
         parser.add_argument("--teacher-clean-labels", action="store_true",
                             help="with --finetune-teacher and --label-noise: fine-tune the teacher on the clean "
                             "labels (default: on the noisy labels the student sees)")
-        add_method_options(parser)
+        add_role_options(parser)
         parser.add_argument("--pool-seed", type=int, default=42,
                             help="seed of a pool method's generation, fixed across training seeds (default: 42)")
         parser.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")

@@ -20,6 +20,7 @@ from bench.parts.errors import KdbenchError
 from bench.pipeline.cache import dataset_fingerprint, digest
 from bench.pipeline.config import DataConfig, RunConfig, identity
 from bench.pipeline.data import load_data
+from bench.roles import ROLES
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes weights to
 PATH_FIELDS = {"data_dir": None, "train_file": None, "validation_file": None}  # DataConfig: stood for by `data`
@@ -68,7 +69,7 @@ def keyed_settings(config: RunConfig) -> dict:
     values = identity(dataclasses.replace(config, output_dir=None, cache_dir=None, resume=False, teacher=None,
                                           model=model_content(config.model),
                                           data=dataclasses.replace(config.data, **PATH_FIELDS)))
-    for field in ("method_params", "objective_params", "scheme_params"):
+    for field in (role.params for role in ROLES):
         if field in values:  # `identity` leaves out empty ones that earlier versions did not have
             values[field] = _by_content(values[field])
     return values

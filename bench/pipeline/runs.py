@@ -29,7 +29,7 @@ from bench.parts.context import TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
 from bench.parts.models import frozen, load_classifier, load_tokenizer
-from bench.parts.registry import Part
+from bench.parts.registry import Part, resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
 from bench.pipeline.config import DataConfig, KDConfig, RunConfig, from_identity, train_identity
@@ -40,33 +40,31 @@ from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, rea
 from bench.pipeline.storage import publish_directory
 from bench.pipeline.students import build_student, parse_student
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
-from methods import get_method
-from objectives import get_objective
+from bench.roles import ROLES
 from objectives.base import KD_SETTINGS
-from schemes import get_scheme
 from schemes.base import Scheme
 
 
 @dataclass(frozen=True)
-class ChosenParts:
-    """The method, objective and scheme a run names, each with its parsed parameters."""
+class Chosen:
+    """A part a run names, with its parameters parsed into the part's dataclass."""
 
-    method: Part
-    method_params: Any
-    objective: Part
-    objective_params: Any
-    scheme: Part
-    scheme_params: Any
+    part: Part
+    params: Any
+
+
+ChosenParts = dict[str, Chosen]  # by role (bench/roles.py): "method", "objective", "scheme"
 
 
 def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alpha-kd, --alpha-ce") -> ChosenParts:
     """Look up and check the run's parts and their parameters (a bad name or value is one error, before any
     data or model is loaded); a KD setting the objective does not read must be left at its default.
     `where` names where the KD weights were set, for the error when both are 0."""
-    method, objective, scheme = get_method(config.method), get_objective(config.objective), get_scheme(config.scheme)
-    chosen = ChosenParts(method, method.parse_params(config.method_params), objective,
-                         objective.parse_params(config.objective_params), scheme,
-                         scheme.parse_params(config.scheme_params))
+    chosen = {}
+    for role in ROLES:
+        part = resolve(role.registry).get(getattr(config, role.name))
+        chosen[role.name] = Chosen(part, part.parse_params(getattr(config, role.params)))
+    objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
         unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
                   and getattr(config.kd, name) != getattr(KDConfig(), name)]
@@ -76,8 +74,8 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
         if {"alpha_kd", "alpha_ce"} <= set(objective.implementation.kd_settings):
             config.kd.check_learns(where)
         regression = config.data.regression if config.data.train_file else get_task(config.data.task).is_regression
-        objective.implementation.check(chosen.objective_params, config.kd, regression=regression)
-        if (objective.implementation.restart_at(chosen.objective_params) is not None
+        objective.implementation.check(chosen["objective"].params, config.kd, regression=regression)
+        if (objective.implementation.restart_at(chosen["objective"].params) is not None
                 and scheme.implementation.scheduler is not Scheme.scheduler):
             raise KdbenchError(f"objective {objective.name} restarts the learning-rate schedule for its second phase "
                                f"and scheme {scheme.name} sets a schedule of its own: pass --objective-param "
@@ -213,21 +211,19 @@ def _layer_source(config: RunConfig) -> tuple[str, bool]:
 
 def _parts(chosen: ChosenParts, context: TrainingContext, *, distill: bool) -> RunParts:
     """The run's objective (distill only), in-loop method (if the method is one) and scheme, built on `context`."""
-    build = lambda part, params: part.implementation(params, context)  # noqa: E731
-    in_loop = chosen.method.kind == "in-loop" and distill
-    return RunParts(context, build(chosen.scheme, chosen.scheme_params),
-                    objective=build(chosen.objective, chosen.objective_params) if distill else None,
-                    in_loop=build(chosen.method, chosen.method_params) if in_loop else None)
+    build = lambda role: chosen[role].part.implementation(chosen[role].params, context)  # noqa: E731
+    in_loop = chosen["method"].part.kind == "in-loop" and distill
+    return RunParts(context, build("scheme"), objective=build("objective") if distill else None,
+                    in_loop=build("method") if in_loop else None)
 
 
 def _parts_info(chosen: ChosenParts, parts: RunParts) -> dict:
     """What the record keeps of the objective and the scheme: name, label, parameters, what each measured."""
     info = {}
-    for role, part, params in (("objective", chosen.objective, chosen.objective_params),
-                               ("scheme", chosen.scheme, chosen.scheme_params)):
+    for role in ("objective", "scheme"):
         built = parts.named().get(role)
         if built is not None:
-            info[f"{role}_info"] = {**part.describe(params), "measured": built.report() or None}
+            info[f"{role}_info"] = {**chosen[role].part.describe(chosen[role].params), "measured": built.report() or None}
     return info
 
 
@@ -271,7 +267,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                            "(or a pre-trained encoder with --finetune-teacher)")
     check_tracker(config.train)
     chosen = choose_parts(config)
-    method, params = chosen.method, chosen.method_params
+    method, params = chosen["method"].part, chosen["method"].params
     started, timer = time.perf_counter(), PhaseTimer()
     teacher_name = config.teacher
     if config.finetune_teacher:

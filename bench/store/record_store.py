@@ -26,6 +26,7 @@ from sqlalchemy.dialects import mysql
 
 from bench.parts.errors import KdbenchError
 from bench.pipeline.storage import write_json
+from bench.roles import ROLES
 
 TABLE = "kdbench_records"
 SUMMARY, KEY, INLINE = "summary", "record_key", "record"  # trial attributes
@@ -44,7 +45,7 @@ def summarise(record: dict) -> dict:
     config = record.get("config", {})
     train = config.get("train", {})
     return {"task": record.get("task"), "kind": record.get("kind"), "method": record.get("method"),
-            "objective": config.get("objective", "kd"), "scheme": config.get("scheme", "plain"),
+            **{role.name: config.get(role.name, role.default) for role in ROLES[1:]},
             "seed": record.get("seed"), **{k: train.get(k) for k in _POINT if k != "seed"},
             "best": record.get("best"), "timings_s": record.get("timings_s")}
 

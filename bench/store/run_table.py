@@ -18,17 +18,18 @@ from optuna.trial import TrialState
 
 from bench.parts.errors import KdbenchError
 from bench.pipeline.records import RECORD_FILE
+from bench.roles import ROLES
 from bench.store.record_store import trial_records, trial_summary
 from bench.store.studies import open_storage
 
-SETTINGS = {"method": "method_params", "objective": "objective_params", "scheme": "scheme_params", "kd": "kd",
-            "train": "train", "data": "data"}  # column prefix -> field of a stored config
+# column prefix -> field of a stored config
+SETTINGS = {**{role.name: role.params for role in ROLES}, "kd": "kd", "train": "train", "data": "data"}
 
 
 def config_columns(config: dict) -> dict:
     """A stored run config (`RunConfig` as a dict) as flat columns."""
-    columns = {"method": config.get("method"), "objective": config.get("objective", "kd"),
-               "scheme": config.get("scheme", "plain"), "student": config.get("model"), "teacher": config.get("teacher")}
+    columns = {role.name: config.get(role.name, role.default) for role in ROLES}
+    columns.update(student=config.get("model"), teacher=config.get("teacher"))
     for prefix, field in SETTINGS.items():
         columns.update({f"{prefix}.{name}": value for name, value in (config.get(field) or {}).items()})
     return columns

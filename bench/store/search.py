@@ -46,6 +46,7 @@ from bench.pipeline.content import check_content, keyed_settings, study_content
 from bench.pipeline.records import RECORD_FILE, read_record
 from bench.pipeline.runs import choose_parts, run_distill, run_finetune
 from bench.pipeline.storage import write_json
+from bench.roles import ROLES
 from bench.store.record_store import point_to_record, record_store
 from bench.store.studies import (GRID, PROFILES, SearchProfile, StoredSearch, _best, _key, _own_run, _point, _points,
                            _stages, _study, default_storage, finished_runs, load_search, open_storage,
@@ -58,8 +59,8 @@ def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str
     settings = keyed_settings(with_parsed_params(config, kind))
     settings["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
     content = study_content(config)
-    parts = "+".join([config.method] + [name for name, default in ((config.objective, "kd"), (config.scheme, "plain"))
-                                        if name != default])
+    names = [getattr(config, role.name) for role in ROLES]  # the method, then the others where not the default
+    parts = "+".join(names[:1] + [name for name, role in zip(names[1:], ROLES[1:]) if name != role.default])
     profile_values = dataclasses.asdict(profile)
     name = f"{config.data.task}-{kind}-{parts}-{digest(settings, profile_values, content)}"
     return name, digest(settings, profile_values), content
@@ -69,9 +70,7 @@ def with_parsed_params(config: RunConfig, kind: str) -> RunConfig:
     """`config` with its method's, objective's and scheme's parameters parsed and spelled out in full
     (`eps="1e-5"` from the command line becomes the float a spec gives), as records then store them."""
     chosen = choose_parts(config, distill=kind == "distill")
-    return replace(config, method_params=dataclasses.asdict(chosen.method_params),
-                   objective_params=dataclasses.asdict(chosen.objective_params),
-                   scheme_params=dataclasses.asdict(chosen.scheme_params))
+    return replace(config, **{role.params: dataclasses.asdict(chosen[role.name].params) for role in ROLES})
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:
@@ -237,8 +236,8 @@ def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
     for other in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if other.user_attrs.get("origin") == origin and other.study_name != f"{name}/{GRID}":
             check_content(other.study_name.removesuffix(f"/{GRID}"), other.user_attrs["content"], content)
-    readable = {"task": config.data.task, "kind": kind, "method": config.method, "objective": config.objective,
-                "scheme": config.scheme, **(labels or {})}
+    readable = {"task": config.data.task, "kind": kind, **{role.name: getattr(config, role.name) for role in ROLES},
+                **(labels or {})}
     for stage, _ in _stages(chosen):
         study = _study(storage, name, stage)
         if not study.user_attrs:  # new: the first worker to create it describes it
