@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -61,12 +63,23 @@ def test_fresh_student_unknown_field_names_the_nearest(tiny_teacher):
 
 def test_student_spec_parsing():
     def named(spec):
-        part, argument = parse_student(spec)
-        return part.name, argument
+        part, params = parse_student(spec)
+        return part.name, {k: v for k, v in dataclasses.asdict(params).items() if v is not None}
 
-    assert named("teacher-layers:0,2,4") == ("teacher-layers", [0, 2, 4])
+    assert named("teacher-layers:0,2,4") == ("teacher-layers", {"layers": "0,2,4"})
     assert named("fresh:hidden_size=256,hidden_act=relu") == ("fresh", {"hidden_size": 256, "hidden_act": "relu"})
-    assert named("google/bert_uncased_L-4_H-256_A-4") == ("pretrained", "google/bert_uncased_L-4_H-256_A-4")
+    assert named("google/bert_uncased_L-4_H-256_A-4") == ("pretrained", {"model": "google/bert_uncased_L-4_H-256_A-4"})
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("fresh:hidden_size=0", "parameter hidden_size of student fresh must be >= 1"),
+    ("fresh:hidden_size=big", "parameter hidden_size of student fresh takes an int"),
+    ("fresh:hidden_size", "key=value"),
+    ("teacher-layers:0,x", "comma-separated layer indices"),
+])
+def test_a_students_parameters_are_typed_and_checked_before_any_model_loads(spec, message):
+    with pytest.raises(KdbenchError, match=message):
+        parse_student(spec)
 
 
 def test_teacher_without_a_trained_head_is_refused(tiny_encoder):

@@ -73,10 +73,11 @@ def part_listing(parts: list[dict]) -> str:
             lines.append(f"    runs with objective {part['objective']['name']} ({_assignments(part['objective']['params'])})")
         if part["demo_params"]:
             lines.append(f"    the demo runs it with {_assignments(part['demo_params'])}")
+        width = max([16, *(len(p["name"]) + 1 for p in part["params"])])
         for p in part["params"]:
             choices = f" [{'|'.join(map(str, p['choices']))}]" if p["choices"] else ""
             allowed = f"; must be {p['range']}" if p["range"] is not None else ""
-            lines.append(f"    {p['name']:16} {p['type']:6} default {p['default']!s:10} {p['help']}{choices}{allowed}")
+            lines.append(f"    {p['name']:{width}} {p['type']:6} default {p['default']!s:10} {p['help']}{choices}{allowed}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

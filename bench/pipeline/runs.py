@@ -201,9 +201,9 @@ def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTra
 def _layer_source(config: RunConfig) -> tuple[str, bool]:
     """The model whose tokenizer (and, for built students, layers or config) the student shares, and
     whether the student is built from it."""
-    builder, argument = parse_student(config.model)
+    builder, params = parse_student(config.model)
     if not builder.implementation.needs_teacher:
-        return config.teacher or argument, False
+        return config.teacher or params.model, False
     if config.teacher is None:
         raise KdbenchError(f"student {config.model!r} is built from a teacher: pass --teacher")
     return config.teacher, True
