@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.parts.errors import KdbenchError, UnknownNameError
-from bench.parts.fields import SEED, base_type, check_type
+from bench.parts.fields import SEED, base_type, check_choice, check_type
 from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
-from bench.pipeline.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
+from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.runs import choose_parts
 from bench.roles import ROLES
 from bench.store.studies import PROFILES, SearchProfile
@@ -45,7 +45,7 @@ TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_tra
           "generator": GeneratorSettings}
 ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params))  # method, params, objective, ...
 TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", *ROLE_KEYS,
-             "profile", "pool_seed", "sweep", "variants", *PROFILE_KEYS, *TABLES)
+             "profile", "pool_seed", "teacher_outputs", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
 class SpecError(KdbenchError):
@@ -87,6 +87,7 @@ class AblationSpec:
     variants: tuple[Variant, ...]
     swept: str
     pool_seed: int = 42
+    teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: the teacher's logits cached, or online
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)
     train: TrainConfig = field(default_factory=TrainConfig)
     kd: KDConfig = field(default_factory=KDConfig)
@@ -144,6 +145,8 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         variants=variants,
         swept=swept,
         pool_seed=SEED.check(check_type(raw.get("pool_seed", 42), int, "pool_seed"), "pool_seed"),
+        teacher_outputs=check_choice(_text(raw.get("teacher_outputs", "cached"), "teacher_outputs"), TEACHER_OUTPUTS,
+                                     "teacher_outputs"),
         data=_data_fields(raw.get("data", {})),
         source=source,
         **tables,

@@ -70,7 +70,7 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
         params["generator"] = setup.generator
     config = RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
                        model=spec.student, teacher=setup.teacher, **{**variant.parts(), "method_params": params},
-                       pool_seed=spec.pool_seed, cache_dir=cache_dir)
+                       pool_seed=spec.pool_seed, teacher_outputs=spec.teacher_outputs, cache_dir=cache_dir)
     return with_parsed_params(config, variant.baseline)
 
 

@@ -136,7 +136,7 @@ def test_a_part_trains_parameters_of_its_own_sees_example_ids_and_steps(glue_dir
         def loss(self, student_logits, batch):
             seen["ids"].update(batch.example_ids.tolist())
             if seen["hidden"] is None:
-                seen["hidden"] = len(self.context.teacher_hidden_states(batch.inputs))
+                seen["hidden"] = len(self.context.teacher_forward(batch.inputs, ["hidden_states"]).hidden_states)
             return self.view_loss(student_logits, batch.teacher_logits, batch)
 
         def view_loss(self, student_logits, teacher_logits, batch):

@@ -60,6 +60,14 @@ def add_role_options(parser: argparse.ArgumentParser, roles: Sequence[str] = tup
     add_plugin_option(parser)
 
 
+def add_teacher_outputs_option(parser: argparse.ArgumentParser) -> None:
+    from bench.pipeline.config import TEACHER_OUTPUTS
+
+    parser.add_argument("--teacher-outputs", choices=TEACHER_OUTPUTS, default="cached",
+                        help="the teacher's logits from the cache on disk (computed once per teacher and data; its "
+                        "size is printed) or from a forward of each training batch (default: %(default)s)")
+
+
 def role_values(args: argparse.Namespace) -> dict[str, Any]:
     """Each role's part and parameters as `RunConfig` takes them; a role a command lacks is left out."""
     from bench.parts.registry import parse_assignment

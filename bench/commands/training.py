@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bench.commands.base import Command
 from bench.commands.options import (DEFAULT_STUDENT, STUDENT_HELP, add_dataclass_options, add_plugin_option,
-                                    add_role_options, add_run_options, dataclass_from_args, load_plugins,
-                                    role_values)
+                                    add_role_options, add_run_options, add_teacher_outputs_option,
+                                    dataclass_from_args, load_plugins, role_values)
 from bench.parts.kd_config import KDConfig
 
 PROG = "kdbench"
@@ -46,6 +46,7 @@ class RunCommand(Command):
             teacher_clean_labels=getattr(args, "teacher_clean_labels", False),
             **role_values(args),
             pool_seed=getattr(args, "pool_seed", 42),
+            teacher_outputs=getattr(args, "teacher_outputs", "cached"),
             output_dir=args.output_dir,
             cache_dir=args.cache_dir,
             resume=getattr(args, "resume", False),
@@ -116,6 +117,7 @@ class Distill(Finetune):
         add_role_options(parser)
         parser.add_argument("--pool-seed", type=int, default=42,
                             help="seed of a pool method's generation, fixed across training seeds (default: 42)")
+        add_teacher_outputs_option(parser)
         parser.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
         add_dataclass_options(parser, KDConfig, "kd")
 

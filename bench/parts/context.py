@@ -5,16 +5,21 @@ teacher (name and frozen model), the tokenizer, the cache folder, the device and
 While training, the harness binds it to the Trainer's state, so a part can read where training is
 (`step`, `epoch`, `progress`, `total_steps`) and ask for what it needs:
 
-- `teacher_hidden_states(inputs)`: the teacher's hidden states of a batch (computed on request);
+- `teacher_forward(inputs, reads)`: the teacher's outputs of a batch, with the hidden states or
+  attentions asked for (computed on request, without gradient);
+- `layer_map`: which teacher layer each student layer learns from (hidden-state indices, the
+  embeddings 0: a `teacher-layers:` student's own layers, else evenly spaced);
 - `add_parameters(params, lr)`: trainable parameters of the part's own, stepped by their own AdamW
   after each training step (their state is saved with the Trainer's checkpoints);
 - `on_step(callback)`: a function called after each optimiser step;
 - `unwrap(model)`: the student without its data-parallel wrapper; `full_precision()`: a block
   without autocast (mixed precision stays the harness's business, not each part's).
 
-`Batch` is one training batch as parts see it: model inputs, hard labels, the teacher's cached
-logits, the examples' ids (their rows in the training set, pool examples after the originals)
-and, once the objective has scored it, the per-example losses.
+`Batch` is one training batch as parts see it: model inputs, hard labels, the teacher's logits
+(cached, or from an online forward), the examples' ids (their rows in the training set, pool
+examples after the originals), the student's and the teacher's outputs as objects (bench/parts/outputs.py:
+logits, and the hidden states and attentions a part reads) and, once the objective has scored it,
+the per-example losses.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 
 from bench.parts.kd_config import KDConfig
+from bench.parts.outputs import Outputs, forward
 from bench.parts.tasks import TaskSpec
 
 EXAMPLE_ID = "example_id"  # the column of training examples' ids, and the batch key the collator passes on
@@ -42,6 +48,8 @@ class Batch:
     teacher_logits: torch.Tensor | None = None
     example_ids: torch.Tensor | None = None
     losses: torch.Tensor | None = None  # per-example training losses, set once the objective has scored the batch
+    student: Outputs | None = None  # the student's outputs on `inputs`, set by the harness before the objective
+    teacher: Outputs | None = None  # the teacher's: its logits, and the extras a part reads
 
 
 @dataclass
@@ -57,6 +65,8 @@ class TrainingContext:
     cache_dir: str | None = None
     device: torch.device = torch.device("cpu")
     kd: KDConfig = field(default_factory=KDConfig)
+    layer_map: dict[int, int] = field(default_factory=dict)  # student hidden-state index -> teacher's
+    online_teacher: bool = False  # the teacher's logits come from a forward of each batch, not the cache
     # bound by the harness while training
     state: Any = field(default=None, repr=False)  # transformers.TrainerState
     model: torch.nn.Module | None = field(default=None, repr=False)  # the student being trained
@@ -83,12 +93,13 @@ class TrainingContext:
         a shortened run keeps their shape (the quick profile's 2 epochs and the paper's 18 alike)."""
         return self.step / self.total_steps if self.total_steps else 0.0
 
-    def teacher_hidden_states(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """The teacher's hidden states of a batch (embedding output first), without gradient."""
+    def teacher_forward(self, inputs: dict[str, torch.Tensor], reads: Iterable[str] = ()) -> Outputs:
+        """The teacher's outputs of a batch, with the extras in `reads` ("hidden_states", "attentions"),
+        without gradient."""
         if self.teacher_model is None:
             raise RuntimeError("this run has no teacher model")
         with torch.no_grad():
-            return self.teacher_model(**inputs, output_hidden_states=True).hidden_states
+            return forward(self.teacher_model, inputs, reads)
 
     def add_parameters(self, params: Iterable[torch.nn.Parameter], lr: float, *, weight_decay: float = 0.0,
                        max_grad_norm: float | None = None) -> torch.optim.Optimizer:

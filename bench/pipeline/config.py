@@ -27,6 +27,7 @@ LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_no
 LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
 SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
+TEACHER_OUTPUTS = ("cached", "online")  # where a distilled student's teacher logits come from
 # The methods the demo compares, in its order; each runs with its declared `demo_params` (`kdbench list methods`),
 # and the masked-LM generator (mlm, mate-kd) is added once the demo has built it.
 DEMO_METHODS = ("none", "ad2", "eda", "backtranslation", "mlm", "mate-kd")
@@ -170,6 +171,9 @@ class RunConfig:
     scheme_params: dict[str, Any] = field(default_factory=dict)
     # seed of a pool method's generation (fixed across training seeds, like the subset)
     pool_seed: int = field(default=42, metadata={"range": SEED})
+    # distill: the teacher's logits read from the cache on disk (computed once per teacher and data), or
+    # from a forward of each training batch (no cache; what a teacher that changes during training needs)
+    teacher_outputs: str = field(default="cached", metadata={"choices": TEACHER_OUTPUTS})
     output_dir: str | None = None
     cache_dir: str | None = None
     resume: bool = False
@@ -194,7 +198,7 @@ class RunConfig:
 # earlier versions behaved as, so their studies and run folders keep their names (and a run that
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
-                  "teacher_clean_labels": False}
+                  "teacher_clean_labels": False, "teacher_outputs": "cached"}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},

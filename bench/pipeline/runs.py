@@ -29,6 +29,7 @@ from bench.parts.context import TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
 from bench.parts.models import frozen, load_classifier, load_tokenizer
+from bench.parts.outputs import ATTENTIONS, EXTRAS
 from bench.parts.registry import Part, resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
@@ -38,7 +39,7 @@ from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
 from bench.pipeline.pools import cached_pool
 from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pipeline.storage import publish_directory
-from bench.pipeline.students import build_student, parse_student
+from bench.pipeline.students import build_student, layer_map, parse_student
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
 from bench.roles import ROLES
 from objectives.base import KD_SETTINGS
@@ -66,6 +67,7 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
         chosen[role.name] = Chosen(part, part.parse_params(getattr(config, role.params)))
     objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
+        _check_reads(chosen)
         unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
                   and getattr(config.kd, name) != getattr(KDConfig(), name)]
         if unread:
@@ -81,6 +83,21 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
                                f"and scheme {scheme.name} sets a schedule of its own: pass --objective-param "
                                "phase2=continue, or another scheme")
     return chosen
+
+
+def _check_reads(chosen: ChosenParts) -> None:
+    """What the parts read besides logits must be known outputs, and no in-loop method may run with a part
+    that reads them: its own forwards (AD2's perturbed one, MATE-KD's rewritten text) do not return them."""
+    for role, each in chosen.items():
+        unknown = set(each.part.implementation.reads) - set(EXTRAS)
+        if unknown:
+            raise KdbenchError(f"{role} {each.part.name} reads {', '.join(sorted(unknown))}: a part may read "
+                               f"{' and '.join(EXTRAS)} besides logits")
+    method = chosen["method"].part
+    readers = [f"{role} {each.part.name}" for role, each in chosen.items() if each.part.implementation.reads]
+    if readers and method.kind == "in-loop":
+        raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {method.name} does "
+                           "not compute in its forwards yet: use it with a pool method or none")
 
 
 @dataclass
@@ -285,7 +302,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         fingerprint = model_fingerprint(teacher)
         train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint)
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
-                              tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd)
+                              tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
+                              online_teacher=config.teacher_outputs == "online")
     augmentation = None
     if method.kind == "pool":
         with timer.phase("augmentation"):
@@ -302,11 +320,15 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     parts = _parts(chosen, context, distill=True)
     train_ds = parts.objective.held_out(train_ds)
     student = _student(config, task, teacher)
+    context.layer_map = layer_map(config.model, student, teacher)
+    if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
+        for model in (student, teacher):
+            model.set_attn_implementation("eager")
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
     student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, output_dir, timer,
                             parts=parts, resume=config.resume, callbacks=callbacks)
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
-                    "outputs_cache_hit": outputs_cache_hit,
+                    "outputs": config.teacher_outputs, "outputs_cache_hit": outputs_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
     measured = parts.in_loop.report() if parts.in_loop else None  # e.g. AD2: how large its perturbation was
     info = _parts_info(chosen, parts)
@@ -318,13 +340,18 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
 
 
 def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,
-                         fingerprint: str) -> tuple[datasets.Dataset, bool]:
-    """`ds` with the teacher's logits as a column, computed once per (teacher, data) and cached;
-    and whether they came from the cache."""
+                         fingerprint: str) -> tuple[datasets.Dataset, bool | None]:
+    """`ds` with the teacher's logits as a column, computed once per (teacher, data) and cached, and
+    whether they came from the cache; `ds` as it is (and None) when the teacher runs online."""
+    if config.teacher_outputs == "online":
+        return ds, None
     with distributed_state().main_process_first():  # one process computes and caches, the others read
         logits, hit = cached_teacher_logits(teacher, ds, Collator(tokenizer),
                                             batch_size=config.train.per_device_eval_batch_size,
                                             cache_dir=config.cache_dir, teacher_fingerprint=fingerprint)
+    if distributed_state().is_main_process:
+        print(f"teacher outputs: {len(ds)} x {logits.shape[1]} logits, {logits.nbytes / 1024:.0f} KB, "
+              f"{'read from' if hit else 'written to'} {cache_root(config.cache_dir) / 'teacher-outputs'}")
     return ds.add_column(TEACHER_LOGITS, logits.tolist()), hit
 
 

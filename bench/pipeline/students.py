@@ -57,6 +57,12 @@ class StudentBuilder:
     def check(self, params: Any) -> None:
         """Refuse parameters that cannot build a student, before any model is loaded."""
 
+    def layer_map(self, params: Any, student_layers: int, teacher_layers: int) -> dict[int, int]:
+        """Which teacher hidden state each student hidden state learns from (index 0 the embeddings, k
+        the output of layer k): by default evenly spaced, the student's last layer on the teacher's
+        last (PKD's skip mapping: layers 2, 4, 6 of a 6-layer teacher for a 3-layer student)."""
+        return {0: 0, **{k: round(k * teacher_layers / student_layers) for k in range(1, student_layers + 1)}}
+
     def build(self, params: Any, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
         raise NotImplementedError
 
@@ -71,6 +77,13 @@ def parse_student(spec: str) -> tuple[Part, Any]:
     params = part.parse_params(part.implementation.assignments(argument))
     part.implementation().check(params)
     return part, params
+
+
+def layer_map(spec: str, student: PreTrainedModel, teacher: PreTrainedModel) -> dict[int, int]:
+    """The layer map (`StudentBuilder.layer_map`) of the student `spec` names, built, and its teacher."""
+    part, params = parse_student(spec)
+    return part.implementation().layer_map(params, student.config.num_hidden_layers,
+                                           teacher.config.num_hidden_layers)
 
 
 def build_student(spec: str, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
@@ -101,6 +114,10 @@ class TeacherLayers(StudentBuilder):
         except ValueError:
             raise KdbenchError(f"teacher-layers takes comma-separated layer indices, e.g. teacher-layers:0,2,4; "
                                f"got {params.layers!r}") from None
+
+    def layer_map(self, params: TeacherLayersParams, student_layers: int, teacher_layers: int) -> dict[int, int]:
+        """Each kept layer on the teacher layer it was copied from."""
+        return {0: 0, **{k + 1: index + 1 for k, index in enumerate(self.indices(params))}}
 
     def build(self, params: TeacherLayersParams, teacher: PreTrainedModel | None, task: TaskSpec) -> PreTrainedModel:
         from bench.parts.models import keep_layers

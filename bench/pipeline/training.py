@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import datasets
@@ -32,6 +32,7 @@ from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.parts.losses import label_loss
+from bench.parts.outputs import Outputs, as_outputs, request
 from bench.parts.registry import NoParams
 from bench.parts.schedules import first_step, restarted_factor
 from bench.parts.tasks import TaskSpec
@@ -71,6 +72,11 @@ class RunParts:
         fraction = self.restart_at
         return None if fraction is None else first_step(fraction, total_steps)
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """What any part reads of the forwards besides logits (`TrainingPart.reads`)."""
+        return frozenset().union(*(part.reads for part in self.named().values()))
+
     def named(self) -> dict[str, TrainingPart]:
         """The parts present, by role: what checkpoints save and records report."""
         parts = {"method": self.in_loop, "objective": self.objective, "scheme": self.scheme}
@@ -101,10 +107,19 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels", None)
         batch = Batch(inputs, labels, inputs.pop(TEACHER_LOGITS, None), inputs.pop(EXAMPLE_ID, None))
-        objective, in_loop = self.parts.objective, self.parts.in_loop
-        if batch.teacher_logits is not None and objective is not None and in_loop is not None and model.training:
+        objective, in_loop, context = self.parts.objective, self.parts.in_loop, self.parts.context
+        distilling = objective is not None and model.training
+        reads = self.parts.reads if distilling else frozenset()
+        if distilling and (context.online_teacher or reads):  # one teacher forward gives logits and extras
+            teacher = context.teacher_forward(inputs, reads)
+            batch.teacher_logits = batch.teacher_logits if batch.teacher_logits is not None else teacher.logits
+            batch.teacher = replace(teacher, logits=batch.teacher_logits)
+        elif batch.teacher_logits is not None:
+            batch.teacher = Outputs(batch.teacher_logits)
+        if batch.teacher_logits is not None and distilling and in_loop is not None:
             return in_loop.loss(model, batch, objective)
-        outputs = model(**inputs)
+        outputs = model(**inputs, **request(reads))
+        batch.student = as_outputs(outputs, reads)
         if batch.teacher_logits is None or objective is None:
             batch.losses = label_loss(outputs.logits, labels, regression=self.task.is_regression)
         else:
