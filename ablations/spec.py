@@ -32,7 +32,7 @@ from bench.parts.fields import SEED, base_type, check_choice, check_type
 from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
-from bench.pipeline.runs import choose_parts
+from bench.pipeline.choice import choose_parts, typed_method_params
 from bench.roles import ROLES
 from bench.store.studies import PROFILES, SearchProfile
 
@@ -208,8 +208,8 @@ def _roles(table: dict[str, Any], where: str) -> dict[str, Any]:
 def _checked(variant: Variant) -> Variant:
     """The variant with its parts' parameters, KD settings and data fields checked and typed."""
     kd = _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
-    typed = {}
-    for role in ROLES:
+    typed = {"params": typed_method_params(variant.method, _table(variant.params, f"params of {variant.label}"))}
+    for role in ROLES[1:]:
         given = _table(getattr(variant, role.spec_params), f"{role.spec_params} of {variant.label}")
         parsed = resolve(role.registry).get(getattr(variant, role.name)).parse_params(given)
         typed[role.spec_params] = {k: getattr(parsed, k) for k in given}

@@ -48,16 +48,19 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
                                                   cache_dir=cache_dir))
         teacher = str(folder)
     generator = None
-    if any(wants_generator(v) for v in spec.variants):
+    if any(wanting_generator(v) for v in spec.variants):
         folder, _ = make_generator(teacher, data, spec.generator, cache_dir=cache_dir)
         generator = str(folder)
     return TaskSetup(data, teacher, generator)
 
 
-def wants_generator(variant: Variant) -> bool:
-    """Whether the variant's method takes a masked-LM `generator` and the variant names none, so the
-    study makes one."""
-    return "generator" not in variant.params and takes_generator(variant.method)
+def wanting_generator(variant: Variant) -> list[str]:
+    """The parameter keys of the variant's methods that take a masked-LM `generator` the variant does not
+    name (`generator`, or `mlm.generator` in a composition), so the study makes one for them."""
+    names = variant.method.split("+")
+    keys = ["generator"] if len(names) == 1 else [f"{name}.generator" for name in names]
+    return [key for name, key in zip(names, keys) if takes_generator(name) and key not in variant.params
+            and not (len(names) > 1 and "generator" in variant.params)]
 
 
 def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_dir: str | None) -> RunConfig:
@@ -65,9 +68,7 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
     Its parts' parameters are spelled out in full, so equal configurations get equal keys. The variant's
     data fields (e.g. label_noise) reach the student's data only: `prepare_task` fine-tunes the teacher
     on the spec's [data]."""
-    params = dict(variant.params)
-    if wants_generator(variant):
-        params["generator"] = setup.generator
+    params = {**variant.params, **dict.fromkeys(wanting_generator(variant), setup.generator)}
     config = RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
                        model=spec.student, teacher=setup.teacher, **{**variant.parts(), "method_params": params},
                        pool_seed=spec.pool_seed, teacher_outputs=spec.teacher_outputs, cache_dir=cache_dir)

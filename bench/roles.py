@@ -3,7 +3,7 @@ the command line, where its parts are registered, and its default.
 
 The command line, ablation specs, search keys, run tables and reports iterate over `ROLES` rather
 than naming each kind of part, so a new role (a row selector, a teacher source) is one row here. A
-role's parameters are a dict in `RunConfig` (`method_params`, ...) that `bench.pipeline.runs.choose_parts`
+role's parameters are a dict in `RunConfig` (`method_params`, ...) that `bench.pipeline.choice.choose_parts`
 parses once into the part's typed dataclass. Students are listed beside them (`LISTED`): a student is
 still named by one string (`teacher-layers:0,2,4`), not a part with parameters.
 """
@@ -34,7 +34,8 @@ class Role:
 
 
 ROLES = (
-    Role("method", "methods", "methods.registry:METHODS", "none", "augmentation method", "--param", "eps=1e-4",
+    Role("method", "methods", "methods.registry:METHODS", "none",
+         "augmentation method, or a pool method and an in-loop one joined by + (eda+ad2)", "--param", "eps=1e-4",
          spec_params="params"),
     Role("objective", "objectives", "objectives.registry:OBJECTIVES", "kd", "KD objective", "--objective-param",
          "tau_max=7", spec_params="objective_params"),

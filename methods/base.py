@@ -25,15 +25,21 @@ from objectives.base import Objective
 
 
 MethodContext = TrainingContext  # what a method is built with (the name methods written earlier use)
+MAKES_POOL, CHANGES_STEP = "makes_pool", "changes_step"  # what a method does (`Method.capabilities`)
 
 
 class Method(TrainingPart):
-    """Base of every augmentation method (the registry checks it)."""
+    """Base of every augmentation method (the registry checks it). `capabilities` says what it does:
+    makes a pool of examples before training, changes the training step, or nothing (plain KD). A run
+    composes methods of different capabilities (`--method eda+ad2`, bench/pipeline/choice.py)."""
+
+    capabilities: frozenset[str] = frozenset()
 
 
 class PoolAugmenter(Method):
     """Base of pool methods: set `copies` (augmented versions per original) and implement `augment`."""
 
+    capabilities = frozenset({MAKES_POOL})
     copies: int = 1
 
     def augment(self, sentences: list[str], copies: list[int], seed: int) -> list[list[str]]:
@@ -44,6 +50,8 @@ class PoolAugmenter(Method):
 
 class InLoopMethod(Method):
     """Base of in-loop methods: `loss` is the training loss of each KD batch."""
+
+    capabilities = frozenset({CHANGES_STEP})
 
     def loss(self, model: torch.nn.Module, batch: Batch, objective: Objective) -> torch.Tensor:
         """The training loss of one batch (a scalar). `model` may be wrapped for data parallelism (the

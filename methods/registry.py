@@ -23,6 +23,7 @@ register_method, get_method, list_methods = METHODS.register, METHODS.get, METHO
 
 
 def takes_generator(name: str) -> bool:
-    """Whether method `name` takes a masked-LM `generator` parameter (mlm, mate-kd, ...): offline no
-    masked-LM weights exist, so the demo and the studies make one for it."""
-    return any(p.name == "generator" for p in get_method(name).params)
+    """Whether method `name` (or a method of the composition `name`, "mlm+ad2") takes a masked-LM
+    `generator` parameter (mlm, mate-kd, ...): offline no masked-LM weights exist, so the demo and the
+    studies make one for it."""
+    return any(p.name == "generator" for each in name.split("+") for p in get_method(each).params)

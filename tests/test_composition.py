@@ -12,6 +12,7 @@ import torch
 
 from bench.cli import main
 from bench.parts.context import Batch, TrainingContext
+from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
 from bench.parts.tasks import get_task
 from bench.pipeline.records import RECORD_FILE
@@ -154,3 +155,52 @@ def test_a_part_trains_parameters_of_its_own_sees_example_ids_and_steps(glue_dir
     assert seen["hidden"] == tiny_config().num_hidden_layers + 1  # the embedding output, then each layer's
     assert record["objective_info"]["name"] == "learnt-temperature"
     assert seen["objective"].log_t.item() != 0  # stepped by its own optimiser, with the loss's gradient
+
+
+def test_a_pool_method_composes_with_an_in_loop_one(glue_dir, tiny_teacher, tmp_path):
+    """`eda+ad2`: the student trains on EDA's pool (the same pool an EDA run makes) with AD2's step on top."""
+    cache = str(tmp_path / "cache")
+    eda = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "eda", method="eda",
+                                     method_params={"num_aug": 1}, cache_dir=cache))
+    both = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "both", method="eda+ad2",
+                                      method_params={"num_aug": 1, "ad2.steps": 2}, cache_dir=cache))
+    assert both["augmentation"]["pool_folder"] == eda["augmentation"]["pool_folder"]
+    assert both["augmentation"]["cache_hit"] and both["augmentation"]["pool_size"] > 0
+    assert both["in_loop"]["batches"] == both["throughput"]["global_steps"] > eda["throughput"]["global_steps"] / 2
+    assert eda["in_loop"] is None
+    info = both["method_info"]
+    assert (info["name"], info["label"], info["kind"]) == ("eda+ad2", "EDA + AD2", "pool+in-loop")
+    assert info["params"]["eda.num_aug"] == 1 and info["params"]["ad2.steps"] == 2
+    assert [part["name"] for part in info["parts"]] == ["eda", "ad2"]
+
+
+@pytest.mark.parametrize("method, params, message", [
+    ("eda+ad2", {"alpha": 0.1}, "parameter alpha of method eda\\+ad2: more than one of eda, ad2 takes it; write "
+                                "it as METHOD.alpha"),
+    ("eda+ad2", {"colour": 1}, "none of eda, ad2 takes it"),
+    ("eda+mlm", {}, "eda and mlm both make a pool"),
+    ("ad2+mate-kd", {}, "ad2 and mate-kd both change the training step"),
+    ("none+ad2", {}, "compose distinct methods that each do something"),
+    ("ad2+ad2", {}, "compose distinct methods"),
+    ("eda+ad2", {"ad2.eps": -1.0}, "parameter eps of method ad2 must be"),
+])
+def test_a_composition_is_checked_before_anything_loads(method, params, message, glue_dir, tiny_teacher, tmp_path):
+    from bench.pipeline.choice import choose_parts
+
+    with pytest.raises(KdbenchError, match=message):
+        choose_parts(distill_config(glue_dir, tiny_teacher, tmp_path, method=method, method_params=params))
+
+
+def test_a_composition_routes_each_parameter_to_its_method(glue_dir, tiny_teacher, tmp_path):
+    from ablations.spec import parse_spec
+    from bench.pipeline.choice import choose_parts
+
+    params = {"back-translation.engine": "apertium", "eps": "2e-5", "ad2.alpha": "3"}  # as --param gives them
+    chosen = choose_parts(distill_config(glue_dir, tiny_teacher, tmp_path, method="back-translation+ad2",
+                                         method_params=params))
+    (bt, ad2) = chosen.methods
+    assert (bt.part.name, bt.params.engine) == ("backtranslation", "apertium")
+    assert (ad2.params.eps, ad2.params.alpha) == (2e-5, 3.0)
+    spec = parse_spec({"tasks": ["sst2"], "variants": [{"method": "eda+ad2", "params": {"eda.alpha": 0.2,
+                                                                                          "eps": 1}}]}, name="x")
+    assert spec.variants[0].params == {"eda.alpha": 0.2, "eps": 1.0}  # checked and typed, as given

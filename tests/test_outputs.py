@@ -14,7 +14,8 @@ from bench.parts.errors import KdbenchError
 from bench.parts.losses import kd_divergence
 from bench.parts.models import load_classifier
 from bench.parts.tasks import get_task
-from bench.pipeline.runs import choose_parts, run_distill
+from bench.pipeline.choice import choose_parts
+from bench.pipeline.runs import run_distill
 from bench.pipeline.students import build_student, layer_map
 from objectives import OBJECTIVES, register_objective
 from objectives.base import Objective

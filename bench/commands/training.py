@@ -33,7 +33,8 @@ class RunCommand(Command):
         """The run's config from the options, its task, parts and parameters checked."""
         from bench.parts.tasks import get_task
         from bench.pipeline.config import DataConfig, TrainConfig
-        from bench.pipeline.runs import RunConfig, choose_parts
+        from bench.pipeline.choice import choose_parts
+        from bench.pipeline.config import RunConfig
 
         load_plugins(args)
         config = RunConfig(

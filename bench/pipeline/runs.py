@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import datasets
 from filelock import FileLock
@@ -29,75 +28,18 @@ from bench.parts.context import TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
 from bench.parts.models import frozen, load_classifier, load_tokenizer
-from bench.parts.outputs import ATTENTIONS, EXTRAS
-from bench.parts.registry import Part, resolve
-from bench.parts.tasks import get_task
+from bench.parts.outputs import ATTENTIONS
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.pipeline.config import DataConfig, KDConfig, RunConfig, from_identity, train_identity
+from bench.pipeline.config import DataConfig, RunConfig, from_identity, train_identity
 from bench.pipeline.data import TaskData, load_data
 from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
 from bench.pipeline.pools import cached_pool
 from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pipeline.storage import publish_directory
+from bench.pipeline.choice import ChosenParts, choose_parts
 from bench.pipeline.students import build_student, layer_map, parse_student
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
-from bench.roles import ROLES
-from objectives.base import KD_SETTINGS
-from schemes.base import Scheme
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """A part a run names, with its parameters parsed into the part's dataclass."""
-
-    part: Part
-    params: Any
-
-
-ChosenParts = dict[str, Chosen]  # by role (bench/roles.py): "method", "objective", "scheme"
-
-
-def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alpha-kd, --alpha-ce") -> ChosenParts:
-    """Look up and check the run's parts and their parameters (a bad name or value is one error, before any
-    data or model is loaded); a KD setting the objective does not read must be left at its default.
-    `where` names where the KD weights were set, for the error when both are 0."""
-    chosen = {}
-    for role in ROLES:
-        part = resolve(role.registry).get(getattr(config, role.name))
-        chosen[role.name] = Chosen(part, part.parse_params(getattr(config, role.params)))
-    objective, scheme = chosen["objective"].part, chosen["scheme"].part
-    if distill:
-        _check_reads(chosen)
-        unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
-                  and getattr(config.kd, name) != getattr(KDConfig(), name)]
-        if unread:
-            raise KdbenchError(f"objective {objective.name} does not read {', '.join(unread)}: leave it at its default "
-                               f"or use an objective that does (`kdbench list objectives`)")
-        if {"alpha_kd", "alpha_ce"} <= set(objective.implementation.kd_settings):
-            config.kd.check_learns(where)
-        regression = config.data.regression if config.data.train_file else get_task(config.data.task).is_regression
-        objective.implementation.check(chosen["objective"].params, config.kd, regression=regression)
-        if (objective.implementation.restart_at(chosen["objective"].params) is not None
-                and scheme.implementation.scheduler is not Scheme.scheduler):
-            raise KdbenchError(f"objective {objective.name} restarts the learning-rate schedule for its second phase "
-                               f"and scheme {scheme.name} sets a schedule of its own: pass --objective-param "
-                               "phase2=continue, or another scheme")
-    return chosen
-
-
-def _check_reads(chosen: ChosenParts) -> None:
-    """What the parts read besides logits must be known outputs, and no in-loop method may run with a part
-    that reads them: its own forwards (AD2's perturbed one, MATE-KD's rewritten text) do not return them."""
-    for role, each in chosen.items():
-        unknown = set(each.part.implementation.reads) - set(EXTRAS)
-        if unknown:
-            raise KdbenchError(f"{role} {each.part.name} reads {', '.join(sorted(unknown))}: a part may read "
-                               f"{' and '.join(EXTRAS)} besides logits")
-    method = chosen["method"].part
-    readers = [f"{role} {each.part.name}" for role, each in chosen.items() if each.part.implementation.reads]
-    if readers and method.kind == "in-loop":
-        raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {method.name} does "
-                           "not compute in its forwards yet: use it with a pool method or none")
+from methods.base import CHANGES_STEP, MAKES_POOL
 
 
 @dataclass
@@ -227,11 +169,11 @@ def _layer_source(config: RunConfig) -> tuple[str, bool]:
 
 
 def _parts(chosen: ChosenParts, context: TrainingContext, *, distill: bool) -> RunParts:
-    """The run's objective (distill only), in-loop method (if the method is one) and scheme, built on `context`."""
-    build = lambda role: chosen[role].part.implementation(chosen[role].params, context)  # noqa: E731
-    in_loop = chosen["method"].part.kind == "in-loop" and distill
-    return RunParts(context, build("scheme"), objective=build("objective") if distill else None,
-                    in_loop=build("method") if in_loop else None)
+    """The run's objective (distill only), in-loop method (if it composes one) and scheme, built on `context`."""
+    build = lambda each: each.part.implementation(each.params, context)  # noqa: E731
+    step = chosen.method(CHANGES_STEP) if distill else None
+    return RunParts(context, build(chosen["scheme"]), objective=build(chosen["objective"]) if distill else None,
+                    in_loop=build(step) if step is not None else None)
 
 
 def _parts_info(chosen: ChosenParts, parts: RunParts) -> dict:
@@ -284,7 +226,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                            "(or a pre-trained encoder with --finetune-teacher)")
     check_tracker(config.train)
     chosen = choose_parts(config)
-    method, params = chosen["method"].part, chosen["method"].params
+    pool_method = chosen.method(MAKES_POOL)
     started, timer = time.perf_counter(), PhaseTimer()
     teacher_name = config.teacher
     if config.finetune_teacher:
@@ -305,7 +247,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                               tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
                               online_teacher=config.teacher_outputs == "online")
     augmentation = None
-    if method.kind == "pool":
+    if pool_method is not None:
+        method, params = pool_method.part, pool_method.params
         with timer.phase("augmentation"):
             with state.main_process_first():  # one process generates and caches, the others read
                 pool = cached_pool(method, params, lambda: method.implementation(params, context),
@@ -335,7 +278,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     for report in (measured, info["objective_info"]["measured"], info["scheme_info"]["measured"]):
         _warn(report)
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
-                   teacher=teacher_info, method_info=method.describe(params), augmentation=augmentation,
+                   teacher=teacher_info, method_info=chosen.method_info(), augmentation=augmentation,
                    in_loop=measured, **info)
 
 

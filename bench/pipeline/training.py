@@ -132,7 +132,7 @@ class DistillationTrainer(Trainer):
             optimizer, warmup = optimizer or self.optimizer, self.args.get_warmup_steps(num_training_steps)
             self.lr_scheduler = self.parts.scheme.scheduler(optimizer, num_training_steps, warmup)
             restart = self.parts.restart_step(num_training_steps)
-            if restart is not None:  # schemes with a schedule of their own are refused with it (runs.choose_parts)
+            if restart is not None:  # schemes with a schedule of their own are refused with it (choice.choose_parts)
                 self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
                     optimizer, lambda step: restarted_factor(step, num_training_steps, warmup, restart))
         return super().create_scheduler(num_training_steps, optimizer)  # the Trainer's, where no part has one

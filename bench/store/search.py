@@ -44,7 +44,8 @@ from bench.pipeline.cache import digest
 from bench.pipeline.config import RunConfig
 from bench.pipeline.content import check_content, keyed_settings, study_content
 from bench.pipeline.records import RECORD_FILE, read_record
-from bench.pipeline.runs import choose_parts, run_distill, run_finetune
+from bench.pipeline.choice import choose_parts
+from bench.pipeline.runs import run_distill, run_finetune
 from bench.pipeline.storage import write_json
 from bench.roles import ROLES
 from bench.store.record_store import point_to_record, record_store
@@ -69,8 +70,7 @@ def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str
 def with_parsed_params(config: RunConfig, kind: str) -> RunConfig:
     """`config` with its method's, objective's and scheme's parameters parsed and spelled out in full
     (`eps="1e-5"` from the command line becomes the float a spec gives), as records then store them."""
-    chosen = choose_parts(config, distill=kind == "distill")
-    return replace(config, **{role.params: dataclasses.asdict(chosen[role.name].params) for role in ROLES})
+    return replace(config, **choose_parts(config, distill=kind == "distill").spelled_out())
 
 
 def apply_profile(config: RunConfig, profile: SearchProfile) -> RunConfig:

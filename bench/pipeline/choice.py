@@ -1,0 +1,172 @@
+"""Which parts a run composes, looked up and checked, with their parameters parsed once.
+
+Each role of bench/roles.py names one part, except the method, which may compose several joined by
+`+`: `eda+ad2` trains on EDA's pool with AD2's step on top. A method declares what it does
+(`Method.capabilities`: makes a pool, changes the training step), and a composition takes at most one
+method of each capability. Its parameters are one dict: `ad2.eps` is AD2's, and a bare name belongs to
+the one composed method that has it (`num_aug` is EDA's), so a single method's parameters read as
+before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from bench.parts.errors import KdbenchError
+from bench.parts.kd_config import KDConfig
+from bench.parts.outputs import EXTRAS
+from bench.parts.registry import Part, resolve
+from bench.parts.tasks import get_task
+from bench.pipeline.config import RunConfig
+from bench.roles import BY_NAME, ROLES
+from methods.base import CHANGES_STEP, MAKES_POOL
+from objectives.base import KD_SETTINGS
+from schemes.base import Scheme
+
+COMPOSE = "+"  # joins the methods of a composition: "eda+ad2"
+CAPABILITIES = {MAKES_POOL: "make a pool", CHANGES_STEP: "change the training step"}
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A part a run names, with its parameters parsed into the part's dataclass."""
+
+    part: Part
+    params: Any
+
+
+@dataclass(frozen=True)
+class ChosenParts:
+    """The run's parts: its methods (one, or a composition) and one part for each other role."""
+
+    methods: tuple[Chosen, ...]
+    others: dict[str, Chosen]  # "objective", "scheme"
+
+    def __getitem__(self, role: str) -> Chosen:
+        return self.others[role]
+
+    def items(self) -> list[tuple[str, Chosen]]:
+        """Every part with its role, the methods first."""
+        return [("method", each) for each in self.methods] + list(self.others.items())
+
+    def method(self, capability: str) -> Chosen | None:
+        """The composed method with `capability` (`Method.capabilities`), if any."""
+        return next((each for each in self.methods if capability in each.part.implementation.capabilities), None)
+
+    def spelled_out(self) -> dict[str, dict[str, Any]]:
+        """Every part's parameters in full, by `RunConfig` field: what records and study keys store."""
+        values = {role.params: dataclasses.asdict(self.others[role.name].params) for role in ROLES[1:]}
+        if len(self.methods) == 1:
+            values["method_params"] = dataclasses.asdict(self.methods[0].params)
+        else:
+            values["method_params"] = {f"{each.part.name}.{key}": value for each in self.methods
+                                       for key, value in dataclasses.asdict(each.params).items()}
+        return values
+
+    def method_info(self) -> dict[str, Any]:
+        """What a record keeps of the method: name, label, kind, description, parameters (and, for a
+        composition, each method's)."""
+        if len(self.methods) == 1:
+            return self.methods[0].part.describe(self.methods[0].params)
+        parts = [each.part.describe(each.params) for each in self.methods]
+        return {"name": COMPOSE.join(p["name"] for p in parts), "label": " + ".join(p["label"] for p in parts),
+                "kind": COMPOSE.join(p["kind"] for p in parts),
+                "description": "; ".join(p["description"] for p in parts),
+                "params": self.spelled_out()["method_params"], "parts": parts}
+
+
+def choose_methods(name: str, params: dict[str, Any]) -> tuple[Chosen, ...]:
+    """The methods `name` composes, each with its parameters parsed (see the module's docstring)."""
+    parts, owners = _owners(name, params)
+    if len(parts) > 1:
+        _check_composition(name, parts)
+    given: list[dict[str, Any]] = [{} for _ in parts]
+    for key, (index, param) in owners.items():
+        given[index][param] = params[key]
+    return tuple(Chosen(part, part.parse_params(values)) for part, values in zip(parts, given))
+
+
+def typed_method_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` of method `name` (one, or a composition) checked, each given key with its typed value."""
+    chosen = choose_methods(name, params)
+    return {key: getattr(chosen[index].params, param) for key, (index, param) in _owners(name, params)[1].items()}
+
+
+def _owners(name: str, params: dict[str, Any]) -> tuple[list[Part], dict[str, tuple[int, str]]]:
+    """The methods `name` composes, and for each key of `params` which of them (by position) it sets and
+    under what name."""
+    registry = resolve(BY_NAME["method"].registry)
+    names = name.split(COMPOSE)
+    parts = [registry.get(each) for each in names]
+    if len(parts) == 1:
+        return parts, {key: (0, key) for key in params}
+    positions = {alias: i for i, (given, part) in enumerate(zip(names, parts)) for alias in (given, part.name)}
+    owners = {}
+    for key in params:
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in positions:
+            owners[key] = (positions[prefix], rest)
+            continue
+        having = [i for i, part in enumerate(parts) if any(p.name == key for p in part.params)]
+        if len(having) != 1:
+            whose = "none of" if not having else "more than one of"
+            raise KdbenchError(f"parameter {key} of method {name}: {whose} {', '.join(names)} takes it; write it "
+                               f"as METHOD.{key} (`kdbench list methods` lists each one's parameters)")
+        owners[key] = (having[0], key)
+    return parts, owners
+
+
+def _check_composition(name: str, parts: list[Part]) -> None:
+    if len({part.name for part in parts}) < len(parts) or any(not part.implementation.capabilities for part in parts):
+        raise KdbenchError(f"method {name}: compose distinct methods that each do something (not none), e.g. eda+ad2")
+    for capability, what in CAPABILITIES.items():
+        having = [part.name for part in parts if capability in part.implementation.capabilities]
+        if len(having) > 1:
+            raise KdbenchError(f"method {name}: {' and '.join(having)} both {what}; a composition takes at most one "
+                               "method that does each (e.g. a pool method and an in-loop one)")
+
+
+def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alpha-kd, --alpha-ce") -> ChosenParts:
+    """Look up and check the run's parts and their parameters (a bad name or value is one error, before any
+    data or model is loaded); a KD setting the objective does not read must be left at its default.
+    `where` names where the KD weights were set, for the error when both are 0."""
+    others = {}
+    for role in ROLES[1:]:
+        part = resolve(role.registry).get(getattr(config, role.name))
+        others[role.name] = Chosen(part, part.parse_params(getattr(config, role.params)))
+    chosen = ChosenParts(choose_methods(config.method, config.method_params), others)
+    objective, scheme = chosen["objective"].part, chosen["scheme"].part
+    if distill:
+        _check_reads(chosen)
+        unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
+                  and getattr(config.kd, name) != getattr(KDConfig(), name)]
+        if unread:
+            raise KdbenchError(f"objective {objective.name} does not read {', '.join(unread)}: leave it at its default "
+                               f"or use an objective that does (`kdbench list objectives`)")
+        if {"alpha_kd", "alpha_ce"} <= set(objective.implementation.kd_settings):
+            config.kd.check_learns(where)
+        regression = config.data.regression if config.data.train_file else get_task(config.data.task).is_regression
+        objective.implementation.check(chosen["objective"].params, config.kd, regression=regression)
+        if (objective.implementation.restart_at(chosen["objective"].params) is not None
+                and scheme.implementation.scheduler is not Scheme.scheduler):
+            raise KdbenchError(f"objective {objective.name} restarts the learning-rate schedule for its second phase "
+                               f"and scheme {scheme.name} sets a schedule of its own: pass --objective-param "
+                               "phase2=continue, or another scheme")
+    return chosen
+
+
+def _check_reads(chosen: ChosenParts) -> None:
+    """What the parts read besides logits must be known outputs, and no in-loop method may run with a part
+    that reads them: its own forwards (AD2's perturbed one, MATE-KD's rewritten text) do not return them."""
+    for role, each in chosen.items():
+        unknown = set(each.part.implementation.reads) - set(EXTRAS)
+        if unknown:
+            raise KdbenchError(f"{role} {each.part.name} reads {', '.join(sorted(unknown))}: a part may read "
+                               f"{' and '.join(EXTRAS)} besides logits")
+    step = chosen.method(CHANGES_STEP)
+    readers = [f"{role} {each.part.name}" for role, each in chosen.items() if each.part.implementation.reads]
+    if readers and step is not None:
+        raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {step.part.name} "
+                           "does not compute in its forwards yet: use it with a pool method or none")
