@@ -351,3 +351,29 @@ def test_a_run_without_ascent_steps_reports_without_a_noise_warning(tokenizer_di
     report = _ascent_report(tokenizer_dir, reading="ports", steps=0, eps=0.01)
     assert report["gradient_share_median"] is None and report["cos_gradient_median"] is None
     assert "warning" not in report
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf", "sign"])
+def test_the_step_pieces_by_hand(norm):
+    """The random control has the gradient's size per token and a random direction; `sign` is the
+    gradient's sign and the others divide by its size; projection leaves a delta inside the ball as it
+    is and brings one outside onto its surface (per token in l2, coordinate-wise otherwise)."""
+    teacher, _ = models()
+    method = ad2(teacher, norm=norm, eps=0.5)
+    torch.manual_seed(0)
+    grad = torch.randn(2, 3, 8) * torch.tensor([0.1, 1.0, 10.0])[None, :, None]
+    size = grad.norm(dim=-1, keepdim=True) if norm == "l2" else grad.abs().amax(dim=-1, keepdim=True)
+    random_step = method._random_like(grad)
+    random_size = random_step.norm(dim=-1, keepdim=True) if norm == "l2" else random_step.abs().amax(-1, keepdim=True)
+    assert torch.allclose(random_size, size, rtol=1e-5)
+    assert torch.nn.functional.cosine_similarity(random_step, grad, dim=-1).abs().max() < 0.9
+    expected = grad.sign() if norm == "sign" else grad / size
+    assert torch.allclose(method._normalise(grad), expected, rtol=1e-5)
+    inside = grad / size * 0.25  # a quarter of the radius in the norm's own measure
+    assert torch.allclose(method._project(inside), inside)
+    outside = grad / size * 2.0
+    projected = method._project(outside)
+    if norm == "l2":
+        assert torch.allclose(projected, outside / 4.0, rtol=1e-5)  # twice the radius 0.5, scaled back onto it
+    else:
+        assert torch.equal(projected, outside.clamp(-0.5, 0.5)) and (projected < 0).any()

@@ -167,13 +167,39 @@ def test_invalid_parameters(params, error):
         make_eda(**params)
 
 
+def test_invalid_operations_say_which_are_valid():
+    with pytest.raises(KdbenchError) as caught:
+        make_eda(operations=" , ")
+    assert str(caught.value) == "EDA's operations must name at least one of sr, ri, rs, rd"
+    with pytest.raises(UnknownNameError, match="^unknown EDA operation 'swap': valid: rd, ri, rs, sr$"):
+        make_eda(operations="sr,swap")
+
+
+def test_the_edits_at_their_edges():
+    """Two words are enough to swap and to delete one; at alpha 1 deletion keeps one random word;
+    insertion in a sentence of stop words does nothing, and gives up after 10 words without synonyms."""
+    eda = make_eda(alpha=1.0)
+    assert eda._swap(["good", "film", "."], 1, random.Random(0)) == ["film", "good", "."]
+    for seed in range(5):
+        kept = eda._delete(["good", "film", "today", "."], 1, random.Random(seed))
+        assert len(kept) == 2 and kept[0] in ("good", "film", "today") and kept[1] == "."
+    assert eda._delete(["good", "film"], 1, random.Random(0)) in (["good"], ["film"])
+    assert eda._delete(["film", "!"], 1, random.Random(0)) == ["film", "!"]  # never the only word
+    assert eda._insert_synonyms(["the", "a", "."], 3, random.Random(0)) == ["the", "a", "."]
+    asked = []
+    eda._synonyms = lambda word: asked.append(word) or []
+    assert eda._insert_synonyms(["xqzv", "brrpt"], 2, random.Random(0)) == ["xqzv", "brrpt"]
+    assert len(asked) == 2 * 10
+
+
 def test_missing_wordnet_is_a_one_line_error_when_built(tmp_path, monkeypatch):
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
     with pytest.raises(KdbenchError) as caught:
         make_eda()
     message = str(caught.value)
     assert "\n" not in message and "NLTK_DATA" in message
-    assert "nltk.downloader wordnet averaged_perceptron_tagger_eng" in message
+    assert message.endswith("point NLTK_DATA at a folder that has it, or run "
+                            "`python -m nltk.downloader wordnet averaged_perceptron_tagger_eng`")
 
 
 def test_registry_lists_parameters():

@@ -245,3 +245,48 @@ def test_the_student_learns_the_teachers_output_on_the_rewritten_text(tiny_gener
     assert (on_rewritten - on_original).abs().max() > 0.1
     (target,) = targets
     assert torch.allclose(target, on_rewritten, atol=1e-6)
+
+
+@pytest.mark.parametrize("task, divergence", [("sst2", "mse"), ("sst2", "kl"), ("sst2", "ce"), ("stsb", "ce")])
+def test_the_generators_divergence_by_hand(tiny_generator, tokenizer_dir, task, divergence):
+    """What the generator maximises, at temperature 2: the logits' squared error (and always for
+    regression), t^2 KL(teacher || student), or the cross-entropy of the student under the teacher."""
+    teacher, _ = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, task=task, divergence=divergence, temperature=2.0)
+    student = torch.tensor([[1.0, -1.0], [0.5, 2.0]]) if task == "sst2" else torch.tensor([[0.3], [1.5]])
+    target = torch.tensor([[0.0, 1.0], [2.0, -1.0]]) if task == "sst2" else torch.tensor([[0.1], [0.5]])
+    p, log_q = torch.softmax(target / 2, -1), torch.log_softmax(student / 2, -1)
+    expected = {"mse": ((student - target) ** 2).mean(), "ce": -(p * log_q).sum(-1).mean(),
+                "kl": (4 * (p * (p.log() - log_q)).sum(-1)).mean()}
+    assert torch.allclose(method._divergence(student, target), expected["mse" if task == "stsb" else divergence])
+
+
+def test_the_student_step_adds_the_weighted_rewritten_term_and_checks_the_students_vocabulary(
+        tiny_generator, tokenizer_dir, monkeypatch):
+    teacher, student = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_steps=0, adv_weight=0.5,
+                     mean_of_views=False)
+    objective = kd_objective(method)
+    monkeypatch.setattr(objective, "loss", lambda logits, batch: torch.full((2,), 1.0))
+    monkeypatch.setattr(objective, "view_loss", lambda logits, target, batch: torch.full((2,), 4.0))
+    assert method.loss(student, batch(tokenizer_dir), objective).item() == 1.0 + 0.5 * 4.0
+    other = BertForSequenceClassification(tiny_config(num_labels=2, vocab_size=100))
+    fresh = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_steps=0)
+    with pytest.raises(KdbenchError, match="the student has 100 word embeddings: they must share one vocabulary"):
+        fresh.loss(other, batch(tokenizer_dir), objective)
+
+
+def test_the_report_and_the_changed_fraction_by_hand(tiny_generator, tokenizer_dir):
+    from methods.mate_kd import _changed_fraction
+
+    teacher, _ = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_steps=2)
+    method._divergences, method._changed = [1.0, 2.0], [0.1, 0.5, 0.3]
+    assert method.report() == {"generator_steps": 0, "student_steps": 0, "divergence_first_cycle": 1.5,
+                               "changed_fraction_median": 0.3}  # one cycle only: no last cycle
+    method._divergences += [4.0, 5.0]
+    assert method.report()["divergence_last_cycle"] == 4.5
+    input_ids = torch.tensor([[5, 6, 7, 8]])
+    selected = torch.tensor([[True, True, False, True]])
+    onehot = torch.nn.functional.one_hot(torch.tensor([5, 9, 8]), 12).float()  # keeps 5 and 8, changes 6
+    assert _changed_fraction(input_ids, selected, onehot) == pytest.approx(1 / 3)
