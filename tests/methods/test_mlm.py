@@ -144,12 +144,32 @@ def test_batched_candidates_equal_one_forward_per_word(tiny_generator):
 
 
 def test_match_case():
-    assert [match_case("good", w) for w in ("bad", "Bad", "BAD", "A")] == ["good", "Good", "GOOD", "Good"]
+    assert [match_case("good", w) for w in ("bad", "Bad", "BAD", "OK", "A")] == ["good", "Good", "GOOD", "GOOD",
+                                                                                "Good"]
+
+
+def test_copies_per_task_and_the_papers_default_elsewhere(tiny_generator):
+    assert make(tiny_generator, task="rte").copies == 30 and make(tiny_generator, task="qqp").copies == 10
+    assert make(tiny_generator, task="wnli").copies == 20  # not in TinyBERT's table: its default N_a
+
+
+CONTENT_WORDS = "film movie actor story scene music plot ending camera script drama".split()
+
+
+@pytest.mark.parametrize("n_words", range(5, 12))
+def test_a_long_sentence_is_cut_to_max_length_pieces(tiny_generator, n_words):
+    """With max_length 8 the generator sees [CLS], the first 6 pieces and [SEP]: the words in them get
+    the candidates they would get in the sentence cut there, and later words get none."""
+    method = make(tiny_generator, max_length=8)
+    found = candidates_by_word(method, " ".join(CONTENT_WORDS[:n_words]))
+    cut = " ".join(CONTENT_WORDS[:min(n_words, 6)])
+    assert found == one_forward_per_word(method.model, method.tokenizer, cut, method.params.top_k)
 
 
 def test_no_generator_offline_says_how_to_build_one(monkeypatch, tiny_generator):
     monkeypatch.setattr("bench.parts.generators.hub_reachable", lambda: False)
-    with pytest.raises(KdbenchError, match="make-generator"):
+    with pytest.raises(KdbenchError, match="the default generator bert-base-uncased cannot be downloaded: build one "
+                                           "offline with `kdbench make-generator"):
         MaskedLMGeneration(MLMParams(), MethodContext(get_task("sst2"), 100, "t"))
 
 
