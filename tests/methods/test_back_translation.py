@@ -113,5 +113,68 @@ def test_marian_counts_determinism_and_rng(tiny_marian):
 
 def test_marian_missing_model_says_how_to_pass_a_folder(monkeypatch):
     monkeypatch.setattr("bench.parts.models.hub_reachable", lambda: False)
-    with pytest.raises(KdbenchError, match="forward_model=DIR backward_model=DIR"):
+    with pytest.raises(KdbenchError) as error:
         make(engine="marian", pivot="fr")
+    assert str(error.value) == (
+        "translation model 'Helsinki-NLP/opus-mt-en-fr' not found (not a local folder nor in the HF cache, and the "
+        "hub is unreachable or has no such model): offline, pass local folders saved by save_pretrained with "
+        "--param forward_model=DIR backward_model=DIR")
+
+
+def test_marian_batches_samples_with_its_settings_and_groups_by_sentence(tiny_marian):
+    """With an echo model in place of the translator: each sentence's versions are its own text, cut to
+    max_length pieces; texts go in batches of batch_size to generate(), which samples with the given
+    temperature and top-k, one beam and at most max_length new tokens; special tokens are dropped."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_marian)
+    seen = {"tokenizer": [], "generate": [], "decode": []}
+
+    class Tokenizer:
+        def __call__(self, texts, **settings):
+            seen["tokenizer"].append(settings)
+            return tokenizer(texts, **settings)
+
+        def batch_decode(self, ids, **settings):
+            seen["decode"].append(settings)
+            return tokenizer.batch_decode(ids, **settings)
+
+    class Echo:
+        def generate(self, input_ids, attention_mask, **settings):
+            seen["generate"].append((len(input_ids), settings))
+            return input_ids
+
+    method = make(engine="marian", forward_model=tiny_marian, backward_model=tiny_marian, batch_size=2,
+                  max_length=5, temperature=0.7, top_k=9)
+    method.__dict__["_translators"] = ((Tokenizer(), Echo()), (Tokenizer(), Echo()))
+    sentences, copies = ["a good film", "the plot was dull and slow", "", "fine acting", "so boring"], [2, 3, 2, 0, 1]
+    assert method.augment(sentences, copies, seed=0) == [
+        ["a good film"] * 2, ["the plot was"] * 3, [], [], ["so boring"]]  # [CLS] + 3 pieces + [SEP]
+    assert [size for size, _ in seen["generate"]] == [2, 2, 2] * 2  # 6 texts forward, 6 back
+    assert all(settings == {"do_sample": True, "temperature": 0.7, "top_k": 9, "num_beams": 1, "max_new_tokens": 5}
+               for _, settings in seen["generate"])
+    assert all(s["truncation"] is True and s["max_length"] == 5 for s in seen["tokenizer"])
+    assert all(s == {"skip_special_tokens": True} for s in seen["decode"])
+
+
+@needs_apertium
+def test_apertium_makes_one_version_and_skips_sentences_asking_for_none():
+    method = make(engine="apertium", copies=3)
+    assert method.copies == 1
+    assert method.augment(["a good film", "so boring"], [0, 1], seed=0)[0] == []
+    with pytest.raises(ValueError):
+        method.augment(["a good film", "so boring"], [1], seed=0)  # one count per sentence
+
+
+@pytest.mark.parametrize("installed, message", [
+    ("", "apertium cannot translate xx-yy and back (installed directions: none): apt-get install apertium "
+         "apertium-xx-yy (`apt-cache search apertium` lists the pairs; some packages name the languages in the "
+         "other order)"),
+    ("eng-spa\nxx-yy\n", "apertium cannot translate xx-yy and back (installed directions: eng-spa, xx-yy): "
+                          "apt-get install apertium apertium-xx-yy (`apt-cache search apertium` lists the pairs; "
+                          "some packages name the languages in the other order)")])
+def test_a_missing_pair_or_direction_names_what_is_installed(monkeypatch, installed, message):
+    """Codes outside the table are used as given; a pair needs both directions installed."""
+    monkeypatch.setattr(bt.shutil, "which", lambda name: "/usr/bin/apertium")
+    monkeypatch.setattr(bt.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, installed))
+    with pytest.raises(KdbenchError) as error:
+        bt.apertium_directions("xx", "yy")
+    assert str(error.value) == message
