@@ -141,7 +141,8 @@ def test_random_deletion_only_removes_words():
         assert punctuation(version) == punctuation(RAW)
 
 
-@pytest.mark.parametrize("text", [SST2_STYLE, RAW, 'He said: "it\'s (not) well-known"... fine!', "a -- b"])
+@pytest.mark.parametrize("text", [SST2_STYLE, RAW, 'He said: "it\'s (not) well-known"... fine!', "a -- b",
+                                  "A, b and c."])
 def test_tokenize_round_trip(text):
     assert detokenize(*tokenize(text)) == text
 
@@ -227,3 +228,9 @@ def test_a_pair_changes_one_side_and_the_pool_is_the_same_for_one_seed():
         original = pairs[row["origin"]]
         assert (row["text_a"] == original["text_a"]) != (row["text_b"] == original["text_b"])
     assert generate_pool(make_eda(alpha=0.2, num_aug=4), pairs, seed=3).to_list() == pool.to_list()
+
+
+def test_wordnet_names_become_plain_words():
+    """WordNet joins a name's words with _ or - ("far-famed"); a synonym is inserted as words."""
+    synonyms = make_eda()._synonyms("famous")
+    assert "far famed" in synonyms and not any("-" in word or "_" in word for word in synonyms)
