@@ -176,3 +176,15 @@ def test_no_generator_offline_says_how_to_build_one(monkeypatch, tiny_generator)
 def test_encoder_without_masked_lm_head_is_refused(tiny_encoder):
     with pytest.raises(KdbenchError, match="no trained masked-LM head.*make-generator"):
         make(tiny_encoder)
+
+
+def test_a_batch_of_rows_is_right_padded_with_its_mask():
+    from methods.mlm import MaskedRow, _pad
+
+    rows = [MaskedRow(0, 0, [101, 7, 102], [0, 0, 1], 1, 7),
+            MaskedRow(0, 1, [101, 8, 9, 102, 5], [0, 0, 0, 1, 1], 2, 9)]
+    batch = _pad(rows, 0, torch.device("cpu"))
+    assert batch["input_ids"].tolist() == [[101, 7, 102, 0, 0], [101, 8, 9, 102, 5]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 1, 0, 0], [0, 0, 0, 1, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert set(batch) == {"input_ids", "token_type_ids", "attention_mask"}
