@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ablations.spec import AblationSpec, Variant
+from bench.parts.registry import composed
 from bench.pipeline.config import train_identity
 from bench.pipeline.generator import make_generator
 from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher
@@ -57,7 +58,7 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
 def wanting_generator(variant: Variant) -> list[str]:
     """The parameter keys of the variant's methods that take a masked-LM `generator` the variant does not
     name (`generator`, or `mlm.generator` in a composition), so the study makes one for them."""
-    names = variant.method.split("+")
+    names = composed(variant.method)
     keys = ["generator"] if len(names) == 1 else [f"{name}.generator" for name in names]
     return [key for name, key in zip(names, keys) if takes_generator(name) and key not in variant.params
             and not (len(names) > 1 and "generator" in variant.params)]

@@ -8,7 +8,7 @@ e.g. AD2) or `pool` (text generated before training). Built-in methods are impor
 
 from __future__ import annotations
 
-from bench.parts.registry import NoParams, Param, Part, Registry, load_plugins, param, parse_assignment
+from bench.parts.registry import NoParams, Param, Part, Registry, composed, load_plugins, param, parse_assignment
 
 __all__ = ["METHODS", "NoParams", "Param", "Part", "get_method", "list_methods", "load_plugins", "param",
            "parse_assignment", "register_method", "takes_generator"]
@@ -26,4 +26,4 @@ def takes_generator(name: str) -> bool:
     """Whether method `name` (or a method of the composition `name`, "mlm+ad2") takes a masked-LM
     `generator` parameter (mlm, mate-kd, ...): offline no masked-LM weights exist, so the demo and the
     studies make one for it."""
-    return any(p.name == "generator" for each in name.split("+") for p in get_method(each).params)
+    return any(p.name == "generator" for each in composed(name) for p in get_method(each).params)

@@ -204,3 +204,19 @@ def test_a_composition_routes_each_parameter_to_its_method(glue_dir, tiny_teache
     spec = parse_spec({"tasks": ["sst2"], "variants": [{"method": "eda+ad2", "params": {"eda.alpha": 0.2,
                                                                                           "eps": 1}}]}, name="x")
     assert spec.variants[0].params == {"eda.alpha": 0.2, "eps": 1.0}  # checked and typed, as given
+
+
+def test_a_composition_runs_with_the_objective_its_method_declares(monkeypatch):
+    from bench.pipeline.config import RunConfig
+    from methods import METHODS, register_method
+    from methods.base import PoolAugmenter
+
+    config = RunConfig(method="eda+combined-kd")  # Combined-KD declares annealing, tau_max 10, phase 1 0.75
+    assert (config.objective, config.objective_params) == ("annealing", {"tau_max": 10, "phase1_fraction": 0.75})
+    with pytest.raises(KdbenchError, match="eda\\+combined-kd runs with the annealing objective, not rw-kd"):
+        RunConfig(method="eda+combined-kd", objective="rw-kd")
+    monkeypatch.setattr(METHODS, "_parts", dict(METHODS._parts))
+    register_method("pool-with-objective", kind="pool", description="a pool that runs with continuation (a test)",
+                    objective=("continuation", {}))(type("PoolWithObjective", (PoolAugmenter,), {}))
+    with pytest.raises(KdbenchError, match="its methods run with different objectives \\(continuation, annealing\\)"):
+        RunConfig(method="pool-with-objective+combined-kd")

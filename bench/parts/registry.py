@@ -36,6 +36,14 @@ from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.fields import Range, a_type, base_type, check_choice, check_type
 
 
+COMPOSE = "+"  # joins the methods a run composes: "eda+ad2" (bench/pipeline/choice.py)
+
+
+def composed(name: str) -> list[str]:
+    """The names of the methods `name` composes: itself alone, or those joined by `COMPOSE`."""
+    return name.split(COMPOSE)
+
+
 def param(default: Any, help: str, *, choices: Iterable[Any] | None = None, range: Range | None = None) -> Any:
     """A part's parameter: a dataclass field with its one-line description and, if it has them, its
     allowed names (`choices`) or numbers (`range`, e.g. `fields.NON_NEGATIVE`), checked by `parse_params`

@@ -17,7 +17,7 @@ from typing import Any
 from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
 from bench.parts.outputs import EXTRAS
-from bench.parts.registry import Part, resolve
+from bench.parts.registry import COMPOSE, Part, composed, resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import RunConfig
 from bench.roles import BY_NAME, ROLES
@@ -25,7 +25,6 @@ from methods.base import CHANGES_STEP, MAKES_POOL
 from objectives.base import KD_SETTINGS
 from schemes.base import Scheme
 
-COMPOSE = "+"  # joins the methods of a composition: "eda+ad2"
 CAPABILITIES = {MAKES_POOL: "make a pool", CHANGES_STEP: "change the training step"}
 
 
@@ -58,12 +57,14 @@ class ChosenParts:
     def spelled_out(self) -> dict[str, dict[str, Any]]:
         """Every part's parameters in full, by `RunConfig` field: what records and study keys store."""
         values = {role.params: dataclasses.asdict(self.others[role.name].params) for role in ROLES[1:]}
+        return {"method_params": self._method_params(), **values}
+
+    def _method_params(self) -> dict[str, Any]:
+        """The method's parameters in full; a composition's under `METHOD.` prefixes."""
         if len(self.methods) == 1:
-            values["method_params"] = dataclasses.asdict(self.methods[0].params)
-        else:
-            values["method_params"] = {f"{each.part.name}.{key}": value for each in self.methods
-                                       for key, value in dataclasses.asdict(each.params).items()}
-        return values
+            return dataclasses.asdict(self.methods[0].params)
+        return {f"{each.part.name}.{key}": value for each in self.methods
+                for key, value in dataclasses.asdict(each.params).items()}
 
     def method_info(self) -> dict[str, Any]:
         """What a record keeps of the method: name, label, kind, description, parameters (and, for a
@@ -74,31 +75,36 @@ class ChosenParts:
         return {"name": COMPOSE.join(p["name"] for p in parts), "label": " + ".join(p["label"] for p in parts),
                 "kind": COMPOSE.join(p["kind"] for p in parts),
                 "description": "; ".join(p["description"] for p in parts),
-                "params": self.spelled_out()["method_params"], "parts": parts}
+                "params": self._method_params(), "parts": parts}
 
 
 def choose_methods(name: str, params: dict[str, Any]) -> tuple[Chosen, ...]:
     """The methods `name` composes, each with its parameters parsed (see the module's docstring)."""
+    return _chosen_methods(name, params)[0]
+
+
+def typed_method_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` of method `name` (one, or a composition) checked, each given key with its typed value."""
+    chosen, owners = _chosen_methods(name, params)
+    return {key: getattr(chosen[index].params, param) for key, (index, param) in owners.items()}
+
+
+def _chosen_methods(name: str, params: dict[str, Any]) -> tuple[tuple[Chosen, ...], dict[str, tuple[int, str]]]:
+    """`choose_methods`, and which method (by position) and parameter each key of `params` sets."""
     parts, owners = _owners(name, params)
     if len(parts) > 1:
         _check_composition(name, parts)
     given: list[dict[str, Any]] = [{} for _ in parts]
     for key, (index, param) in owners.items():
         given[index][param] = params[key]
-    return tuple(Chosen(part, part.parse_params(values)) for part, values in zip(parts, given))
-
-
-def typed_method_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`params` of method `name` (one, or a composition) checked, each given key with its typed value."""
-    chosen = choose_methods(name, params)
-    return {key: getattr(chosen[index].params, param) for key, (index, param) in _owners(name, params)[1].items()}
+    return tuple(Chosen(part, part.parse_params(values)) for part, values in zip(parts, given)), owners
 
 
 def _owners(name: str, params: dict[str, Any]) -> tuple[list[Part], dict[str, tuple[int, str]]]:
     """The methods `name` composes, and for each key of `params` which of them (by position) it sets and
     under what name."""
     registry = resolve(BY_NAME["method"].registry)
-    names = name.split(COMPOSE)
+    names = composed(name)
     parts = [registry.get(each) for each in names]
     if len(parts) == 1:
         return parts, {key: (0, key) for key in params}

@@ -16,6 +16,7 @@ from bench import catalogue
 from bench.parts.errors import KdbenchError
 from bench.parts.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
 from bench.parts.kd_config import KDConfig
+from bench.parts.registry import composed
 
 # Measured with the MiniLM (BERT) tokenizer through `bench.parts.features.tokenize`: below 3 it ignores
 # truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
@@ -183,8 +184,7 @@ class RunConfig:
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
-        declared = (catalogue.declared("methods", self.method) or {}).get("objective")  # e.g. Combined-KD's
-        paired, paired_params = (declared["name"], declared["params"]) if declared else (None, {})
+        paired, paired_params = _declared_objective(self.method)
         if paired and self.objective != paired:
             if self.objective != "kd":
                 raise KdbenchError(f"method {self.method} runs with the {paired} objective, not {self.objective}: "
@@ -192,6 +192,16 @@ class RunConfig:
             self.objective = paired  # the default objective, taken to mean "the method's own"
         if paired:
             self.objective_params = {**paired_params, **self.objective_params}
+
+
+def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
+    """The objective a method, or a method of the composition `method`, declares it runs with (Combined-KD's),
+    and its parameters; (None, {}) where none does."""
+    declared = [d for name in composed(method) if (d := (catalogue.declared("methods", name) or {}).get("objective"))]
+    if any(d != declared[0] for d in declared):
+        raise KdbenchError(f"method {method}: its methods run with different objectives "
+                           f"({', '.join(d['name'] for d in declared)}); compose them otherwise")
+    return (declared[0]["name"], declared[0]["params"]) if declared else (None, {})
 
 
 # Fields added after studies were first stored: left out of a run's identity while at the value that
