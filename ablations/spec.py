@@ -6,8 +6,8 @@ parameter (`[sweep] parameter = "eps"` for the method's, `"objective.tau_max"` o
 for the objective's or scheme's, a KD setting such as `"kd.temperature"`, or a student's data field
 such as `"data.label_noise"`) or an explicit list of `[[variants]]` (the method comparison, with
 `baseline = "finetune"` for the no-KD student). A variant composes a method, an objective and a
-scheme, each with its parameters (`method`/`params`, `objective`/`objective_params`,
-`scheme`/`scheme_params`), and may set `kd` and `data` fields. Optional tables set the rest, by the
+scheme and a row selector, each with its parameters (`method`/`params`, `objective`/`objective_params`,
+`scheme`/`scheme_params`, `selector`/`selector_params`), and may set `kd` and `data` fields. Optional tables set the rest, by the
 field names of the harness's dataclasses:
 `[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
 `mlm`, `mate-kd` and `combined-kd` variants is made from each task's teacher, since no masked-LM
@@ -66,6 +66,8 @@ class Variant:
     objective_params: dict[str, Any] = field(default_factory=dict)
     scheme: str = "plain"
     scheme_params: dict[str, Any] = field(default_factory=dict)
+    selector: str = "all"
+    selector_params: dict[str, Any] = field(default_factory=dict)
 
     def parts(self) -> dict[str, Any]:
         """Each role's part and parameters, as `RunConfig` takes them (`method_params` for `params`)."""
@@ -123,7 +125,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         swept, variants = _sweep(raw["sweep"], base)
     else:
         if any(key in raw for key in ROLE_KEYS):
-            raise KdbenchError("with [[variants]], give each variant its own method, params, objective and scheme")
+            raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, selector) and their parameters")
         swept, variants = "variant", tuple(_variant(v, i) for i, v in enumerate(_list(raw["variants"], "variants")))
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
@@ -190,9 +192,10 @@ def _variant(table: Any, index: int) -> Variant:
     if variant.baseline not in BASELINES:
         raise UnknownNameError(f"baseline of {where}", variant.baseline, BASELINES)
     if variant.baseline == "finetune" and (variant.method != "none" or variant.params or variant.kd
-                                           or variant.objective != "kd" or variant.objective_params):
-        raise KdbenchError(f"{where}: a finetune baseline (no KD) takes no method, params, kd or objective "
-                           "(a scheme it takes)")
+                                           or variant.objective != "kd" or variant.objective_params
+                                           or variant.selector != "all" or variant.selector_params):
+        raise KdbenchError(f"{where}: a finetune baseline (no KD) takes no method, params, kd, objective or "
+                           "selector (a scheme it takes)")
     return _checked(variant)
 
 

@@ -2,7 +2,7 @@
 the command line, where its parts are registered, and its default.
 
 The command line, ablation specs, search keys, run tables and reports iterate over `ROLES` rather
-than naming each kind of part, so a new role (a row selector, a teacher source) is one row here. A
+than naming each kind of part, so a new role (a teacher source) is one row here. A
 role's parameters are a dict in `RunConfig` (`method_params`, ...) that `bench.pipeline.choice.choose_parts`
 parses once into the part's typed dataclass. Students are listed beside them (`LISTED`): a student is
 still named by one string (`teacher-layers:0,2,4`), not a part with parameters.
@@ -41,6 +41,8 @@ ROLES = (
          "tau_max=7", spec_params="objective_params"),
     Role("scheme", "schemes", "schemes.registry:SCHEMES", "plain", "training scheme", "--scheme-param", "start=0.5",
          spec_params="scheme_params"),
+    Role("selector", "selectors", "selection.registry:SELECTORS", "all", "row selector (which training rows the "
+         "student learns from)", "--selector-param", "k=2", spec_params="selector_params"),
 )
 BY_NAME = {role.name: role for role in ROLES}
 # every kind of part `kdbench list` shows: the roles' and the students'

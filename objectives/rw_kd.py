@@ -37,6 +37,7 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
+from bench.parts.origins import ORIGIN_COLUMNS
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED
@@ -86,7 +87,7 @@ class RWKD(Objective):
                                f"training example out of {originals}")
         order = torch.randperm(originals, generator=torch.Generator().manual_seed(self.params.seed))
         meta_rows = set(order[:n_meta].tolist())
-        unused = [c for c in (TEACHER_LOGITS, EXAMPLE_ID) if c in train_ds.column_names]
+        unused = [c for c in (TEACHER_LOGITS, EXAMPLE_ID, *ORIGIN_COLUMNS) if c in train_ds.column_names]
         self.meta = train_ds.select(sorted(meta_rows)).remove_columns(unused)
         self.context.train_size = originals - n_meta
         return train_ds.select([i for i in range(len(train_ds)) if i not in meta_rows])

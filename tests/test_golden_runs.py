@@ -3,7 +3,7 @@ gives the dev loss and score at each evaluation and the training losses stored i
 The staged-run redesign (issue 27) must leave them unchanged. A change meant to alter a part's numbers
 regenerates the file (`KDBENCH_UPDATE_GOLDEN=1 pytest tests/test_golden_runs.py`) and says why in its commit.
 
-The numbers hold for the CPU kernels and thread count they were made with (the file records them): the
+The numbers hold for the processor, CPU kernels and thread count they were made with (the file records them): the
 KD losses of a tiny student near its teacher are differences of nearly equal log-probabilities, whose
 last bits another machine rounds differently (docs/running.md, run records). On such a machine the test
 is skipped, saying so: regenerate the file there before a change and compare after. Losses are compared
@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.parts.kd_config import KDConfig
+from bench.pipeline.records import device_info
 from bench.pipeline.runs import run_distill, run_finetune
 from tests.test_runs import distill_config
 
@@ -51,7 +51,9 @@ CASES: dict[str, dict] = {
 
 
 def machine() -> dict:
-    return {"capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    """The processor, the kernels torch picked and the thread count, as records keep them: two AVX512 machines
+    with 2 threads, an Intel and an AMD one, differ in the last bits of the KD losses."""
+    return device_info()
 
 
 def numbers(record: dict) -> dict:

@@ -47,17 +47,28 @@ def test_side_copies_alternate_between_the_two_sentences():
 def test_each_augmented_pair_changes_one_side_and_keeps_the_other():
     data = pairs()
     pool = generate_pool(Tagger(), data, seed=1)
-    assert set(pool.column_names) == {"text_a", "text_b", "label", "origin"}
+    assert set(pool.column_names) == {"text_a", "text_b", "label", "origin_id", "origin_side", "origin_copy"}
     for row in pool:
-        original = data[row["origin"]]
+        original = data[row["origin_id"]]
         changed = [side for side in ("text_a", "text_b") if row[side] != original[side]]
-        assert len(changed) == 1 and row["label"] == original["label"]
-    per_origin = pool.to_pandas().groupby("origin").size()
-    assert per_origin.max() <= Tagger.copies
-    texts = pool.to_pandas()[["text_a", "text_b"]].apply(tuple, axis=1)
+        assert changed == [("text_a", "text_b")[row["origin_side"]]] and row["label"] == original["label"]
+    frame = pool.to_pandas()
+    assert frame.groupby("origin_id").size().max() <= Tagger.copies
+    for _, versions in frame.groupby(["origin_id", "origin_side"]):  # each side's versions numbered 1, 2, ...
+        assert versions["origin_copy"].tolist() == list(range(1, len(versions) + 1))
+    assert sorted(frame["origin_side"].unique()) == [0, 1]
+    texts = frame[["text_a", "text_b"]].apply(tuple, axis=1)
     assert not texts.duplicated().any()  # repeated versions are dropped
-    assert not any(row["text_a"] == data[row["origin"]]["text_a"] and row["text_b"] == data[row["origin"]]["text_b"]
+    assert not any(row["text_a"] == data[row["origin_id"]]["text_a"] and row["text_b"] == data[row["origin_id"]]["text_b"]
                    for row in pool)  # versions identical to the original are dropped
+
+
+def test_a_version_dropped_as_the_original_takes_no_copy_number():
+    # Tagger's first version of sentence 0 is the sentence itself: the kept ones are numbered from 1
+    pool = generate_pool(Tagger(), datasets.Dataset.from_dict({"text_a": ["a", "b"], "label": [0, 1]}), seed=1)
+    first = pool.filter(lambda row: row["origin_id"] == 0)
+    assert first["origin_copy"] == [1, 2, 3] and first["origin_side"] == [0, 0, 0]
+    assert [text.split(" #")[1][0] for text in first["text_a"]] == ["1", "2", "0"]
 
 
 def test_pool_is_cached_under_its_key_and_identical_across_runs(tmp_path):

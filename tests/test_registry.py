@@ -100,14 +100,32 @@ def test_a_method_declares_the_objective_it_runs_with_and_its_demo_parameters(mo
     assert "runs with objective annealing (tau_max=4)" in shown and "the demo runs it with x=1" in shown
 
 
-def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read():
+@dataclass
+class FirstRowsParams:
+    k: int = param(2, "rows kept")
+
+
+@pytest.fixture
+def first_rows_selector():
+    """A selector with a parameter, registered for the test: no built-in selector has one yet."""
+    from selection import SELECTORS, register_selector
+    from selection.base import Selector
+
+    register_selector("first-rows", description="the first k rows (a test)", params=FirstRowsParams)(
+        type("FirstRows", (Selector,), {"select": lambda self, rows: list(range(self.params.k))}))
+    yield
+    SELECTORS._parts.pop("first-rows")
+
+
+def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read(first_rows_selector):
     from ablations.spec import parse_spec
     from bench.cli import build_parser
     from bench.commands.options import role_values
     from bench.roles import ROLES
     from bench.store.run_table import config_columns
 
-    chosen = {"method": ("ad2", "eps", 2e-5), "objective": ("continuation", "t_max", 4), "scheme": ("swa", "start", 0.5)}
+    chosen = {"method": ("ad2", "eps", 2e-5), "objective": ("continuation", "t_max", 4), "scheme": ("swa", "start", 0.5),
+              "selector": ("first-rows", "k", 3)}
     argv = ["distill", "--teacher", "t"]
     for role in ROLES:
         assert bench.parts.registry.resolve(role.registry).get(role.default).name == role.default

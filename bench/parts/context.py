@@ -1,7 +1,8 @@
 """What the harness hands the parts of a run (augmentation methods, KD objectives, training schemes).
 
 `TrainingContext` is built once per run, before training: the task, the training-set size, the
-teacher (name and frozen model), the tokenizer, the cache folder, the device and the KD settings.
+teacher (name and frozen model), the tokenizer, the cache folder, the device, the KD settings and the
+names of the sources of training rows (the training set, then each pool).
 While training, the harness binds it to the Trainer's state, so a part can read where training is
 (`step`, `epoch`, `progress`, `total_steps`) and ask for what it needs:
 
@@ -17,7 +18,7 @@ While training, the harness binds it to the Trainer's state, so a part can read 
 
 `Batch` is one training batch as parts see it: model inputs, hard labels, the teacher's logits
 (cached, or from an online forward), the examples' ids (their rows in the training set, pool
-examples after the originals), the student's and the teacher's outputs as objects (bench/parts/outputs.py:
+examples after the originals), their origins (bench/parts/origins.py), the student's and the teacher's outputs as objects (bench/parts/outputs.py:
 logits, and the hidden states and attentions a part reads) and, once the objective has scored it,
 the per-example losses.
 """
@@ -33,6 +34,7 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 
 from bench.parts.kd_config import KDConfig
+from bench.parts.origins import ORIGINAL, Origins
 from bench.parts.outputs import Outputs, forward
 from bench.parts.tasks import TaskSpec
 
@@ -47,6 +49,7 @@ class Batch:
     labels: torch.Tensor | None
     teacher_logits: torch.Tensor | None = None
     example_ids: torch.Tensor | None = None
+    origins: Origins | None = None  # each row's original, source, side and copy
     losses: torch.Tensor | None = None  # per-example training losses, set once the objective has scored the batch
     student: Outputs | None = None  # the student's outputs on `inputs`, set by the harness before the objective
     teacher: Outputs | None = None  # the teacher's: its logits, and the extras a part reads
@@ -67,6 +70,7 @@ class TrainingContext:
     kd: KDConfig = field(default_factory=KDConfig)
     layer_map: dict[int, int] = field(default_factory=dict)  # student hidden-state index -> teacher's
     online_teacher: bool = False  # the teacher's logits come from a forward of each batch, not the cache
+    sources: tuple[str, ...] = (ORIGINAL,)  # by `Origins.sources`: the training set, then each pool's method
     # bound by the harness while training
     state: Any = field(default=None, repr=False)  # transformers.TrainerState
     model: torch.nn.Module | None = field(default=None, repr=False)  # the student being trained

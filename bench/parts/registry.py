@@ -1,4 +1,4 @@
-"""One registry for every kind of part: augmentation methods, KD objectives, training schemes, students.
+"""One registry for every kind of part: augmentation methods, KD objectives, training schemes, row selectors, students.
 
 Modelled on lm-evaluation-harness's `Registry` and timm's `@register_model`: each kind of part has
 one `Registry`, whose `register` decorator adds a class under a name, with its aliases, a one-line
@@ -11,7 +11,7 @@ The built-in parts of a kind are imported lazily: a registry knows which module 
 built-in name, so looking up `ad2` imports `methods.ad2` and nothing else, and a command that lists
 nothing imports no part at all. Parts outside this repository register themselves the same way; they
 are found through `--plugin module` or a package's entry point in the kind's group
-(`kdbench.methods`, `kdbench.objectives`, `kdbench.schemes`, `kdbench.students`).
+(`kdbench.methods`, `kdbench.objectives`, `kdbench.schemes`, `kdbench.selectors`, `kdbench.students`).
 
 Hand-written rather than taken from a library: lm-eval's and timm's registries are not importable
 without their whole packages.

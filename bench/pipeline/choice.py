@@ -41,7 +41,7 @@ class ChosenParts:
     """The run's parts: its methods (one, or a composition) and one part for each other role."""
 
     methods: tuple[Chosen, ...]
-    others: dict[str, Chosen]  # "objective", "scheme"
+    others: dict[str, Chosen]  # "objective", "scheme", "selector"
 
     def __getitem__(self, role: str) -> Chosen:
         return self.others[role]

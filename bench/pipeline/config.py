@@ -170,6 +170,8 @@ class RunConfig:
     objective_params: dict[str, Any] = field(default_factory=dict)
     scheme: str = "plain"  # finetune/distill: the training scheme (schemes/)
     scheme_params: dict[str, Any] = field(default_factory=dict)
+    selector: str = "all"  # distill: which training rows the student learns from (selection/)
+    selector_params: dict[str, Any] = field(default_factory=dict)
     # seed of a pool method's generation (fixed across training seeds, like the subset)
     pool_seed: int = field(default=42, metadata={"range": SEED})
     # distill: the teacher's logits read from the cache on disk (computed once per teacher and data), or
@@ -208,7 +210,7 @@ def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
 # earlier versions behaved as, so their studies and run folders keep their names (and a run that
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
-                  "teacher_clean_labels": False, "teacher_outputs": "cached"}
+                  "teacher_clean_labels": False, "teacher_outputs": "cached", "selector": "all", "selector_params": {}}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},

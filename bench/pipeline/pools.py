@@ -5,7 +5,8 @@ pair, each augmented example changes one side and keeps the other: copy `j` of e
 changes side `(i + j) % 2`, so with one copy per example half the pairs vary their first
 sentence and half their second. Versions identical to the original, or repeated, are dropped;
 spacing does not count (GLUE's SST-2 lines end in a space that a translation does not keep).
-The pool keeps each example's label (for a hard-label term) and its `origin` row.
+The pool keeps each example's label (for a hard-label term) and its origin (bench/parts/origins.py): the
+original's row, the side changed and which version of that side it is.
 
 Sentences are augmented in fixed-size chunks, each with a seed derived from the run's seed, so a
 pool does not depend on anything but its key.
@@ -28,6 +29,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
+from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_SIDE
 from bench.pipeline.cache import cache_root, digest
 from bench.pipeline.integrity import folder_damage, sealed_folder, usable
 from bench.pipeline.storage import atomic_file, write_json
@@ -35,15 +37,18 @@ from methods.base import PoolAugmenter
 from methods.registry import MethodSpec
 
 CHUNK = 256  # sentences per augment() call: fixed, because chunk seeds derive from chunk positions
-FORMAT = 2  # in the cache key: 2 compares versions up to spacing (1 kept GLUE's trailing-space twins)
+# in the cache key: 2 compares versions up to spacing (1 kept GLUE's trailing-space twins); 3 keeps each row's
+# side and copy beside its original's row
+FORMAT = 3
 POOL_FILE, META_FILE = "pool.jsonl", "meta.json"
+POOL_ORIGINS = (ORIGIN_ID, ORIGIN_SIDE, ORIGIN_COPY)  # what a pool row keeps of its origin; the source is the run's
 
 
 @dataclass
 class Pool:
     """A generated (or cached) pool and how it was obtained."""
 
-    examples: datasets.Dataset  # text_a[, text_b], label, origin
+    examples: datasets.Dataset  # text_a[, text_b], label, origin_id, origin_side, origin_copy
     cache_hit: bool
     generation_s: float  # time it took to generate, measured when it was generated
     copies: int  # augmented versions asked for per original example
@@ -76,14 +81,15 @@ def generate_pool(augmenter: PoolAugmenter, data: datasets.Dataset, *, seed: int
                 versions[side] += augmenter.augment(sentences[start:stop], copies[start:stop],
                                                     chunk_seed(seed, side_index, start // CHUNK))
                 bar.update(len(sentences[start:stop]))
-    rows: dict[str, list] = {column: [] for column in [*wanted, "label", "origin"]}
+    rows: dict[str, list] = {column: [] for column in [*wanted, "label", *POOL_ORIGINS]}
     for i, example in enumerate(data):
-        for side in wanted:
-            for text in _new_versions(example[side], versions[side][i])[:wanted[side][i]]:
+        for side_index, side in enumerate(wanted):
+            for copy, text in enumerate(_new_versions(example[side], versions[side][i])[:wanted[side][i]], start=1):
                 for column in wanted:
                     rows[column].append(text if column == side else example[column])
                 rows["label"].append(example["label"])
-                rows["origin"].append(i)
+                for column, value in zip(POOL_ORIGINS, (i, side_index, copy)):
+                    rows[column].append(value)
     return datasets.Dataset.from_dict(rows, features=_features(data))
 
 
@@ -101,7 +107,7 @@ def _new_versions(original: str, versions: list[str]) -> list[str]:
 
 def _features(data: datasets.Dataset) -> datasets.Features:
     return datasets.Features({**{c: data.features[c] for c in data.column_names if c in ("text_a", "text_b", "label")},
-                              "origin": datasets.Value("int64")})
+                              **{column: datasets.Value("int64") for column in POOL_ORIGINS}})
 
 
 def pool_key(method: MethodSpec, params, data: datasets.Dataset, seed: int) -> str:

@@ -28,18 +28,21 @@ from bench.parts.context import TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
 from bench.parts.models import frozen, load_classifier, load_tokenizer
+from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
 from bench.pipeline.config import DataConfig, RunConfig, from_identity, train_identity
 from bench.pipeline.data import TaskData, load_data
 from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
-from bench.pipeline.pools import cached_pool
+from bench.pipeline.pools import POOL_ORIGINS, cached_pool
 from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pipeline.storage import publish_directory
 from bench.pipeline.choice import ChosenParts, choose_parts
 from bench.pipeline.students import build_student, layer_map, parse_student
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
+from bench.roles import ROLES
 from methods.base import CHANGES_STEP, MAKES_POOL
+from selection.base import Selector
 
 
 @dataclass
@@ -169,17 +172,19 @@ def _layer_source(config: RunConfig) -> tuple[str, bool]:
 
 
 def _parts(chosen: ChosenParts, context: TrainingContext, *, distill: bool) -> RunParts:
-    """The run's objective (distill only), in-loop method (if it composes one) and scheme, built on `context`."""
+    """The run's objective and selector (distill only), in-loop method (if it composes one) and scheme, built on
+    `context`."""
     build = lambda each: each.part.implementation(each.params, context)  # noqa: E731
     step = chosen.method(CHANGES_STEP) if distill else None
     return RunParts(context, build(chosen["scheme"]), objective=build(chosen["objective"]) if distill else None,
-                    in_loop=build(step) if step is not None else None)
+                    in_loop=build(step) if step is not None else None,
+                    selector=build(chosen["selector"]) if distill else None)
 
 
 def _parts_info(chosen: ChosenParts, parts: RunParts) -> dict:
-    """What the record keeps of the objective and the scheme: name, label, parameters, what each measured."""
+    """What the record keeps of each part but the method present: name, label, parameters, what each measured."""
     info = {}
-    for role in ("objective", "scheme"):
+    for role in (role.name for role in ROLES[1:]):
         built = parts.named().get(role)
         if built is not None:
             info[f"{role}_info"] = {**chosen[role].part.describe(chosen[role].params), "measured": built.report() or None}
@@ -217,10 +222,11 @@ def run_finetune(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()
 
 
 def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict:
-    """Task-specific KD: teacher logits on the training set computed once (cached), student trained
-    with the run's KD objective and scheme under the chosen augmentation method (a cached pool of
-    augmented examples with their own cached teacher logits, or an in-loop loss). `callbacks` join the
-    student's Trainer's."""
+    """Task-specific KD, in stages: the teacher (fine-tuned first if asked, its logits on the training set
+    cached or computed online); the training data (the originals, then the pool of the composed pool method,
+    if any, labelled by the teacher, each row with its origin); the row selector's choice of those rows;
+    training with the objective, the in-loop method (if any) and the scheme; the record, which counts the
+    rows of each source trained on. `callbacks` join the student's Trainer's."""
     if config.teacher is None:
         raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
                            "(or a pre-trained encoder with --finetune-teacher)")
@@ -246,7 +252,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
                               tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
                               online_teacher=config.teacher_outputs == "online")
-    augmentation = None
+    train_ds, augmentation = with_origins(train_ds, source=0), None
     if pool_method is not None:
         method, params = pool_method.part, pool_method.params
         with timer.phase("augmentation"):
@@ -254,14 +260,16 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                 pool = cached_pool(method, params, lambda: method.implementation(params, context),
                                    prepared.data.splits["train"], seed=config.pool_seed, cache_dir=config.cache_dir)
         with timer.phase("teacher_labelling"):
-            pool_ds = tokenize(pool.examples.remove_columns("origin"), tokenizer, config.data.max_length)
+            pool_ds = tokenize(pool.examples.remove_columns(list(POOL_ORIGINS)), tokenizer, config.data.max_length)
             pool_ds, _ = _with_teacher_logits(pool_ds, teacher, tokenizer, config, fingerprint)
+        pool_ds = with_origins(pool_ds, source=1, origins=pool.examples.select_columns(list(POOL_ORIGINS))[:])
+        context.sources = (ORIGINAL, method.name)
         train_ds = datasets.concatenate_datasets([train_ds, pool_ds.cast(train_ds.features)])
         augmentation = {"pool_size": len(pool_ds), "copies": pool.copies, "pool_seed": config.pool_seed,
                         "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
                         "pool_folder": str(pool.folder)}
     parts = _parts(chosen, context, distill=True)
-    train_ds = parts.objective.held_out(train_ds)
+    train_ds = _selected(parts.selector, parts.objective.held_out(train_ds))
     student = _student(config, task, teacher)
     context.layer_map = layer_map(config.model, student, teacher)
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
@@ -279,7 +287,17 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         _warn(report)
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
                    teacher=teacher_info, method_info=chosen.method_info(), augmentation=augmentation,
-                   in_loop=measured, **info)
+                   training_rows=rows_by_source(train_ds, context.sources), in_loop=measured, **info)
+
+
+def _selected(selector: Selector, rows: datasets.Dataset) -> datasets.Dataset:
+    """The rows the run's selector keeps, in its order."""
+    chosen = selector.select(rows)
+    if chosen is None:
+        return rows
+    if not chosen:
+        raise KdbenchError(f"selector {type(selector).__name__} kept none of the {len(rows)} training rows")
+    return rows.select(chosen)
 
 
 def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,

@@ -32,6 +32,7 @@ from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.parts.losses import label_loss
+from bench.parts.origins import ORIGIN_ID, Origins, with_origins
 from bench.parts.outputs import Outputs, as_outputs, request
 from bench.parts.registry import NoParams
 from bench.parts.schedules import first_step, restarted_factor
@@ -44,6 +45,7 @@ from methods.base import InLoopMethod
 from objectives.base import Objective
 from schemes import get_scheme
 from schemes.base import Scheme
+from selection.base import Selector
 
 LOGS_DIR = "logs"  # TensorBoard's event files, in the run's folder: the checkpoints folder is removed after training
 # transformers' own check of each tracker's package (`TrainingArguments.report_to`), by tracker; the package and
@@ -55,12 +57,14 @@ TRACKER_AVAILABLE: dict[str, Callable[[], bool]] = {"tensorboard": is_tensorboar
 @dataclass
 class RunParts:
     """The parts one training run composes, sharing one context: the KD objective (None: train on
-    labels alone, as a teacher or the no-KD student), an in-loop method (if any) and the scheme."""
+    labels alone, as a teacher or the no-KD student), an in-loop method (if any), the scheme and the row
+    selector (distill only; it chose the rows before training)."""
 
     context: TrainingContext
     scheme: Scheme
     objective: Objective | None = None
     in_loop: InLoopMethod | None = None
+    selector: Selector | None = None
 
     @property
     def restart_at(self) -> float | None:
@@ -79,7 +83,7 @@ class RunParts:
 
     def named(self) -> dict[str, TrainingPart]:
         """The parts present, by role: what checkpoints save and records report."""
-        parts = {"method": self.in_loop, "objective": self.objective, "scheme": self.scheme}
+        parts = {"method": self.in_loop, "objective": self.objective, "scheme": self.scheme, "selector": self.selector}
         return {role: part for role, part in parts.items() if part is not None}
 
 
@@ -106,7 +110,8 @@ class DistillationTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels", None)
-        batch = Batch(inputs, labels, inputs.pop(TEACHER_LOGITS, None), inputs.pop(EXAMPLE_ID, None))
+        batch = Batch(inputs, labels, inputs.pop(TEACHER_LOGITS, None), inputs.pop(EXAMPLE_ID, None),
+                      origins=Origins.pop(inputs))
         objective, in_loop, context = self.parts.objective, self.parts.in_loop, self.parts.context
         distilling = objective is not None and model.training
         reads = self.parts.reads if distilling else frozenset()
@@ -284,7 +289,7 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
           resume: bool = False, disable_tqdm: bool = False,
           callbacks: Sequence[TrainerCallback] = ()) -> tuple[PreTrainedModel, TrainResult]:
     """Train `model` on `train_ds` (with a `teacher_logits` column for KD) with the run's `parts` (default:
-    labels only, plain scheme), evaluating on `eval_dss`; returns the best-dev model (the weights the
+    labels only, plain scheme; rows with their origins, else all taken as originals), evaluating on `eval_dss`; returns the best-dev model (the weights the
     scheme keeps) and the run's history. Checkpoints live in `output_dir/checkpoints` while training
     (for `resume`: from the newest whole one, see bench/pipeline/checkpoints.py), with the parts' state, and are
     removed once the best model is back in memory; TensorBoard's event files (`report_to`) go to
@@ -295,6 +300,8 @@ def train(model: PreTrainedModel, tokenizer, train_ds: datasets.Dataset, eval_ds
     checkpoints = output_dir / "checkpoints"
     if EXAMPLE_ID not in train_ds.column_names:  # each example's row, which the parts see as batch.example_ids
         train_ds = train_ds.add_column(EXAMPLE_ID, list(range(len(train_ds))))
+    if ORIGIN_ID not in train_ds.column_names:  # a run without pools: every row is an original
+        train_ds = with_origins(train_ds, source=0)
     trainer = DistillationTrainer(
         model=model,
         args=training_arguments(config, checkpoints, f"eval_{primary}_score", disable_tqdm=disable_tqdm),

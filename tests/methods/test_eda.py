@@ -225,7 +225,7 @@ def test_a_pair_changes_one_side_and_the_pool_is_the_same_for_one_seed():
     pool = generate_pool(eda, pairs, seed=3)
     assert len(pool) > 0
     for row in pool:
-        original = pairs[row["origin"]]
+        original = pairs[row["origin_id"]]
         assert (row["text_a"] == original["text_a"]) != (row["text_b"] == original["text_b"])
     assert generate_pool(make_eda(alpha=0.2, num_aug=4), pairs, seed=3).to_list() == pool.to_list()
 
