@@ -7,6 +7,6 @@ from __future__ import annotations
 from bench.parts.registry import Registry
 
 SELECTORS = Registry("selector", plural="selectors", base="selection.base:Selector", builtins={
-    "all": "selection.all",
+    "all": "selection.all", "glitter": "selection.glitter",
 })
 register_selector, get_selector, list_selectors = SELECTORS.register, SELECTORS.get, SELECTORS.list

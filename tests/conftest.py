@@ -230,3 +230,32 @@ def storage_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'studies.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def origins_seen():
+    """The rows of every training batch as the objective sees them: (example id, origin id, source, side, copy),
+    and the context's source names, through a KD objective registered for the test as `origin-spy`."""
+    from bench.parts.losses import kd_divergence
+    from objectives import OBJECTIVES, register_objective
+    from objectives.base import Objective
+
+    seen = {"rows": [], "sources": None}
+
+    @register_objective("origin-spy", description="KD that notes each batch's origins (a test)")
+    class OriginSpy(Objective):
+        kd_settings = ()
+
+        def loss(self, student_logits, batch):
+            if batch.origins is not None and student_logits.requires_grad:  # training batches only
+                columns = (batch.example_ids, batch.origins.ids, batch.origins.sources, batch.origins.sides,
+                           batch.origins.copies)
+                seen["rows"] += list(zip(*(column.tolist() for column in columns)))
+                seen["sources"] = self.context.sources
+            return self.view_loss(student_logits, batch.teacher_logits, batch)
+
+        def view_loss(self, student_logits, teacher_logits, batch):
+            return kd_divergence(student_logits, teacher_logits, temperature=1.0, regression=False)
+
+    yield seen
+    OBJECTIVES._parts.pop("origin-spy")

@@ -12,45 +12,17 @@ import torch
 
 from bench.parts.context import TrainingContext
 from bench.parts.errors import KdbenchError
-from bench.parts.losses import kd_divergence
 from bench.parts.origins import ORIGIN_COLUMNS, Origins, rows_by_source, with_origins
 from bench.parts.tasks import get_task
 from bench.pipeline.config import RunConfig, identity
 from bench.pipeline.pools import POOL_FILE
 from bench.pipeline.runs import run_distill
 from ablations.spec import parse_spec
-from objectives import OBJECTIVES, register_objective
-from objectives.base import Objective
 from selection import SELECTORS, register_selector
 from selection.base import Selector
 from tests.test_runs import distill_config
 
 TRAIN_ROWS = 48  # the tiny SST-2 training set of tests/conftest.py
-
-
-@pytest.fixture
-def origins_seen():
-    """The rows of every training batch as the objective sees them: (example id, origin id, source, side, copy),
-    and the context's source names, through a KD objective registered for the test as `origin-spy`."""
-    seen = {"rows": [], "sources": None}
-
-    @register_objective("origin-spy", description="KD that notes each batch's origins (a test)")
-    class OriginSpy(Objective):
-        kd_settings = ()
-
-        def loss(self, student_logits, batch):
-            if batch.origins is not None and student_logits.requires_grad:  # training batches only
-                columns = (batch.example_ids, batch.origins.ids, batch.origins.sources, batch.origins.sides,
-                           batch.origins.copies)
-                seen["rows"] += list(zip(*(column.tolist() for column in columns)))
-                seen["sources"] = self.context.sources
-            return self.view_loss(student_logits, batch.teacher_logits, batch)
-
-        def view_loss(self, student_logits, teacher_logits, batch):
-            return kd_divergence(student_logits, teacher_logits, temperature=1.0, regression=False)
-
-    yield seen
-    OBJECTIVES._parts.pop("origin-spy")
 
 
 def test_with_origins_and_pop_give_back_the_columns():
@@ -111,6 +83,22 @@ def test_a_selector_that_keeps_nothing_is_one_error(glue_dir, tiny_teacher, tmp_
     finally:
         SELECTORS._parts.pop("nothing")
     assert not (tmp_path / "run" / "record.json").exists()
+
+
+def test_the_loss_is_the_weighted_sum_a_selector_asks_for(glue_dir, tiny_teacher, tmp_path):
+    @register_selector("weightless", description="every row weighted 0 (a test)")
+    class Weightless(Selector):
+        chooses_each_step = True
+
+        def choose(self, model, batch):
+            batch.weights = torch.zeros(len(batch.inputs["input_ids"]))
+            return batch
+
+    try:
+        record = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "run", selector="weightless"))
+    finally:
+        SELECTORS._parts.pop("weightless")
+    assert record["training_loss"] and all(entry["loss"] == 0 for entry in record["training_loss"])
 
 
 def test_the_default_selector_keeps_stored_identities_and_a_spec_names_one():

@@ -19,8 +19,8 @@ While training, the harness binds it to the Trainer's state, so a part can read 
 `Batch` is one training batch as parts see it: model inputs, hard labels, the teacher's logits
 (cached, or from an online forward), the examples' ids (their rows in the training set, pool
 examples after the originals), their origins (bench/parts/origins.py), the student's and the teacher's outputs as objects (bench/parts/outputs.py:
-logits, and the hidden states and attentions a part reads) and, once the objective has scored it,
-the per-example losses.
+logits, and the hidden states and attentions a part reads), the rows' weights where a selector set them
+and, once the objective has scored it, the per-example losses.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Batch:
     teacher_logits: torch.Tensor | None = None
     example_ids: torch.Tensor | None = None
     origins: Origins | None = None  # each row's original, source, side and copy
+    weights: torch.Tensor | None = None  # each row's weight in the batch's loss (a weighted sum); None: the mean
     losses: torch.Tensor | None = None  # per-example training losses, set once the objective has scored the batch
     student: Outputs | None = None  # the student's outputs on `inputs`, set by the harness before the objective
     teacher: Outputs | None = None  # the teacher's: its logits, and the extras a part reads

@@ -146,6 +146,7 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
     objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
         _check_reads(chosen)
+        _check_selector(chosen)
         unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
                   and getattr(config.kd, name) != getattr(KDConfig(), name)]
         if unread:
@@ -176,3 +177,15 @@ def _check_reads(chosen: ChosenParts) -> None:
     if readers and step is not None:
         raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {step.part.name} "
                            "does not compute in its forwards yet: use it with a pool method or none")
+
+
+def _check_selector(chosen: ChosenParts) -> None:
+    """A selector that chooses among a pool's rows needs a pool method, and one that changes each step's batch
+    cannot run beside an in-loop method, which computes the step's loss itself."""
+    selector, step = chosen["selector"].part, chosen.method(CHANGES_STEP)
+    if selector.implementation.needs_pool and chosen.method(MAKES_POOL) is None:
+        raise KdbenchError(f"selector {selector.name} chooses among a pool's rows: compose a pool method "
+                           "(e.g. --method eda)")
+    if selector.implementation.chooses_each_step and step is not None:
+        raise KdbenchError(f"selector {selector.name} changes each step's batch, which in-loop method "
+                           f"{step.part.name} computes its own loss over: use it with a pool method alone")

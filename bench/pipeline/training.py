@@ -114,6 +114,9 @@ class DistillationTrainer(Trainer):
                       origins=Origins.pop(inputs))
         objective, in_loop, context = self.parts.objective, self.parts.in_loop, self.parts.context
         distilling = objective is not None and model.training
+        if distilling and self.parts.selector is not None:  # e.g. Glitter: each slot row becomes a chosen candidate
+            batch = self.parts.selector.choose(model, batch)
+            inputs, labels = batch.inputs, batch.labels
         reads = self.parts.reads if distilling else frozenset()
         if distilling and (context.online_teacher or reads):  # one teacher forward gives logits and extras
             teacher = context.teacher_forward(inputs, reads)
@@ -129,7 +132,7 @@ class DistillationTrainer(Trainer):
             batch.losses = label_loss(outputs.logits, labels, regression=self.task.is_regression)
         else:
             batch.losses = objective.loss(outputs.logits, batch)
-        loss = batch.losses.mean()
+        loss = batch.losses.mean() if batch.weights is None else (batch.losses * batch.weights).sum()
         return (loss, outputs) if return_outputs else loss
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):

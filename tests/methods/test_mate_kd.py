@@ -230,10 +230,10 @@ def test_the_student_learns_the_teachers_output_on_the_rewritten_text(tiny_gener
     method.generator.eval()  # no dropout: the draws below repeat those of the loss
     objective = kd_objective(method)
     targets, view_loss = [], objective.view_loss
-    objective.view_loss = lambda logits, target, b: targets.append(target) or view_loss(logits, target, b)
-    inputs = batch(tokenizer_dir).inputs
+    objective.view_loss = lambda logits, target, b: targets.append((target, b)) or view_loss(logits, target, b)
+    inputs, given = batch(tokenizer_dir).inputs, batch(tokenizer_dir)
     torch.manual_seed(0)
-    method.loss(student, batch(tokenizer_dir), objective)
+    method.loss(student, given, objective)
 
     torch.manual_seed(0)
     with torch.no_grad():
@@ -243,8 +243,9 @@ def test_the_student_learns_the_teachers_output_on_the_rewritten_text(tiny_gener
         on_original = teacher(**inputs).logits
     assert (onehot.argmax(-1) != inputs["input_ids"][selected]).any()  # the generator did change some tokens
     assert (on_rewritten - on_original).abs().max() > 0.1
-    (target,) = targets
+    ((target, seen),) = targets
     assert torch.allclose(target, on_rewritten, atol=1e-6)
+    assert seen is given  # the objective's view term gets the batch (its labels, ids, origins), as any view's
 
 
 @pytest.mark.parametrize("task, divergence", [("sst2", "mse"), ("sst2", "kl"), ("sst2", "ce"), ("stsb", "ce")])
@@ -286,7 +287,10 @@ def test_the_report_and_the_changed_fraction_by_hand(tiny_generator, tokenizer_d
                                "changed_fraction_median": 0.3}  # one cycle only: no last cycle
     method._divergences += [4.0, 5.0]
     assert method.report()["divergence_last_cycle"] == 4.5
+    method._divergences += [7.0, 9.0]  # a third cycle: the last is the last two steps, not all after the first
+    assert method.report()["divergence_last_cycle"] == 8.0
     input_ids = torch.tensor([[5, 6, 7, 8]])
     selected = torch.tensor([[True, True, False, True]])
     onehot = torch.nn.functional.one_hot(torch.tensor([5, 9, 8]), 12).float()  # keeps 5 and 8, changes 6
     assert _changed_fraction(input_ids, selected, onehot) == pytest.approx(1 / 3)
+    assert _changed_fraction(input_ids, torch.zeros_like(selected), onehot[:0]) == 0.0  # nothing masked, nothing changed
