@@ -20,26 +20,20 @@ ones in the batch's own forward) is listed in docs/departures.md.
 from __future__ import annotations
 
 import math
-import statistics
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 import datasets
-import numpy as np
 import torch
 
-from bench.parts.context import Batch
 from bench.parts.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED
 from bench.parts.losses import kd_divergence
-from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_SIDE, ORIGIN_SOURCE, Origins
 from bench.parts.outputs import HIDDEN_STATES
 from bench.parts.registry import param
-from selection.base import Selector
 from selection.registry import register_selector
+from selection.slots import MODEL_INPUTS, SlotSelector
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 STATES_BATCH = 128  # rows per teacher forward of the pre-filter
 
 
@@ -61,39 +55,17 @@ class GlitterParams:
 @register_selector("glitter", label="Glitter", params=GlitterParams,
                    description="Glitter: per original, learn from the k of its closest pool candidates the student "
                    "currently gets most wrong (needs a pool method)")
-class Glitter(Selector):
-    needs_pool = True
-    chooses_each_step = True
-
+class Glitter(SlotSelector):
     def __init__(self, params: GlitterParams, context):
         super().__init__(params, context)
-        self.candidates: datasets.Dataset | None = None  # the kept candidates, grouped by original, closest first
-        self.groups: dict[int, list[int]] = {}  # original's id -> its candidates' rows in `self.candidates`
-        self.slot_rank: dict[tuple[int, int, int], int] = {}  # a slot row's (original, side, copy) -> its rank
         self.chosen_closeness: Counter[int] = Counter()  # how close each chosen candidate was: 1 the closest
-        self.scored = self.batches = 0
-        self.choosing_s = 0.0
+        self.scored = 0
 
-    def select(self, rows: datasets.Dataset) -> list[int]:
-        sources, ids = np.asarray(rows[ORIGIN_SOURCE]), np.asarray(rows[ORIGIN_ID])
-        originals = np.flatnonzero(sources == 0)
-        by_original: dict[int, list[int]] = defaultdict(list)
-        for row in np.flatnonzero(sources != 0):
-            by_original[int(ids[row])].append(int(row))
+    def keep(self, rows: datasets.Dataset, originals: dict[int, int],
+             by_original: dict[int, list[int]]) -> dict[int, list[int]]:
         if self.params.prefilter:
-            kept = self.closest(rows, {int(ids[row]): int(row) for row in originals}, by_original)
-        else:
-            kept = {original: pool_rows[:self.params.candidates] for original, pool_rows in by_original.items()}
-        kept = {original: pool_rows for original, pool_rows in sorted(kept.items()) if pool_rows}
-        self.candidates = rows.select([row for pool_rows in kept.values() for row in pool_rows])
-        sides, copies, start, slots = rows[ORIGIN_SIDE], rows[ORIGIN_COPY], 0, []
-        for original, pool_rows in kept.items():
-            self.groups[original] = list(range(start, start + len(pool_rows)))
-            start += len(pool_rows)
-            for rank, row in enumerate(pool_rows[:self.params.k], start=1):  # a slot is one of them, replaced
-                self.slot_rank[original, sides[row], copies[row]] = rank
-                slots.append(row)
-        return originals.tolist() + slots
+            return self.closest(rows, originals, by_original)
+        return {original: pool_rows[:self.params.candidates] for original, pool_rows in by_original.items()}
 
     def closest(self, rows: datasets.Dataset, original_rows: dict[int, int],
                 by_original: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -125,33 +97,21 @@ class Glitter(Selector):
             states[chosen] = hidden
         return states
 
-    def choose(self, model: torch.nn.Module, batch: Batch) -> Batch:
-        origins = batch.origins
-        slots = torch.nonzero(origins.sources != 0).flatten().tolist() if origins is not None else []
-        if not slots:
-            return batch
-        started = time.perf_counter()
-        keys = [(int(origins.ids[s]), int(origins.sides[s]), int(origins.copies[s])) for s in slots]
-        groups = [self.groups[original] for original, _, _ in keys]
-        chosen = self.chosen(model, groups, [self.slot_rank[key] for key in keys])
-        for group, row in zip(groups, chosen):
-            self.chosen_closeness[group.index(row) + 1] += 1
-        self.batches += 1
-        new = self.with_rows(batch, dict(zip(slots, chosen)))
-        self.choosing_s += time.perf_counter() - started
-        return new
-
-    def chosen(self, model: torch.nn.Module, groups: list[list[int]], ranks: list[int]) -> list[int]:
-        """For each slot, the candidate it becomes: the rank-th most divergent of its group (or, for
-        selection=random, one drawn uniformly)."""
+    def pick(self, model: torch.nn.Module, groups: list[list[int]], ranks: list[int]) -> list[int]:
+        """For each slot, the rank-th most divergent candidate of its group (or, for selection=random, one drawn
+        uniformly)."""
         if self.params.selection == "random":
             generator = torch.Generator().manual_seed(self.params.seed * 1_000_003 + self.context.step)
-            return [group[int(torch.randint(len(group), (), generator=generator))] for group in groups]
-        rows = sorted({row for group in groups for row in group})
-        divergence = dict(zip(rows, self.divergences(model, rows).tolist()))
-        self.scored += len(rows)
-        return [sorted(group, key=lambda row: -divergence[row])[min(rank, len(group)) - 1]
-                for group, rank in zip(groups, ranks)]
+            chosen = [group[int(torch.randint(len(group), (), generator=generator))] for group in groups]
+        else:
+            rows = sorted({row for group in groups for row in group})
+            divergence = dict(zip(rows, self.divergences(model, rows).tolist()))
+            self.scored += len(rows)
+            chosen = [sorted(group, key=lambda row: -divergence[row])[min(rank, len(group)) - 1]
+                      for group, rank in zip(groups, ranks)]
+        for group, row in zip(groups, chosen):
+            self.chosen_closeness[group.index(row) + 1] += 1
+        return chosen
 
     def divergences(self, model: torch.nn.Module, rows: list[int]) -> torch.Tensor:
         """KL(teacher || student) at the KD temperature of each candidate (squared error for regression), from a
@@ -165,44 +125,6 @@ class Glitter(Selector):
         return kd_divergence(student, teacher, temperature=self.context.kd.temperature,
                              regression=self.context.task.is_regression)
 
-    def inputs(self, features: datasets.Dataset) -> dict[str, torch.Tensor]:
-        """Padded model inputs of candidate rows, on the run's device."""
-        batch = Collator(self.context.tokenizer)(list(features.select_columns(
-            [c for c in MODEL_INPUTS if c in features.column_names])))
-        return {k: v.to(self.context.device) for k, v in batch.items()}
-
-    def with_rows(self, batch: Batch, replaced: dict[int, int]) -> Batch:
-        """`batch` with each slot (by position) replaced by its chosen candidate (by row), padded anew, and the
-        rows weighted: the originals' mean plus `aug_weight` times the chosen candidates' mean."""
-        mask = batch.inputs["attention_mask"]
-        rows, labels, teacher, origins = [], [], [], batch.origins
-        sides, copies = origins.sides.clone(), origins.copies.clone()
-        for position in range(len(mask)):
-            if position in replaced:
-                row = self.candidates[replaced[position]]
-                sides[position], copies[position] = row[ORIGIN_SIDE], row[ORIGIN_COPY]
-                rows.append({k: row[k] for k in MODEL_INPUTS if k in row})
-                labels.append(row["labels"])
-                teacher.append(row.get(TEACHER_LOGITS))
-            else:
-                length = int(mask[position].sum())
-                rows.append({k: batch.inputs[k][position, :length].tolist() for k in MODEL_INPUTS if k in batch.inputs})
-                labels.append(batch.labels[position].item() if batch.labels is not None else None)
-                teacher.append(batch.teacher_logits[position].tolist() if batch.teacher_logits is not None else None)
-        device = mask.device
-        inputs = {k: v.to(device) for k, v in Collator(self.context.tokenizer)(rows).items()}
-        originals = len(mask) - len(replaced)
-        weights = torch.tensor([self.params.aug_weight / len(replaced) if position in replaced else 1 / originals
-                                for position in range(len(mask))], device=device)
-        return Batch(inputs, torch.tensor(labels, dtype=batch.labels.dtype, device=device) if batch.labels is not None
-                     else None,
-                     torch.tensor(teacher, dtype=torch.float32, device=device) if batch.teacher_logits is not None
-                     else None,
-                     batch.example_ids, origins=Origins(origins.ids, origins.sources, sides, copies), weights=weights)
-
     def report(self) -> dict:
-        sizes = [len(group) for group in self.groups.values()]
-        return {"originals_with_candidates": len(sizes), "candidates_per_original": statistics.fmean(sizes) if sizes
-                else 0.0, "slots": len(self.slot_rank), "batches_choosing": self.batches,
-                "candidates_scored": self.scored, "choosing_s": round(self.choosing_s, 3),
+        return {**self.slots_report(), "candidates_scored": self.scored,
                 "chosen_by_closeness": {str(rank): n for rank, n in sorted(self.chosen_closeness.items())}}

@@ -7,6 +7,6 @@ from __future__ import annotations
 from bench.parts.registry import Registry
 
 SELECTORS = Registry("selector", plural="selectors", base="selection.base:Selector", builtins={
-    "all": "selection.all", "glitter": "selection.glitter",
-})
+    "all": "selection.all", "glitter": "selection.glitter", "augment-policy": "selection.policy",
+    "l2a": "selection.policy"})
 register_selector, get_selector, list_selectors = SELECTORS.register, SELECTORS.get, SELECTORS.list

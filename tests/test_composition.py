@@ -178,7 +178,6 @@ def test_a_pool_method_composes_with_an_in_loop_one(glue_dir, tiny_teacher, tmp_
     ("eda+ad2", {"alpha": 0.1}, "parameter alpha of method eda\\+ad2: more than one of eda, ad2 takes it; write "
                                 "it as METHOD.alpha"),
     ("eda+ad2", {"colour": 1}, "none of eda, ad2 takes it"),
-    ("eda+mlm", {}, "eda and mlm both make a pool"),
     ("ad2+mate-kd", {}, "ad2 and mate-kd both change the training step"),
     ("none+ad2", {}, "compose distinct methods that each do something"),
     ("ad2+ad2", {}, "compose distinct methods"),

@@ -4,6 +4,7 @@ part sees, and the selector stage chooses the rows a run trains on (issue 27).""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -18,6 +19,7 @@ from bench.pipeline.config import RunConfig, identity
 from bench.pipeline.pools import POOL_FILE
 from bench.pipeline.runs import run_distill
 from ablations.spec import parse_spec
+from methods import load_plugins
 from selection import SELECTORS, register_selector
 from selection.base import Selector
 from tests.test_runs import distill_config
@@ -49,6 +51,25 @@ def test_every_row_of_every_batch_carries_its_origin(glue_dir, tiny_teacher, tmp
     assert {copy for *_, copy in expected.values()} == {0, 1, 2}
     assert origins_seen["sources"] == ("original", "eda")
     assert record["training_rows"] == {"original": TRAIN_ROWS, "eda": len(pool)}
+
+
+def test_two_pool_methods_are_two_sources_of_rows(glue_dir, tiny_teacher, tmp_path, origins_seen):
+    load_plugins(["examples/word_dropout.py"])
+    cache = str(tmp_path / "c")
+    record = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "run", objective="origin-spy",
+                                        method="eda+word-dropout", method_params={"num_aug": 1, "p": 0.3},
+                                        cache_dir=cache))
+    alone = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "eda", method="eda",
+                                       method_params={"num_aug": 1}, cache_dir=cache))
+    pools = record["augmentation"]["pools"]
+    assert [pool["method"] for pool in pools] == ["eda", "word-dropout"] and origins_seen["sources"] == (
+        "original", "eda", "word-dropout")
+    assert pools[0]["pool_folder"] == alone["augmentation"]["pool_folder"]  # EDA's pool, as EDA alone makes it
+    sizes = {pool["method"]: pool["pool_size"] for pool in pools}
+    assert record["training_rows"] == {"original": TRAIN_ROWS, **sizes} and min(sizes.values()) > 0
+    assert record["augmentation"]["pool_size"] == sum(sizes.values()) and "pool_folder" not in record["augmentation"]
+    seen = Counter(row[2] for row in {row[0]: row for row in origins_seen["rows"]}.values())  # by example id
+    assert seen == {0: TRAIN_ROWS, 1: sizes["eda"], 2: sizes["word-dropout"]}
 
 
 def test_the_selector_chooses_the_rows_trained_on(glue_dir, tiny_teacher, tmp_path, origins_seen):

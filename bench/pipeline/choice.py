@@ -1,9 +1,9 @@
 """Which parts a run composes, looked up and checked, with their parameters parsed once.
 
 Each role of bench/roles.py names one part, except the method, which may compose several joined by
-`+`: `eda+ad2` trains on EDA's pool with AD2's step on top. A method declares what it does
-(`Method.capabilities`: makes a pool, changes the training step), and a composition takes at most one
-method of each capability. Its parameters are one dict: `ad2.eps` is AD2's, and a bare name belongs to
+`+`: `eda+ad2` trains on EDA's pool with AD2's step on top, `eda+backtranslation` on both pools. A method
+declares what it does (`Method.capabilities`: makes a pool, changes the training step); a composition takes
+any pool methods, each a source of rows, and at most one method that changes the step. Its parameters are one dict: `ad2.eps` is AD2's, and a bare name belongs to
 the one composed method that has it (`num_aug` is EDA's), so a single method's parameters read as
 before.
 """
@@ -25,7 +25,7 @@ from methods.base import CHANGES_STEP, MAKES_POOL
 from objectives.base import KD_SETTINGS
 from schemes.base import Scheme
 
-CAPABILITIES = {MAKES_POOL: "make a pool", CHANGES_STEP: "change the training step"}
+ONLY_ONE = {CHANGES_STEP: "change the training step"}  # what at most one composed method may do
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,11 @@ class ChosenParts:
 
     def method(self, capability: str) -> Chosen | None:
         """The composed method with `capability` (`Method.capabilities`), if any."""
-        return next((each for each in self.methods if capability in each.part.implementation.capabilities), None)
+        return next(iter(self.methods_with(capability)), None)
+
+    def methods_with(self, capability: str) -> list[Chosen]:
+        """The composed methods with `capability`, in the composition's order."""
+        return [each for each in self.methods if capability in each.part.implementation.capabilities]
 
     def spelled_out(self) -> dict[str, dict[str, Any]]:
         """Every part's parameters in full, by `RunConfig` field: what records and study keys store."""
@@ -127,11 +131,11 @@ def _owners(name: str, params: dict[str, Any]) -> tuple[list[Part], dict[str, tu
 def _check_composition(name: str, parts: list[Part]) -> None:
     if len({part.name for part in parts}) < len(parts) or any(not part.implementation.capabilities for part in parts):
         raise KdbenchError(f"method {name}: compose distinct methods that each do something (not none), e.g. eda+ad2")
-    for capability, what in CAPABILITIES.items():
+    for capability, what in ONLY_ONE.items():
         having = [part.name for part in parts if capability in part.implementation.capabilities]
         if len(having) > 1:
             raise KdbenchError(f"method {name}: {' and '.join(having)} both {what}; a composition takes at most one "
-                               "method that does each (e.g. a pool method and an in-loop one)")
+                               "method that does (and any pool methods)")
 
 
 def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alpha-kd, --alpha-ce") -> ChosenParts:

@@ -232,7 +232,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                            "(or a pre-trained encoder with --finetune-teacher)")
     check_tracker(config.train)
     chosen = choose_parts(config)
-    pool_method = chosen.method(MAKES_POOL)
+    pool_methods = chosen.methods_with(MAKES_POOL)
     started, timer = time.perf_counter(), PhaseTimer()
     teacher_name = config.teacher
     if config.finetune_teacher:
@@ -252,9 +252,9 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
                               tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
                               online_teacher=config.teacher_outputs == "online")
-    train_ds, augmentation = with_origins(train_ds, source=0), None
-    if pool_method is not None:
-        method, params = pool_method.part, pool_method.params
+    rows, pools = [with_origins(train_ds, source=0)], []
+    for source, each in enumerate(pool_methods, start=1):  # each pool a source of rows, in the composition's order
+        method, params = each.part, each.params
         with timer.phase("augmentation"):
             with state.main_process_first():  # one process generates and caches, the others read
                 pool = cached_pool(method, params, lambda: method.implementation(params, context),
@@ -262,12 +262,12 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         with timer.phase("teacher_labelling"):
             pool_ds = tokenize(pool.examples.remove_columns(list(POOL_ORIGINS)), tokenizer, config.data.max_length)
             pool_ds, _ = _with_teacher_logits(pool_ds, teacher, tokenizer, config, fingerprint)
-        pool_ds = with_origins(pool_ds, source=1, origins=pool.examples.select_columns(list(POOL_ORIGINS))[:])
-        context.sources = (ORIGINAL, method.name)
-        train_ds = datasets.concatenate_datasets([train_ds, pool_ds.cast(train_ds.features)])
-        augmentation = {"pool_size": len(pool_ds), "copies": pool.copies, "pool_seed": config.pool_seed,
-                        "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
-                        "pool_folder": str(pool.folder)}
+        rows.append(with_origins(pool_ds, source=source, origins=pool.examples.select_columns(list(POOL_ORIGINS))[:]))
+        pools.append({"method": method.name, "pool_size": len(pool_ds), "copies": pool.copies,
+                      "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
+                      "pool_folder": str(pool.folder)})
+    context.sources = (ORIGINAL, *(pool["method"] for pool in pools))
+    train_ds = datasets.concatenate_datasets([rows[0], *(ds.cast(rows[0].features) for ds in rows[1:])])
     parts = _parts(chosen, context, distill=True)
     train_ds = _selected(parts.selector, parts.objective.held_out(train_ds))
     student = _student(config, task, teacher)
@@ -286,8 +286,19 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     for report in (measured, info["objective_info"]["measured"], info["scheme_info"]["measured"]):
         _warn(report)
     return _finish("distill", config, prepared, student, tokenizer, result, timer, started, output_dir,
-                   teacher=teacher_info, method_info=chosen.method_info(), augmentation=augmentation,
+                   teacher=teacher_info, method_info=chosen.method_info(), augmentation=_augmentation(pools, config),
                    training_rows=rows_by_source(train_ds, context.sources), in_loop=measured, **info)
+
+
+def _augmentation(pools: list[dict], config: RunConfig) -> dict | None:
+    """What the record keeps of the pools: their rows and generation seconds together, whether all came from the
+    cache, and each pool (a run with one pool also keeps its copies and folder at the top, as before)."""
+    if not pools:
+        return None
+    together = {"pool_size": sum(p["pool_size"] for p in pools), "pool_seed": config.pool_seed,
+                "cache_hit": all(p["cache_hit"] for p in pools),
+                "generation_s": round(sum(p["generation_s"] for p in pools), 3), "pools": pools}
+    return {**together, "copies": pools[0]["copies"], "pool_folder": pools[0]["pool_folder"]} if len(pools) == 1 else together
 
 
 def _selected(selector: Selector, rows: datasets.Dataset) -> datasets.Dataset:

@@ -84,7 +84,7 @@ def test_each_slot_becomes_the_candidate_of_its_rank_by_divergence(tokenizer_dir
     by_hand = sorted(range(5), key=lambda row: -kl(teacher[row], student[10 + row]))
     assert by_hand[:3] == [3, 1, 2]
     groups = [[0, 1, 2, 3, 4]] * 3 + [[0, 2, 4]]
-    chosen = selector.chosen(ByFirstToken(student), groups, [1, 2, 3, 2])
+    chosen = selector.pick(ByFirstToken(student), groups, [1, 2, 3, 2])
     assert chosen == [3, 1, 2, 4]  # ranks 1, 2, 3 of the whole group; rank 2 of the group without 1 and 3
     assert selector.scored == 5
 
@@ -92,9 +92,9 @@ def test_each_slot_becomes_the_candidate_of_its_rank_by_divergence(tokenizer_dir
 def test_random_selection_draws_from_each_group_with_its_seed():
     selector = glitter(selection="random", seed=4)
     groups = [[0, 1, 2, 3, 4, 5, 6, 7]] * 40
-    first = selector.chosen(None, groups, [1] * 40)
-    assert first == glitter(selection="random", seed=4).chosen(None, groups, [1] * 40)
-    assert first != glitter(selection="random", seed=5).chosen(None, groups, [1] * 40)
+    first = selector.pick(None, groups, [1] * 40)
+    assert first == glitter(selection="random", seed=4).pick(None, groups, [1] * 40)
+    assert first != glitter(selection="random", seed=5).pick(None, groups, [1] * 40)
     assert set(first) == set(range(8))  # every candidate can be drawn, whatever its divergence
 
 
