@@ -51,6 +51,10 @@ def test_every_row_of_every_batch_carries_its_origin(glue_dir, tiny_teacher, tmp
     assert {copy for *_, copy in expected.values()} == {0, 1, 2}
     assert origins_seen["sources"] == ("original", "eda")
     assert record["training_rows"] == {"original": TRAIN_ROWS, "eda": len(pool)}
+    first, origins_seen["rows"] = set(origins_seen["rows"]), []
+    again = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "again", objective="origin-spy",
+                                       method="eda", method_params={"num_aug": 2}, cache_dir=str(tmp_path / "c")))
+    assert again["augmentation"]["cache_hit"] and set(origins_seen["rows"]) == first  # read back from the cache
 
 
 def test_two_pool_methods_are_two_sources_of_rows(glue_dir, tiny_teacher, tmp_path, origins_seen):
