@@ -21,11 +21,13 @@ from bench.pipeline.generator import make_generator
 from bench.pipeline.runs import DataConfig, RunConfig, finetune_teacher
 from bench.roles import ROLES
 from bench.store.search import apply_profile, create_search, run_searches, with_parsed_params
-from bench.store.studies import default_storage, open_storage
+from bench.store.studies import SearchProfile, default_storage, open_storage
 from methods import takes_generator
 from reports.scores import write_score_tables
 from reports.studies import MANIFEST_DIR, read_ablation, write_manifest
 from reports.tables import profile_note
+
+PROFILE_DATA = ("max_length", "max_train_examples")  # the data fields a search profile sets
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
     masked-LM generator (mlm, mate-kd, ...) and names none, make one from that teacher with the spec's
     [generator] settings (cached)."""
     data = DataConfig(**{**spec.data, "task": task, "data_dir": data_dir})
-    data = apply_profile(RunConfig(data=data), spec.profile).data
+    data = apply_profile(RunConfig(data=data), profile_with(spec.profile, spec.data)).data
     teacher = spec.teacher
     if spec.finetune_teacher:
         folder, _, _ = finetune_teacher(RunConfig(data=data, model=spec.teacher, teacher_train=spec.teacher_train,
@@ -53,6 +55,12 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
         folder, _ = make_generator(teacher, data, spec.generator, cache_dir=cache_dir)
         generator = str(folder)
     return TaskSetup(data, teacher, generator)
+
+
+def profile_with(profile: SearchProfile, data: dict) -> SearchProfile:
+    """`profile` with the data fields it sets (maximum length, training-set size) taken from `data` where a spec's
+    [data] or a variant's `data` gives them: else the search would put the profile's back."""
+    return replace(profile, **{key: data[key] for key in PROFILE_DATA if key in data})
 
 
 def wanting_generator(variant: Variant) -> list[str]:
@@ -111,7 +119,8 @@ def run_ablation(spec: AblationSpec, *, data_dir: str | None = None, output_dir:
         for variant in spec.variants:
             config = run_config(spec, setup, variant, cache_dir=cache_dir)
             labels = {"spec": spec.name, "variant": variant.label, **_swept_value(spec, variant)}
-            search = create_search(config, kind=variant.baseline, profile=spec.profile, storage=store, labels=labels,
+            search = create_search(config, kind=variant.baseline, storage=store, labels=labels,
+                                   profile=profile_with(spec.profile, {**spec.data, **variant.data}),
                                    teacher_origin=_teacher_origin(spec))
             searches.append({"task": task, "variant": variant.label, "search": search})
     manifest = out / MANIFEST_DIR / f"{spec.name}.json"

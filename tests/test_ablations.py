@@ -255,3 +255,25 @@ def test_two_ablate_processes_share_one_storage(glue_dir, tiny_encoder, tmp_path
     assert not others, outputs[0][1][-2000:] + outputs[1][1][-2000:]
     tables = [(tmp_path / f"worker{i}" / "tables" / "tiny.md").read_text() for i in range(2)]
     assert "kd.temperature" in tables[0] and tables[0].split("\n\n")[-1] == tables[1].split("\n\n")[-1]
+
+
+def test_a_variants_training_set_size_and_the_specs_length_reach_the_search(glue_dir, tiny_teacher, tmp_path):
+    """A variant's `data` (its training-set size) and the spec's [data] (the maximum length) win over the
+    search profile's, which the search would otherwise put back."""
+    from ablations.spec import parse_spec
+    from ablations.study import TaskSetup, profile_with, run_config
+    from bench.pipeline.config import DataConfig
+    from bench.store.search import create_search
+
+    spec = parse_spec({"tasks": ["sst2"], "teacher": str(tiny_teacher), "data": {"max_length": 32},
+                       "variants": [{"label": "small", "data": {"max_train_examples": 10}}, {"label": "all"}]},
+                      name="sizes")
+    setup = TaskSetup(DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32, max_train_examples=1000),
+                      str(tiny_teacher), None)
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    searched = []
+    for variant in spec.variants:
+        search = create_search(run_config(spec, setup, variant, cache_dir=None), kind="distill", storage=storage,
+                               profile=profile_with(spec.profile, {**spec.data, **variant.data}))
+        searched.append((search.config.data.max_train_examples, search.config.data.max_length))
+    assert searched == [(10, 32), (1000, 32)]
