@@ -19,7 +19,7 @@ FIGURES = {  # column -> what it is, in the table's notes
                  "evaluation up to that checkpoint)",
     "examples_per_s": "training examples (originals and pool) per training second",
     "peak_rss_mb": "peak resident memory of the run's process, MB",
-    "train_examples": "training examples per epoch (originals and pool)",
+    "train_examples": "training examples per epoch (originals and pool rows, as the run's selector kept them)",
     "score": "best dev score x100 (the task's GLUE mean)",
 }
 
@@ -37,9 +37,17 @@ def speed_figures(record: dict) -> dict[str, float]:
         "to_best_s": before_training + fraction * (t["training"] + t.get("evaluation", 0.0)),
         "examples_per_s": record["throughput"]["train_examples_per_s"],
         "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
-        "train_examples": record["data"]["train_examples"] + (record.get("augmentation") or {}).get("pool_size", 0),
+        "train_examples": _rows_per_epoch(record),
         "score": 100 * record["best"]["value"],
     }
+
+
+def _rows_per_epoch(record: dict) -> int:
+    """The rows a run trained on per epoch: the selector's choice where the record counts it (`training_rows`),
+    else the originals and the whole pool, as every run did before selectors."""
+    if "training_rows" in record:
+        return sum(record["training_rows"].values())
+    return record["data"]["train_examples"] + (record.get("augmentation") or {}).get("pool_size", 0)
 
 
 def measurements(study: Study) -> pd.DataFrame:

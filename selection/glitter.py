@@ -116,12 +116,12 @@ class Glitter(SlotSelector):
     def divergences(self, model: torch.nn.Module, rows: list[int]) -> torch.Tensor:
         """KL(teacher || student) at the KD temperature of each candidate (squared error for regression), from a
         no-grad forward of the student as it trains (dropout on, as the code's scoring forward)."""
-        features = self.candidates.select(rows)
+        features = [self.candidates[row] for row in rows]
         inputs = self.inputs(features)
         with torch.no_grad():
             student = model(**inputs).logits
-        teacher = (torch.tensor(features[TEACHER_LOGITS], device=student.device) if TEACHER_LOGITS in features.column_names
-                   else self.context.teacher_forward(inputs).logits)
+        teacher = (torch.tensor([f[TEACHER_LOGITS] for f in features], device=student.device)
+                   if TEACHER_LOGITS in features[0] else self.context.teacher_forward(inputs).logits)
         return kd_divergence(student, teacher, temperature=self.context.kd.temperature,
                              regression=self.context.task.is_regression)
 

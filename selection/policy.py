@@ -70,7 +70,7 @@ class AugmentPolicy(SlotSelector):
         self.rewards: list[float] = []
         self.probabilities: list[list[float]] = []  # after each update
         self.actions: Counter[str] = Counter()
-        self.reward_rows: datasets.Dataset | None = None
+        self.reward_rows: list[dict] = []
         context.on_step(self.after_step)
 
     def carve(self, rows: datasets.Dataset, originals: dict[int, int]) -> set[int]:
@@ -83,7 +83,7 @@ class AugmentPolicy(SlotSelector):
                                f"example out of {len(originals)}")
         ids = sorted(originals)
         carved = sorted(np.random.default_rng(self.params.seed).choice(ids, size=n, replace=False).tolist())
-        self.reward_rows = rows.select([originals[i] for i in carved])
+        self.reward_rows = rows.select([originals[i] for i in carved]).to_list()
         return set(carved)
 
     def probabilities_of(self, available: list[int]) -> torch.Tensor:
@@ -91,7 +91,7 @@ class AugmentPolicy(SlotSelector):
         return torch.softmax(self.theta[available], -1)
 
     def pick(self, model: torch.nn.Module, groups: list[list[int]], ranks: list[int]) -> list[int]:
-        sources = np.asarray(self.candidates[ORIGIN_SOURCE]) - 1  # each candidate's operation
+        sources = [row[ORIGIN_SOURCE] - 1 for row in self.candidates]  # each candidate's operation
         generator = torch.Generator().manual_seed(self.params.seed * 1_000_003 + self.context.step)
         chosen = []
         for group in groups:
@@ -132,9 +132,9 @@ class AugmentPolicy(SlotSelector):
         scores = []
         with torch.no_grad():
             for start in range(0, len(self.reward_rows), SCORE_BATCH):
-                rows = self.reward_rows.select(range(start, min(start + SCORE_BATCH, len(self.reward_rows))))
+                rows = self.reward_rows[start:start + SCORE_BATCH]
                 logits = model(**self.inputs(rows)).logits
-                labels = torch.tensor(rows["labels"], device=logits.device)
+                labels = torch.tensor([row["labels"] for row in rows], device=logits.device)
                 if self.params.reward == "accuracy" and not self.context.task.is_regression:
                     scores += (logits.argmax(-1) == labels).float().tolist()
                 else:
@@ -156,7 +156,7 @@ class AugmentPolicy(SlotSelector):
 
     def report(self) -> dict:
         final = self.probabilities_of(list(range(len(self.operations)))).tolist()
-        return {**self.slots_report(), "held_out": len(self.reward_rows) if self.reward_rows is not None else 0,
+        return {**self.slots_report(), "held_out": len(self.reward_rows),
                 "updates": len(self.rewards), "reward_mean": float(np.mean(self.rewards)) if self.rewards else None,
                 "probabilities": dict(zip(self.operations, final)), "actions": dict(self.actions),
                 "probabilities_by_update": self.probabilities[::max(1, len(self.probabilities) // 20)]}

@@ -277,3 +277,15 @@ def test_a_variants_training_set_size_and_the_specs_length_reach_the_search(glue
                                profile=profile_with(spec.profile, {**spec.data, **variant.data}))
         searched.append((search.config.data.max_train_examples, search.config.data.max_length))
     assert searched == [(10, 32), (1000, 32)]
+
+
+def test_the_speed_tables_count_the_rows_a_selector_kept():
+    from reports.speed import speed_figures
+
+    record = {"timings_s": {"training": 10.0}, "throughput": {"global_steps": 10, "train_examples_per_s": 1.0},
+              "best": {"step": 10, "value": 0.5}, "config": {"train": {"num_train_epochs": 2}},
+              "peak_memory": {"cpu_rss_mb": 1.0}, "data": {"train_examples": 100},
+              "augmentation": {"pool_size": 800}}
+    assert speed_figures(record)["train_examples"] == 900  # a record made before selectors: the whole pool
+    record["training_rows"] = {"original": 100, "eda": 200}  # Glitter's 2 slots per original of the 800
+    assert speed_figures(record)["train_examples"] == 300

@@ -49,12 +49,12 @@ class ByFirstToken(torch.nn.Module):
         return SimpleNamespace(logits=torch.tensor([self.table[int(ids[0])] for ids in input_ids]))
 
 
-def candidates(first_tokens: list[int], teacher: list[list[float]]) -> datasets.Dataset:
+def candidates(first_tokens: list[int], teacher: list[list[float]]) -> list[dict]:
     return datasets.Dataset.from_dict({"input_ids": [[t, 7, 8] for t in first_tokens],
                                        "attention_mask": [[1, 1, 1]] * len(first_tokens),
                                        "labels": [0] * len(first_tokens), TEACHER_LOGITS: teacher,
                                        "origin_side": [0] * len(first_tokens),
-                                       "origin_copy": list(range(1, len(first_tokens) + 1))})
+                                       "origin_copy": list(range(1, len(first_tokens) + 1))}).to_list()
 
 
 def kl(teacher: list[float], student: list[float]) -> float:
@@ -100,9 +100,8 @@ def test_random_selection_draws_from_each_group_with_its_seed():
 
 def test_a_slot_is_replaced_by_its_candidate_and_the_rows_weighted(tokenizer_dir):
     selector = glitter(tokenizer_dir, aug_weight=0.5)
-    selector.candidates = candidates([101, 2023], [[0.5, -0.5], [1.0, 2.0]])
-    selector.candidates = selector.candidates.map(lambda row: {"input_ids": row["input_ids"] + [102]}).map(
-        lambda row: {"attention_mask": [1] * len(row["input_ids"])})
+    selector.candidates = [{**row, "input_ids": row["input_ids"] + [102], "attention_mask": [1] * 4}
+                           for row in candidates([101, 2023], [[0.5, -0.5], [1.0, 2.0]])]
     inputs = {"input_ids": torch.tensor([[101, 5, 102, PAD, PAD], [101, 6, 7, 8, 102], [101, 9, 102, PAD, PAD]]),
               "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}
     origins = Origins(torch.tensor([0, 1, 0]), torch.tensor([0, 0, 1]), torch.tensor([-1, -1, 0]), torch.tensor([0, 0, 2]))

@@ -29,7 +29,7 @@ def policy(**params):
 
 
 def with_candidates(selector, sources: list[int]):
-    selector.candidates = datasets.Dataset.from_dict({"origin_source": sources})
+    selector.candidates = [{"origin_source": source} for source in sources]
     return selector
 
 
@@ -83,7 +83,7 @@ def test_the_reward_split_is_carved_from_the_originals_with_their_candidates():
                                        "origin_side": [-1] * 4 + [0] * 4, "origin_copy": [0] * 4 + [1] * 4,
                                        "labels": [0, 1, 0, 1] * 2})
     kept = selector.select(rows)
-    (carved,) = selector.reward_rows["origin_id"]
+    (carved,) = [row["origin_id"] for row in selector.reward_rows]
     assert sorted(rows.select(kept)["origin_id"]) == sorted([i for i in range(4) if i != carved] * 2)
     assert carved not in selector.groups and len(selector.reward_rows) == 1
     assert policy(held_out=0.25, seed=1).select(rows) == kept
