@@ -32,8 +32,8 @@ class SlotSelector(Selector):
 
     def __init__(self, params, context):
         super().__init__(params, context)
-        # the kept candidates' rows, grouped by original: Python rows, since a dataset's `select` at every step
-        # keeps memory it never gives back (2.5 MB a step on SST-2)
+        # the kept candidates' rows, grouped by original, as Python rows: each step reads a few of them, which a
+        # dataset would copy through a `select` every time
         self.candidates: list[dict] = []
         self.groups: dict[int, list[int]] = {}  # original's id -> its candidates' rows in `self.candidates`
         self.slot_rank: dict[tuple[int, int, int], int] = {}  # a slot row's (original, side, copy) -> its rank
