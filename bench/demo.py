@@ -28,6 +28,7 @@ from bench.pipeline.config import (DEFAULT_DEMO_PROFILE, DEMO_METHODS, DEMO_PROF
                           TrainConfig)
 from methods import get_method, takes_generator
 from methods.base import MethodContext
+from reports.speed import rows_per_epoch
 
 TRAIN_EXAMPLES = DEMO_TRAIN_EXAMPLES
 TEACHER_TRAIN = TrainConfig(learning_rate=5e-5, num_train_epochs=3)
@@ -42,7 +43,7 @@ def _row(name: str, record: dict, cached: bool = False) -> dict:
         "layers": record["model"]["layers"],
         "dev accuracy": round(record["best"]["metrics"]["validation_accuracy"], 4),
         "best epoch": record["best"]["epoch"],
-        "train examples": record["data"]["train_examples"] + augmentation.get("pool_size", 0),
+        "train examples": rows_per_epoch(record),
         "augment s": round(augmentation["generation_s"], 1) if augmentation else None,
         "label s": round(timings["teacher_labelling"], 1) if "teacher_labelling" in timings else None,
         "train s": round(timings["training"], 1),

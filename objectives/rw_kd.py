@@ -37,11 +37,11 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.parts.context import EXAMPLE_ID, Batch, TrainingContext
-from bench.parts.origins import ORIGIN_COLUMNS
 from bench.parts.errors import KdbenchError
 from bench.parts.features import TEACHER_LOGITS, Collator
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED
 from bench.parts.losses import kd_divergence, label_loss
+from bench.parts.origins import ORIGIN_COLUMNS
 from bench.parts.registry import param
 from objectives.base import Objective
 from objectives.registry import register_objective

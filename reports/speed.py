@@ -37,12 +37,12 @@ def speed_figures(record: dict) -> dict[str, float]:
         "to_best_s": before_training + fraction * (t["training"] + t.get("evaluation", 0.0)),
         "examples_per_s": record["throughput"]["train_examples_per_s"],
         "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
-        "train_examples": _rows_per_epoch(record),
+        "train_examples": rows_per_epoch(record),
         "score": 100 * record["best"]["value"],
     }
 
 
-def _rows_per_epoch(record: dict) -> int:
+def rows_per_epoch(record: dict) -> int:
     """The rows a run trained on per epoch: the selector's choice where the record counts it (`training_rows`),
     else the originals and the whole pool, as every run did before selectors."""
     if "training_rows" in record:

@@ -62,7 +62,7 @@ class PolicyParams:
 class AugmentPolicy(SlotSelector):
     def __init__(self, params: PolicyParams, context):
         super().__init__(params, context)
-        self.operations = context.sources[1:]  # set again once the pools are known (`select`)
+        self.operations = context.sources[1:]  # the pools, each an operation (the run builds parts after them)
         self.theta = torch.zeros(len(self.operations))
         self.window_grad, self.window_actions = torch.zeros(len(self.operations)), 0
         self.baseline: float | None = None
@@ -74,9 +74,6 @@ class AugmentPolicy(SlotSelector):
         context.on_step(self.after_step)
 
     def carve(self, rows: datasets.Dataset, originals: dict[int, int]) -> set[int]:
-        self.operations = self.context.sources[1:]
-        self.theta = torch.zeros(len(self.operations))
-        self.window_grad = torch.zeros(len(self.operations))
         n = max(1, round(self.params.held_out * len(originals)))
         if n >= len(originals):
             raise KdbenchError(f"held_out {self.params.held_out} of selector augment-policy leaves no training "

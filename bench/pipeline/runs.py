@@ -223,8 +223,8 @@ def run_finetune(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()
 
 def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Task-specific KD, in stages: the teacher (fine-tuned first if asked, its logits on the training set
-    cached or computed online); the training data (the originals, then the pool of the composed pool method,
-    if any, labelled by the teacher, each row with its origin); the row selector's choice of those rows;
+    cached or computed online); the training data (the originals, then the pool of each composed pool method,
+    labelled by the teacher, each row with its origin); the row selector's choice of those rows;
     training with the objective, the in-loop method (if any) and the scheme; the record, which counts the
     rows of each source trained on. `callbacks` join the student's Trainer's."""
     if config.teacher is None:
@@ -269,7 +269,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     context.sources = (ORIGINAL, *(pool["method"] for pool in pools))
     train_ds = datasets.concatenate_datasets([rows[0], *(ds.cast(rows[0].features) for ds in rows[1:])])
     parts = _parts(chosen, context, distill=True)
-    train_ds = _selected(parts.selector, parts.objective.held_out(train_ds))
+    train_ds = _selected(chosen["selector"].part.name, parts.selector, parts.objective.held_out(train_ds))
     student = _student(config, task, teacher)
     context.layer_map = layer_map(config.model, student, teacher)
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
@@ -301,13 +301,13 @@ def _augmentation(pools: list[dict], config: RunConfig) -> dict | None:
     return {**together, "copies": pools[0]["copies"], "pool_folder": pools[0]["pool_folder"]} if len(pools) == 1 else together
 
 
-def _selected(selector: Selector, rows: datasets.Dataset) -> datasets.Dataset:
-    """The rows the run's selector keeps, in its order."""
+def _selected(name: str, selector: Selector, rows: datasets.Dataset) -> datasets.Dataset:
+    """The rows the run's selector (registered as `name`) keeps, in its order."""
     chosen = selector.select(rows)
     if chosen is None:
         return rows
     if not chosen:
-        raise KdbenchError(f"selector {type(selector).__name__} kept none of the {len(rows)} training rows")
+        raise KdbenchError(f"selector {name} kept none of the {len(rows)} training rows")
     return rows.select(chosen)
 
 
