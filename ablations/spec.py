@@ -7,7 +7,8 @@ for the objective's or scheme's, a KD setting such as `"kd.temperature"`, or a s
 such as `"data.label_noise"`) or an explicit list of `[[variants]]` (the method comparison, with
 `baseline = "finetune"` for the no-KD student). A variant composes a method, an objective and a
 scheme and a row selector, each with its parameters (`method`/`params`, `objective`/`objective_params`,
-`scheme`/`scheme_params`, `selector`/`selector_params`), and may set `kd` and `data` fields. Optional tables set the rest, by the
+`scheme`/`scheme_params`, `selector`/`selector_params`), and may set `kd` and `data` fields and its own
+`student`/`student_params` (the spec's top-level `student` is every other variant's). Optional tables set the rest, by the
 field names of the harness's dataclasses:
 `[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
 `mlm`, `mate-kd` and `combined-kd` variants is made from each task's teacher, since no masked-LM
@@ -33,8 +34,9 @@ from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.choice import choose_parts, typed_method_params
-from bench.roles import ROLES
+from bench.roles import BY_NAME, ROLES
 from bench.store.studies import PROFILES, SearchProfile
+from students.registry import split_student, student_text
 
 OTHER_ROLES = {role.name: role for role in ROLES[1:]}  # swept as `objective.tau_max`; the method's bare, `eps`
 BASELINES = ("distill", "finetune")  # KD (with a method), or the no-KD student trained on labels
@@ -44,7 +46,9 @@ PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(SearchProfile) if f.name
 TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_train": TrainConfig,
           "generator": GeneratorSettings}
 ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params))  # method, params, objective, ...
-TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "student", *ROLE_KEYS,
+STUDENT = BY_NAME["student"]
+STUDENT_KEYS = (STUDENT.name, STUDENT.spec_params)  # at the top level, the student of every variant
+TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", *ROLE_KEYS,
              "profile", "pool_seed", "teacher_outputs", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
@@ -68,6 +72,13 @@ class Variant:
     scheme_params: dict[str, Any] = field(default_factory=dict)
     selector: str = "all"
     selector_params: dict[str, Any] = field(default_factory=dict)
+    student: str = STUDENT.default  # a builder's name (students/), or its short form until checked
+    student_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def student_text(self) -> str:
+        """The student in its short form (teacher-layers:0,2,4), as tables and plans name it."""
+        return student_text(self.student, self.student_params)
 
     def parts(self) -> dict[str, Any]:
         """Each role's part and parameters, as `RunConfig` takes them (`method_params` for `params`)."""
@@ -84,7 +95,7 @@ class AblationSpec:
     tasks: tuple[str, ...]
     teacher: str
     finetune_teacher: bool
-    student: str
+    student: str  # the variants' students in their short form (teacher-layers:0,2,4), comma-separated
     profile: SearchProfile
     variants: tuple[Variant, ...]
     swept: str
@@ -124,9 +135,12 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         base = Variant("base", **_roles(raw, ""))
         swept, variants = _sweep(raw["sweep"], base)
     else:
-        if any(key in raw for key in ROLE_KEYS):
-            raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, selector) and their parameters")
-        swept, variants = "variant", tuple(_variant(v, i) for i, v in enumerate(_list(raw["variants"], "variants")))
+        if any(key in raw for key in ROLE_KEYS if key not in STUDENT_KEYS):
+            raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, selector) "
+                               "and their parameters; only the student may be given at the top level, for all")
+        student = {key: raw[key] for key in STUDENT_KEYS if key in raw}
+        swept, variants = "variant", tuple(_variant(v, i, student) for i, v in enumerate(_list(raw["variants"],
+                                                                                                 "variants")))
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
@@ -142,7 +156,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         tasks=tasks,
         teacher=_text(raw.get("teacher", "minilm"), "teacher"),
         finetune_teacher=check_type(raw.get("finetune_teacher", True), bool, "finetune_teacher"),
-        student=_text(raw.get("student", "teacher-layers:0,2,4"), "student"),
+        student=", ".join(dict.fromkeys(variant.student_text for variant in variants)),
         profile=_profile(raw),
         variants=variants,
         swept=swept,
@@ -180,11 +194,12 @@ def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
     return parameter, tuple(variants)
 
 
-def _variant(table: Any, index: int) -> Variant:
+def _variant(table: Any, index: int, student: dict[str, Any]) -> Variant:
+    """The variant `table` gives; `student` the spec's top-level student keys, its student unless it sets one."""
     where = f"[[variants]] #{index + 1}"
     table = _table(table, where)
     _known_keys(table, [f.name for f in dataclasses.fields(Variant)], f"key of {where}")
-    parts = _roles(table, f"{where} ")
+    parts = _roles({**student, **table} if not any(key in table for key in STUDENT_KEYS) else table, f"{where} ")
     variant = Variant(label=_text(table.get("label", parts["method"]), f"{where} label"),
                       baseline=_text(table.get("baseline", "distill"), f"{where} baseline"),
                       kd=_table(table.get("kd", {}), f"{where} kd"),
@@ -213,8 +228,12 @@ def _checked(variant: Variant) -> Variant:
     kd = _dataclass(KDConfig, variant.kd, f"kd of {variant.label}")
     typed = {"params": typed_method_params(variant.method, _table(variant.params, f"params of {variant.label}"))}
     for role in ROLES[1:]:
-        given = _table(getattr(variant, role.spec_params), f"{role.spec_params} of {variant.label}")
-        parsed = resolve(role.registry).get(getattr(variant, role.name)).parse_params(given)
+        name, given = getattr(variant, role.name), _table(getattr(variant, role.spec_params),
+                                                          f"{role.spec_params} of {variant.label}")
+        if role is STUDENT:  # its short form (teacher-layers:0,2,4) as the builder's name and parameters
+            name, given = split_student(name, given)
+            typed[role.name] = name
+        parsed = resolve(role.registry).get(name).parse_params(given)
         typed[role.spec_params] = {k: getattr(parsed, k) for k in given}
     return replace(variant, kd={k: getattr(kd, k) for k in variant.kd}, data=_data_fields(variant.data), **typed)
 

@@ -47,7 +47,7 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
     data = apply_profile(RunConfig(data=data), profile_with(spec.profile, spec.data)).data
     teacher = spec.teacher
     if spec.finetune_teacher:
-        folder, _, _ = finetune_teacher(RunConfig(data=data, model=spec.teacher, teacher_train=spec.teacher_train,
+        folder, _, _ = finetune_teacher(RunConfig(data=data, student=spec.teacher, teacher_train=spec.teacher_train,
                                                   cache_dir=cache_dir))
         teacher = str(folder)
     generator = None
@@ -79,7 +79,7 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
     on the spec's [data]."""
     params = {**variant.params, **dict.fromkeys(wanting_generator(variant), setup.generator)}
     config = RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
-                       model=spec.student, teacher=setup.teacher, **{**variant.parts(), "method_params": params},
+                       teacher=setup.teacher, **{**variant.parts(), "method_params": params},
                        pool_seed=spec.pool_seed, teacher_outputs=spec.teacher_outputs, cache_dir=cache_dir)
     return with_parsed_params(config, variant.baseline)
 
@@ -92,15 +92,19 @@ def plan(spec: AblationSpec) -> str:
              f"{' (fine-tuned per task)' if spec.finetune_teacher else ''}; student {spec.student}",
              profile_note(profile), f"{len(spec.tasks)} tasks x {len(spec.variants)} variants = "
              f"{len(spec.tasks) * len(spec.variants)} searches of up to {runs} trainings each:"]
-    return "\n".join(lines + [_variant_line(variant) for variant in spec.variants])
+    several_students = len({variant.student_text for variant in spec.variants}) > 1
+    return "\n".join(lines + [_variant_line(variant, several_students) for variant in spec.variants])
 
 
-def _variant_line(v: Variant) -> str:
-    """One variant as `plan` lists it: the objective, scheme and data only where they are not the defaults."""
+def _variant_line(v: Variant, with_student: bool) -> str:
+    """One variant as `plan` lists it: the objective, scheme and data only where they are not the defaults,
+    the student where the variants' students differ."""
     line = f"  {v.label}: {v.baseline} method={v.method} params={v.params} kd={v.kd}"
     for role in ROLES[1:]:
         name, params = getattr(v, role.name), getattr(v, role.spec_params)
-        if name != role.default or params:
+        if role.name == "student":
+            line += f" student={v.student_text}" if with_student else ""
+        elif name != role.default or params:
             line += f" {role.name}={name} {params}"
     return line + (f" data={v.data}" if v.data else "")
 

@@ -76,8 +76,8 @@ def run_demo(*, data_dir: str | None = None, output_dir: str = "kdbench-results/
     check_prerequisites(methods, max_train_examples)
     out = Path(output_dir)
     teacher_dir, teacher_record, cached = finetune_teacher(RunConfig(
-        data=data, model=MINILM, teacher_train=teacher_train, cache_dir=cache_dir))
-    common = dict(data=data, train=student_train, model=chosen.student, teacher=str(teacher_dir),
+        data=data, student=MINILM, teacher_train=teacher_train, cache_dir=cache_dir))
+    common = dict(data=data, train=student_train, student=chosen.student, teacher=str(teacher_dir),
                   cache_dir=cache_dir)
     notes = [f"demo profile {profile}: {chosen.description}; {PROFILE_NOTE}"]
     rows = [_row("teacher (MiniLM)", teacher_record, cached),

@@ -4,8 +4,8 @@ the command line, where its parts are registered, and its default.
 The command line, ablation specs, search keys, run tables and reports iterate over `ROLES` rather
 than naming each kind of part, so a new role (a teacher source) is one row here. A
 role's parameters are a dict in `RunConfig` (`method_params`, ...) that `bench.pipeline.choice.choose_parts`
-parses once into the part's typed dataclass. Students are listed beside them (`LISTED`): a student is
-still named by one string (`teacher-layers:0,2,4`), not a part with parameters.
+parses once into the part's typed dataclass. The student is a role too; it is also written in one string
+(`teacher-layers:0,2,4`, students/registry.py), the form records keep under `model` and reports show.
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ class Role:
     param_flag: str  # one parameter on the command line: `--param eps=1e-4`
     example: str  # a parameter, for the help text
     spec_params: str  # the spec's key of its parameters
+    # in a study's name (the method, then the others not at their default); the student was always in its
+    # settings (`model`) and never in its name, so stored studies keep their names
+    named_in_studies: bool = True
+    stored_as: str = ""  # the key of its name in a stored config, where not `name` (the student's short form)
+
+    @property
+    def stored_key(self) -> str:
+        """The key of its name in a stored config (a record's, a study's)."""
+        return self.stored_as or self.name
 
     @property
     def params(self) -> str:
@@ -43,7 +52,10 @@ ROLES = (
          spec_params="scheme_params"),
     Role("selector", "selectors", "selection.registry:SELECTORS", "all", "row selector (which training rows the "
          "student learns from)", "--selector-param", "k=2", spec_params="selector_params"),
+    Role("student", "students", "students.registry:STUDENTS", "teacher-layers", "student: a builder with "
+         "--student-param, or its short form: teacher-layers:0,2,4 (layers of --teacher), fresh:num_hidden_layers=4,"
+         "hidden_size=256 (the teacher's architecture, new weights), or a hub id / folder", "--student-param",
+         "layers=0,2", spec_params="student_params", named_in_studies=False, stored_as="model"),
 )
 BY_NAME = {role.name: role for role in ROLES}
-# every kind of part `kdbench list` shows: the roles' and the students'
-LISTED = {**{role.plural: role.registry for role in ROLES}, "students": "bench.pipeline.students:STUDENTS"}
+LISTED = {role.plural: role.registry for role in ROLES}  # every kind of part `kdbench list` shows

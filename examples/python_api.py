@@ -20,11 +20,11 @@ def compare(data_dir: str | None, output_dir: str | Path, teacher: str | None = 
     data = DataConfig(task="sst2", data_dir=data_dir, max_train_examples=1000, max_length=64)
     train = TrainConfig(learning_rate=3e-4, num_train_epochs=2, per_device_train_batch_size=16)
     if teacher is None:  # the offline MiniLM fine-tuned on the subset (cached: a second call reads it)
-        teacher = str(finetune_teacher(RunConfig(data=data, model="minilm"))[0])  # default settings: the demo's
+        teacher = str(finetune_teacher(RunConfig(data=data, student="minilm"))[0])  # default settings: the demo's
     for method, params in (("none", {}), ("ad2", {"eps": 1e-5})):
         for seed in (42, 43):
             distill(RunConfig(data=data, train=TrainConfig(**{**vars(train), "seed": seed}), teacher=teacher,
-                              model="teacher-layers:0", method=method, method_params=params,
+                              student="teacher-layers:0", method=method, method_params=params,
                               output_dir=str(Path(output_dir) / f"{method}-{seed}")))
     runs = load_runs(output_dir)
     again = rerun(Path(output_dir) / "ad2-42", output_dir=Path(output_dir).with_name("rerun-ad2-42"))

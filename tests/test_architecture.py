@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 HEAVY = ("transformers", "nlpaug", "nltk", "torch")
-PACKAGES = ("bench", "methods", "objectives", "schemes", "selection", "ablations", "reports")
+PACKAGES = ("bench", "methods", "objectives", "schemes", "selection", "students", "ablations", "reports")
 
 
 def test_import_contracts_hold():

@@ -131,7 +131,7 @@ def test_random_batches_give_trainers_exact_numbers(glue_dir, tiny_encoder, tmp_
     runs = {}
     for strategy in ("random", "bucket_by_length"):
         train = replace(TRAIN, train_sampling_strategy=strategy)
-        _, record, _ = finetune_teacher(RunConfig(data=data, model=str(tiny_encoder), teacher_train=train,
+        _, record, _ = finetune_teacher(RunConfig(data=data, student=str(tiny_encoder), teacher_train=train,
                                                   output_dir=str(tmp_path / strategy)))
         runs[strategy] = _evaluated(record["evaluations"], "eval_validation_")
     trainer = trainer_run("sst2", glue_dir, tiny_encoder, replace(TRAIN, train_sampling_strategy="random"),

@@ -156,7 +156,7 @@ def test_pool_whose_rows_disagree_with_its_metadata_is_generated_again(tmp_path,
 
 @pytest.mark.parametrize("how, reason", DAMAGES)
 def test_damaged_teacher_is_fine_tuned_again(how, reason, glue_dir, tiny_encoder, tmp_path, capsys):
-    config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), model=str(tiny_encoder),
+    config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), student=str(tiny_encoder),
                        teacher_train=TRAIN, cache_dir=str(tmp_path / "cache"))
     folder, first, cached = finetune_teacher(config)
     assert not cached and folder_damage(folder) is None

@@ -96,7 +96,7 @@ def test_teacher_on_noisy_or_clean_labels(clean, glue_dir, tiny_encoder, tmp_pat
     data = DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32, label_noise=0.2)
     short = replace(TRAIN, num_train_epochs=1)
     config = RunConfig(data=data, train=short, teacher_train=short,
-                       model="teacher-layers:0", teacher=str(tiny_encoder), finetune_teacher=True,
+                       student="teacher-layers:0", teacher=str(tiny_encoder), finetune_teacher=True,
                        teacher_clean_labels=clean, output_dir=str(tmp_path / "run"))
     record = run_distill(config)
     teacher_noise = read_record(record["teacher"]["folder"])["data"]["label_noise"]

@@ -125,7 +125,7 @@ def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read(fi
     from bench.store.run_table import config_columns
 
     chosen = {"method": ("ad2", "eps", 2e-5), "objective": ("continuation", "t_max", 4), "scheme": ("swa", "start", 0.5),
-              "selector": ("first-rows", "k", 3)}
+              "selector": ("first-rows", "k", 3), "student": ("fresh", "hidden_size", 64)}
     argv = ["distill", "--teacher", "t"]
     for role in ROLES:
         assert bench.parts.registry.resolve(role.registry).get(role.default).name == role.default

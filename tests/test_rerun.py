@@ -34,7 +34,7 @@ def test_rerun_of_a_distill_record_gives_the_same_numbers_in_a_new_folder(glue_d
 
 def test_rerun_of_a_cached_teacher(glue_dir, tiny_encoder, tmp_path):
     config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), teacher_train=TRAIN,
-                       model=str(tiny_encoder), cache_dir=str(tmp_path / "cache"))
+                       student=str(tiny_encoder), cache_dir=str(tmp_path / "cache"))
     folder, original, _ = finetune_teacher(config)
     stored, again = rerun_config(folder, tmp_path / "again")
     assert stored["kind"] == "finetune-teacher" and again.teacher_train == TRAIN

@@ -65,7 +65,7 @@ def test_a_resumed_runs_record_counts_the_time_before_the_interruption(glue_dir,
 
 def test_a_teacher_interrupted_while_saving_does_not_poison_the_cache(glue_dir, tiny_encoder, tmp_path,
                                                                        ctrl_c_in_epoch_2):
-    config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), model=str(tiny_encoder),
+    config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), student=str(tiny_encoder),
                        teacher_train=replace(TRAIN, seed=3), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(KeyboardInterrupt):
         finetune_teacher(config)
@@ -75,7 +75,7 @@ def test_a_teacher_interrupted_while_saving_does_not_poison_the_cache(glue_dir, 
     folder, record, cached = finetune_teacher(config)  # crashed before, for every later run needing this teacher
     assert not cached and record["resumed_from"]["step"] == STEPS_PER_EPOCH
     assert not partial.exists() and (folder / "model.safetensors").is_file()
-    distilled = run_distill(RunConfig(data=config.data, train=TRAIN, model="teacher-layers:0", teacher=str(folder),
+    distilled = run_distill(RunConfig(data=config.data, train=TRAIN, student="teacher-layers:0", teacher=str(folder),
                                       output_dir=str(tmp_path / "student")))
     assert distilled["teacher"]["best"] == record["best"]
 

@@ -21,7 +21,7 @@ TRAIN = TrainConfig(learning_rate=1e-3, per_device_train_batch_size=8, per_devic
 
 def distill_config(glue_dir: Path, teacher: Path, out: Path, **changes) -> RunConfig:
     config = RunConfig(data=DataConfig(task="sst2", data_dir=str(glue_dir), max_length=32), train=TRAIN,
-                       model="teacher-layers:0,2", teacher=str(teacher), output_dir=str(out))
+                       student="teacher-layers:0,2", teacher=str(teacher), output_dir=str(out))
     return replace(config, **changes)
 
 
@@ -89,14 +89,14 @@ def test_no_kd_baseline_starts_from_the_same_student(glue_dir, tiny_teacher, tmp
 def test_regression_task_from_a_pretrained_encoder(glue_dir, tiny_encoder, tmp_path):
     """STS-B end to end: teacher fine-tuned (cached) from an encoder, then MSE distillation."""
     config = RunConfig(data=DataConfig(task="stsb", data_dir=str(glue_dir), max_length=32), train=TRAIN,
-                       teacher_train=TRAIN, model="teacher-layers:1", teacher=str(tiny_encoder),
+                       teacher_train=TRAIN, student="teacher-layers:1", teacher=str(tiny_encoder),
                        finetune_teacher=True, output_dir=str(tmp_path / "stsb"), cache_dir=str(tmp_path / "cache"))
     record = run_distill(config)
     assert set(record["best"]["metrics"]) >= {"validation_pearson", "validation_spearmanr", "validation_score"}
     assert record["model"]["layers"] == 1
     dev = record["predictions"]["validation"]
     assert len(dev["predictions"]) == len(dev["labels"]) == 16 and isinstance(dev["predictions"][0], float)
-    folder, teacher_record, cached = finetune_teacher(replace(config, model=str(tiny_encoder), output_dir=None))
+    folder, teacher_record, cached = finetune_teacher(replace(config, student=str(tiny_encoder), student_params={}, output_dir=None))
     assert cached and Path(record["teacher"]["folder"]) == folder
     assert teacher_record["kind"] == "finetune-teacher"
     left = [p.name for p in folder.parent.iterdir() if p.suffix != ".lock"]

@@ -15,9 +15,6 @@ from bench.roles import BY_NAME, ROLES
 
 # where ablate, speed and demo write by default: what `kdbench report` reads unless given folders
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
-STUDENT_HELP = ("student: 'teacher-layers:0,2,4' (layers of --teacher), 'fresh:num_hidden_layers=4,"
-                "hidden_size=256' (teacher architecture, new weights), or a hub id / folder")
-DEFAULT_STUDENT = "teacher-layers:0,2,4"
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
@@ -76,21 +73,18 @@ def role_values(args: argparse.Namespace) -> dict[str, Any]:
     for role in ROLES:
         if hasattr(args, role.name):
             values[role.name] = getattr(args, role.name)
-            values[role.params] = dict(map(parse_assignment, getattr(args, role.params)))
+            values[role.params] = dict(map(parse_assignment, getattr(args, role.params, [])))
     return values
 
 
-def add_run_options(parser: argparse.ArgumentParser, *, model_flag: str, model_help: str,
-                    model_default: str | None) -> None:
-    """The options every command that trains one model has: output and cache folders, the model, and
-    the data and training settings."""
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that trains one model has: output and cache folders, and the data and
+    training settings."""
     from bench.pipeline.config import DataConfig, TrainConfig
 
     parser.add_argument("--output-dir", help="folder for the run record and model (default: kdbench-results/...)")
     parser.add_argument("--cache-dir", help="cache of teachers and teacher outputs "
                         "(default: $KDBENCH_CACHE or ~/.cache/kdbench)")
-    parser.add_argument(model_flag, dest="model", default=model_default, required=model_default is None,
-                        help=model_help)
     add_dataclass_options(parser, DataConfig, "data")
     add_dataclass_options(parser, TrainConfig, "train")
 

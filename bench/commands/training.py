@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 from bench.commands.base import Command
-from bench.commands.options import (DEFAULT_STUDENT, STUDENT_HELP, add_dataclass_options, add_plugin_option,
-                                    add_role_options, add_run_options, add_teacher_outputs_option,
-                                    dataclass_from_args, load_plugins, role_values)
+from bench.commands.options import (add_dataclass_options, add_plugin_option, add_role_options, add_run_options,
+                                    add_teacher_outputs_option, dataclass_from_args, load_plugins, role_values)
 from bench.parts.kd_config import KDConfig
 
 PROG = "kdbench"
@@ -20,14 +19,10 @@ class RunCommand(Command):
     """A command whose options give one `RunConfig`: checked, names and parameters included, before
     any model or data is loaded."""
 
-    model_flag = "--student"
-    model_help = STUDENT_HELP
-    model_default: str | None = DEFAULT_STUDENT
     distills = False  # takes a method, objective and KD settings
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_run_options(parser, model_flag=self.model_flag, model_help=self.model_help,
-                        model_default=self.model_default)
+        add_run_options(parser)
 
     def config(self, args: argparse.Namespace):
         """The run's config from the options, its task, parts and parameters checked."""
@@ -41,7 +36,6 @@ class RunCommand(Command):
             data=dataclass_from_args(args, DataConfig, "data"),
             train=dataclass_from_args(args, TrainConfig, "train"),
             kd=dataclass_from_args(args, KDConfig, "kd"),
-            model=args.model,
             teacher=getattr(args, "teacher", None),
             finetune_teacher=getattr(args, "finetune_teacher", False),
             teacher_clean_labels=getattr(args, "teacher_clean_labels", False),
@@ -61,9 +55,11 @@ class RunCommand(Command):
 class FinetuneTeacher(RunCommand):
     name = "finetune-teacher"
     help = "fine-tune a pre-trained encoder on the task and save it as a teacher"
-    model_flag = "--model"
-    model_help = "pre-trained encoder: hub id, folder, or 'minilm' (offline MiniLM)"
-    model_default = "minilm"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--model", dest="student", default="minilm", metavar="MODEL",
+                            help="pre-trained encoder: hub id, folder, or 'minilm' (offline MiniLM; the default)")
 
     def run(self, args: argparse.Namespace) -> None:
         from bench.pipeline.runs import finetune_teacher
@@ -84,7 +80,7 @@ class Finetune(RunCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--teacher", help="model the student is built from (for teacher-layers:/fresh:)")
-        add_role_options(parser, roles=("scheme",))
+        add_role_options(parser, roles=("scheme", "student"))
         parser.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
 
     def run(self, args: argparse.Namespace) -> None:

@@ -122,6 +122,9 @@ class Part:
     # and that objective's parameters where the method's source sets them otherwise (Combined-KD)
     objective: tuple[str, dict[str, Any]] | None = None
     demo_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the demo runs it with
+    # the parameter that the short form `name:text` sets to the whole text when it holds no `=`
+    # (a student's `teacher-layers:0,2,4` sets `layers`; students/registry.py)
+    shorthand: str | None = None
 
     @property
     def params(self) -> list[Param]:
@@ -146,6 +149,7 @@ class Part:
         objective = {"name": self.objective[0], "params": self.objective[1]} if self.objective else None
         return {"name": self.name, "family": self.family, "kind": self.kind, "aliases": list(self.aliases),
                 "description": self.description, "objective": objective, "demo_params": self.demo_params,
+                "shorthand": self.shorthand,
                 "params": [{"name": p.name, "type": p.type_name, "default": p.default, "help": p.help,
                             "choices": list(p.choices) if p.choices else None,
                             "range": str(p.range) if p.range is not None else None} for p in self.params]}
@@ -182,11 +186,12 @@ class Registry:
 
     def register(self, name: str, *, description: str, params: type = NoParams, label: str | None = None,
                  aliases: Iterable[str] = (), kind: str = "", objective: tuple[str, dict[str, Any]] | None = None,
-                 demo_params: dict[str, Any] | None = None) -> Callable[[Any], Any]:
+                 demo_params: dict[str, Any] | None = None, shorthand: str | None = None) -> Callable[[Any], Any]:
         """Class decorator adding a part; `params` is its parameter dataclass, `label` its name in tables
         and figures (default: `name`), `aliases` other names that find it, `kind` one of the family's.
         A method may declare the `objective` it runs with (name and parameters; default: kd) and the
-        `demo_params` the demo runs it with (e.g. one augmented copy per sentence)."""
+        `demo_params` the demo runs it with (e.g. one augmented copy per sentence); a part named in the
+        short form `name:text` (a student), the parameter `shorthand` that a bare text sets."""
         if kind not in self.kinds:
             raise KdbenchError(f"a {self.family}'s kind must be one of {', '.join(self.kinds)}, got {kind!r}")
         if not dataclasses.is_dataclass(params):
@@ -197,11 +202,13 @@ class Registry:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise KdbenchError(f"{self.family} {name!r}: {getattr(cls, '__name__', cls)} must be a subclass of "
                                    f"{base.__module__}.{base.__name__}")
+            if shorthand is not None and shorthand not in {f.name for f in dataclasses.fields(params)}:
+                raise KdbenchError(f"{self.family} {name!r}: shorthand {shorthand!r} is not one of its parameters")
             known = self._parts.get(name)
             if known is not None and known.implementation is not cls:
                 raise KdbenchError(f"{self.family} {name!r} is registered twice ({known.implementation} and {cls})")
             self._parts[name] = Part(name, self.family, kind or self.family, description, cls, params,
-                                     label or name, tuple(aliases), objective, dict(demo_params or {}))
+                                     label or name, tuple(aliases), objective, dict(demo_params or {}), shorthand)
             self._aliases.update(dict.fromkeys(aliases, name))
             return cls
 

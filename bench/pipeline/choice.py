@@ -40,14 +40,16 @@ class ChosenParts:
     """The run's parts: its methods (one, or a composition) and one part for each other role."""
 
     methods: tuple[Chosen, ...]
-    others: dict[str, Chosen]  # "objective", "scheme", "selector"
+    others: dict[str, Chosen]  # "objective", "scheme", "selector", "student"
 
     def __getitem__(self, role: str) -> Chosen:
         return self.others[role]
 
-    def items(self) -> list[tuple[str, Chosen]]:
-        """Every part with its role, the methods first."""
-        return [("method", each) for each in self.methods] + list(self.others.items())
+    def step_parts(self) -> list[tuple[str, Chosen]]:
+        """Every part of the training step with its role, the methods first: all but the student, which is
+        what they train."""
+        return [("method", each) for each in self.methods] + [item for item in self.others.items()
+                                                              if item[0] != "student"]
 
     def method(self, capability: str) -> Chosen | None:
         """The composed method with `capability` (`Method.capabilities`), if any."""
@@ -144,6 +146,7 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
     for role in ROLES[1:]:
         part = resolve(role.registry).get(getattr(config, role.name))
         others[role.name] = Chosen(part, part.parse_params(getattr(config, role.params)))
+    others["student"].part.implementation().check(others["student"].params)
     chosen = ChosenParts(choose_methods(config.method, config.method_params), others)
     objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
@@ -169,13 +172,13 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
 def _check_reads(chosen: ChosenParts) -> None:
     """What the parts read besides logits must be known outputs, and no in-loop method may run with a part
     that reads them: its own forwards (AD2's perturbed one, MATE-KD's rewritten text) do not return them."""
-    for role, each in chosen.items():
+    for role, each in chosen.step_parts():
         unknown = set(each.part.implementation.reads) - set(EXTRAS)
         if unknown:
             raise KdbenchError(f"{role} {each.part.name} reads {', '.join(sorted(unknown))}: a part may read "
                                f"{' and '.join(EXTRAS)} besides logits")
     step = chosen.method(CHANGES_STEP)
-    readers = [f"{role} {each.part.name}" for role, each in chosen.items() if each.part.implementation.reads]
+    readers = [f"{role} {each.part.name}" for role, each in chosen.step_parts() if each.part.implementation.reads]
     if readers and step is not None:
         raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {step.part.name} "
                            "does not compute in its forwards yet: use it with a pool method or none")

@@ -17,6 +17,7 @@ from bench.parts.errors import KdbenchError
 from bench.parts.fields import AT_LEAST_ONE, MAX_STEPS, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, SEED, Range, check_ranges
 from bench.parts.kd_config import KDConfig
 from bench.parts.registry import composed
+from students.registry import split_student, student_text
 
 # Measured with the MiniLM (BERT) tokenizer through `bench.parts.features.tokenize`: below 3 it ignores
 # truncation and keeps whole pairs (a run would record a length it never used), 3 leaves only the
@@ -159,7 +160,10 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     kd: KDConfig = field(default_factory=KDConfig)
-    model: str = "minilm"  # finetune-teacher: the pre-trained encoder; finetune/distill: the student spec
+    # the model trained: a student builder (students/) and its parameters, or its short form (teacher-layers:0,2,4,
+    # minilm), split when the config is made; finetune-teacher's is the pre-trained encoder it fine-tunes
+    student: str = "minilm"
+    student_params: dict[str, Any] = field(default_factory=dict)
     teacher: str | None = None  # a fine-tuned teacher (distill), or the layer source of a teacher-layers student
     finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
     teacher_clean_labels: bool = False  # with finetune_teacher and data.label_noise: teacher on the clean labels
@@ -183,6 +187,7 @@ class RunConfig:
 
     def __post_init__(self):
         check_ranges(self)  # the nested configs check themselves when they are built
+        self.student, self.student_params = split_student(self.student, self.student_params)
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
@@ -223,10 +228,17 @@ TRACKING_FIELDS = ("report_to", "run_name")
 NOT_IN_IDENTITY = {"train": TRACKING_FIELDS, "teacher_train": TRACKING_FIELDS}  # by field of RunConfig
 
 
+def stored(config: RunConfig) -> dict[str, Any]:
+    """The config as records and studies store it: every field, and the student's short form as `model`
+    (the field it had before it was a role), which reports read."""
+    return {**asdict(config), "model": student_text(config.student, config.student_params)}
+
+
 def identity(config: RunConfig) -> dict[str, Any]:
     """The config as a dict for keys and stored studies, without later fields at their earlier values
-    and without the tracking fields."""
+    and without the tracking fields; the student as its short form `model`, as before it was a role."""
     values = asdict(config)
+    values["model"] = student_text(values.pop("student"), values.pop("student_params"))
     for settings, later in LATER_NESTED_DEFAULTS.items():
         values[settings] = _without_defaults(values[settings], later, NOT_IN_IDENTITY.get(settings, ()))
     return _without_defaults(values, LATER_DEFAULTS)
@@ -239,9 +251,14 @@ def train_identity(config: TrainConfig) -> dict[str, Any]:
 
 
 def from_identity(values: dict[str, Any]) -> RunConfig:
-    """The RunConfig an `identity` (a stored study's config) describes: nested settings rebuilt from their
-    dicts, and the later fields it lacks at the values it ran with (e.g. Trainer's random order)."""
+    """The RunConfig an `identity` or a `stored` config describes: nested settings rebuilt from their
+    dicts, the later fields it lacks at the values it ran with (e.g. Trainer's random order), the student
+    from its short form `model` where the config has no `student`."""
     nested = {f.name: f.default_factory for f in fields(RunConfig) if is_dataclass(f.default_factory)}
+    values = dict(values)
+    model = values.pop("model", None)
+    if "student" not in values and model is not None:
+        values["student"] = model
     return RunConfig(**{k: nested[k](**{**LATER_NESTED_DEFAULTS.get(k, {}), **v}) if k in nested else v
                         for k, v in values.items()})
 

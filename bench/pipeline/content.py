@@ -64,15 +64,12 @@ def study_content(config: RunConfig) -> dict[str, str | None]:
 
 def keyed_settings(config: RunConfig) -> dict:
     """The config as a study key sees it: no folders (they are in `study_content`), no output or
-    cache places, and a model folder among the parts' parameters by its weights. Give it parsed
-    parameters (bench.store.search.with_parsed_params), so `eps=1e-5` typed and written in a spec agree."""
-    values = identity(dataclasses.replace(config, output_dir=None, cache_dir=None, resume=False, teacher=None,
-                                          model=model_content(config.model),
-                                          data=dataclasses.replace(config.data, **PATH_FIELDS)))
-    for field in (role.params for role in ROLES):
-        if field in values:  # `identity` leaves out empty ones that earlier versions did not have
-            values[field] = _by_content(values[field])
-    return values
+    cache places, and a model folder among the parts' parameters (a pre-trained student's included) by
+    its weights. Give it parsed parameters (bench.store.search.with_parsed_params), so `eps=1e-5` typed
+    and written in a spec agree."""
+    by_content = {role.params: _by_content(getattr(config, role.params)) for role in ROLES}
+    return identity(dataclasses.replace(config, output_dir=None, cache_dir=None, resume=False, teacher=None,
+                                        data=dataclasses.replace(config.data, **PATH_FIELDS), **by_content))
 
 
 def _by_content(params: dict) -> dict:

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from bench.parts.models import frozen, load_classifier, load_tokenizer
 from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
-from bench.pipeline.config import DataConfig, RunConfig, from_identity, train_identity
+from bench.pipeline.config import DataConfig, RunConfig, from_identity, stored, train_identity
 from bench.pipeline.data import TaskData, load_data
 from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
 from bench.pipeline.pools import POOL_ORIGINS, cached_pool
@@ -43,6 +43,7 @@ from bench.pipeline.training import RunParts, check_tracker, distributed_state, 
 from bench.roles import ROLES
 from methods.base import CHANGES_STEP, MAKES_POOL
 from selection.base import Selector
+from students.registry import student_text
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
         "task": prepared.data.task.name,
         "method": config.method,
         "seed": config.train.seed,
-        "config": asdict(config),
+        "config": stored(config),
         "data": {"source": prepared.data.source, "train_examples": len(prepared.train),
                  "eval_examples": {name: len(ds) for name, ds in prepared.evals.items()},
                  "label_noise": prepared.data.label_noise},
@@ -118,7 +119,7 @@ def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTraine
 
 
 def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
-    """Fine-tune `config.model` on the task as a teacher, or reuse the cached one; returns its folder
+    """Fine-tune the pre-trained encoder `config.student` names on the task as a teacher, or reuse the cached one; returns its folder
     (a model folder with the run record inside), its record and whether it came from the cache.
     The folder appears only once complete, sealed with its checksums; an interrupted fine-tuning
     resumes from its checkpoint. A cached folder is verified before reuse (`bench.pipeline.integrity`): a
@@ -128,11 +129,11 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     train together instead, so they skip the lock."""
     check_tracker(config.teacher_train)
     started, timer = time.perf_counter(), PhaseTimer()
-    tokenizer = load_tokenizer(config.model)
+    tokenizer = load_tokenizer(_layer_source(config)[0])
     with timer.phase("data"):
         prepared = prepare_data(config.data, tokenizer)
     set_seed(config.teacher_train.seed)  # the new task head's initialisation is part of the key
-    model = load_classifier(config.model, prepared.data.task)
+    model = build_student(config.student, None, prepared.data.task, config.student_params)
     folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, model)
     state = distributed_state()
     partial = folder.parent / f".{folder.name}.partial"
@@ -157,17 +158,18 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
 
 def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTrainedModel:
     set_seed(config.train.seed)
-    return build_student(config.model, teacher, task)
+    return build_student(config.student, teacher, task, config.student_params)
 
 
 def _layer_source(config: RunConfig) -> tuple[str, bool]:
     """The model whose tokenizer (and, for built students, layers or config) the student shares, and
     whether the student is built from it."""
-    builder, params = parse_student(config.model)
+    builder, params = parse_student(config.student, config.student_params)
     if not builder.implementation.needs_teacher:
         return config.teacher or params.model, False
     if config.teacher is None:
-        raise KdbenchError(f"student {config.model!r} is built from a teacher: pass --teacher")
+        raise KdbenchError(f"student {student_text(config.student, config.student_params)!r} is built from a "
+                           "teacher: pass --teacher")
     return config.teacher, True
 
 
@@ -238,7 +240,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     if config.finetune_teacher:
         with timer.phase("teacher_finetune"):
             teacher_data = replace(config.data, label_noise=0.0) if config.teacher_clean_labels else config.data
-            folder, _, _ = finetune_teacher(replace(config, model=config.teacher, data=teacher_data, output_dir=None))
+            folder, _, _ = finetune_teacher(replace(config, student=config.teacher, student_params={},
+                                                    data=teacher_data, output_dir=None))
         teacher_name = str(folder)
     tokenizer = load_tokenizer(teacher_name)
     with timer.phase("data"):
@@ -271,7 +274,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     parts = _parts(chosen, context, distill=True)
     train_ds = _selected(chosen["selector"].part.name, parts.selector, parts.objective.held_out(train_ds))
     student = _student(config, task, teacher)
-    context.layer_map = layer_map(config.model, student, teacher)
+    context.layer_map = layer_map(config.student, student, teacher, config.student_params)
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
         for model in (student, teacher):
             model.set_attn_implementation("eager")

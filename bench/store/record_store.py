@@ -45,7 +45,7 @@ def summarise(record: dict) -> dict:
     config = record.get("config", {})
     train = config.get("train", {})
     return {"task": record.get("task"), "kind": record.get("kind"), "method": record.get("method"),
-            **{role.name: config.get(role.name, role.default) for role in ROLES[1:]},
+            **{role.name: config.get(role.stored_key, role.default) for role in ROLES[1:]},
             "seed": record.get("seed"), **{k: train.get(k) for k in _POINT if k != "seed"},
             "best": record.get("best"), "timings_s": record.get("timings_s")}
 

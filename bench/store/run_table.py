@@ -28,8 +28,8 @@ SETTINGS = {**{role.name: role.params for role in ROLES}, "kd": "kd", "train": "
 
 def config_columns(config: dict) -> dict:
     """A stored run config (`RunConfig` as a dict) as flat columns."""
-    columns = {role.name: config.get(role.name, role.default) for role in ROLES}
-    columns.update(student=config.get("model"), teacher=config.get("teacher"))
+    columns = {role.name: config.get(role.stored_key, role.default) for role in ROLES}
+    columns.update(teacher=config.get("teacher"))
     for prefix, field in SETTINGS.items():
         columns.update({f"{prefix}.{name}": value for name, value in (config.get(field) or {}).items()})
     return columns

@@ -41,7 +41,7 @@ from transformers import TrainerCallback
 
 from bench.parts.errors import KdbenchError
 from bench.pipeline.cache import digest
-from bench.pipeline.config import RunConfig
+from bench.pipeline.config import RunConfig, stored
 from bench.pipeline.content import check_content, keyed_settings, study_content
 from bench.pipeline.records import RECORD_FILE, read_record
 from bench.pipeline.choice import choose_parts
@@ -60,8 +60,9 @@ def study_key(config: RunConfig, kind: str, profile: SearchProfile) -> tuple[str
     settings = keyed_settings(with_parsed_params(config, kind))
     settings["train"].update(learning_rate=0, per_device_train_batch_size=0, seed=0)  # the same name for every point
     content = study_content(config)
-    names = [getattr(config, role.name) for role in ROLES]  # the method, then the others where not the default
-    parts = "+".join(names[:1] + [name for name, role in zip(names[1:], ROLES[1:]) if name != role.default])
+    named = [role for role in ROLES if role.named_in_studies]
+    names = [getattr(config, role.name) for role in named]  # the method, then the others where not the default
+    parts = "+".join(names[:1] + [name for name, role in zip(names[1:], named[1:]) if name != role.default])
     profile_values = dataclasses.asdict(profile)
     name = f"{config.data.task}-{kind}-{parts}-{digest(settings, profile_values, content)}"
     return name, digest(settings, profile_values), content
@@ -245,7 +246,7 @@ def create_search(config: RunConfig, *, kind: str, profile: str | SearchProfile,
                 study.set_user_attr(key, value)
     grid = _study(storage, name, GRID)
     if "config" not in grid.user_attrs:
-        grid.set_user_attr("config", dataclasses.asdict(config))
+        grid.set_user_attr("config", stored(config))
         grid.set_user_attr("profile", dataclasses.asdict(chosen))
         grid.set_user_attr("content", content)
         grid.set_user_attr("origin", origin)

@@ -66,7 +66,7 @@ def kdbench_run(task: str, output_dir: Path, variant: str) -> dict:
     train = replace(SETTINGS, train_sampling_strategy="random") if variant == "kdbench-random" else SETTINGS
     if variant == "kdbench-distill":
         record = run_distill(RunConfig(data=_data_config(task), train=train, teacher=TEACHERS[task],
-                                       model="teacher-layers:0,2,4", output_dir=str(output_dir / "run"),
+                                       student="teacher-layers:0,2,4", output_dir=str(output_dir / "run"),
                                        cache_dir=str(cache)))
     else:
         folder, record, _ = finetune_teacher(RunConfig(data=_data_config(task), train=train, teacher_train=train,
