@@ -41,11 +41,17 @@ class PoolAugmenter(Method):
 
     capabilities = frozenset({MAKES_POOL})
     copies: int = 1
+    operations: tuple[str, ...] = ()  # the names of its operations where it has several (EDA's four edits)
 
     def augment(self, sentences: list[str], copies: list[int], seed: int) -> list[list[str]]:
         """Up to `copies[i]` augmented versions of each `sentences[i]`, the same for the same `seed`.
         Versions identical to the input or to each other are dropped by the harness."""
         raise NotImplementedError
+
+    def augment_tagged(self, sentences: list[str], copies: list[int], seed: int) -> list[list[tuple[str, int]]]:
+        """`augment`'s versions, each with the index into `operations` of the operation that made it (0 where
+        the method is one operation): a method with several overrides this instead of `augment`."""
+        return [[(version, 0) for version in versions] for versions in self.augment(sentences, copies, seed)]
 
 
 class InLoopMethod(Method):

@@ -137,7 +137,7 @@ class EDA(PoolAugmenter):
         default_alpha, default_num_aug = default_settings(context.train_size)
         self.alpha = default_alpha if params.alpha is None else params.alpha
         self.copies = default_num_aug if params.num_aug is None else params.num_aug
-        self.operations = [name.strip() for name in params.operations.split(",") if name.strip()]
+        self.operations = tuple(name.strip() for name in params.operations.split(",") if name.strip())
         if not self.operations:
             raise KdbenchError(f"EDA's operations must name at least one of {', '.join(OPERATIONS)}")
         for name in self.operations:
@@ -153,11 +153,15 @@ class EDA(PoolAugmenter):
 
     def augment(self, sentences: list[str], copies: list[int], seed: int) -> list[list[str]]:
         """Up to `copies[i]` edited versions of each sentence (see `_augment_one`)."""
+        return [[version for version, _ in versions] for versions in self.augment_tagged(sentences, copies, seed)]
+
+    def augment_tagged(self, sentences: list[str], copies: list[int], seed: int) -> list[list[tuple[str, int]]]:
+        """Each version with its edit, an index into `operations`: the learned augmentation policy draws edits."""
         rng = random.Random(seed)
         with seeded_global_rngs(rng.randrange(2**32)):  # nlpaug draws from the global generators
             return [self._augment_one(sentence, count, rng) for sentence, count in zip(sentences, copies)]
 
-    def _augment_one(self, sentence: str, count: int, rng: random.Random) -> list[str]:
+    def _augment_one(self, sentence: str, count: int, rng: random.Random) -> list[tuple[str, int]]:
         """The reference makes `count // k + 1` versions per operation (k operations), shuffles them
         and keeps `count`. Shuffling the plan first gives the same mix without making versions that
         would be thrown away; a version that edits nothing is skipped and the next one in the plan
@@ -175,7 +179,7 @@ class EDA(PoolAugmenter):
                 break
             edited = self._edits[name](tokens, n, rng)
             if edited != tokens:
-                versions.append(detokenize(edited, glue))
+                versions.append((detokenize(edited, glue), self.operations.index(name)))
         return versions
 
     def _replace_synonyms(self, tokens: list[str], n: int, rng: random.Random) -> list[str]:

@@ -6,18 +6,21 @@ The paper samples augmented text near the target data and refines the augmentati
 selector driven by the student's performance. Its generator and the selector's state, action, reward and RL
 algorithm are not public, so each is our guess, and a parameter where it can be:
 
-- operations: the run's pool methods (`--method eda+backtranslation+mlm`), each a source of candidates;
+- operations: the run's pool methods (`--method eda+backtranslation+mlm`), each a source of candidates, and
+  within a method of several operations each of them (EDA's four edits: `eda:sr`, `eda:ri`, `eda:rs`, `eda:rd`;
+  `split_operations=false` keeps EDA one);
 - policy: a softmax over the operations, with no state;
 - action: for each slot row of a batch (k per original, as Glitter's), an operation drawn from the policy among
   those that made a candidate for its original, then one of that operation's candidates drawn uniformly;
 - reward: every `window` steps, the change since the last update of the student's score on a split carved from
   the training set (`held_out` of the originals, never trained on; never the dev set): minus its mean label
   loss (`reward=loss`) or its accuracy;
-- update: REINFORCE with a moving-average baseline, theta += lr (reward - baseline) mean(grad log pi(action))
-  over the window's actions.
+- update: REINFORCE with a moving-average baseline, theta += lr A mean(grad log pi(action)) over the window's
+  actions, where the advantage A is the reward less the baseline, divided by the spread (standard deviation)
+  of the rewards so far (`advantage=normalised`; `raw` leaves it on the score's scale, where a change of the
+  held-out loss over 10 steps is about 0.01 and the policy barely moves: docs/results.md).
 
-Not built: candidates drawn from a second, resource-rich task's text (the paper's source domains), and EDA's
-four edits as four operations (EDA is one).
+Not built: candidates drawn from a second, resource-rich task's text (the paper's source domains).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch
 from bench.parts.errors import KdbenchError
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, PROBABILITY, SEED
 from bench.parts.losses import label_loss
-from bench.parts.origins import ORIGIN_SOURCE
+from bench.parts.origins import ORIGIN_OPERATION, ORIGIN_SOURCE
 from bench.parts.registry import param
 from selection.registry import register_selector
 from selection.slots import SlotSelector
@@ -51,18 +54,30 @@ class PolicyParams:
                                   range=PROBABILITY)
     reward: str = param("loss", "the score whose change is the reward: minus the reward split's mean label loss, "
                         "or its accuracy (classification)", choices=("loss", "accuracy"))
+    advantage: str = param("normalised", "the reward less its moving average, divided by the rewards' spread so "
+                           "far (normalised) or not (raw)", choices=("normalised", "raw"))
+    split_operations: bool = param(True, "a pool method's own operations (EDA's four edits) are operations of the "
+                                   "policy apart; false: each pool method is one")
     aug_weight: float = param(1.0, "weight of the chosen candidates' mean loss beside the originals'",
                               range=NON_NEGATIVE)
     seed: int = param(0, "seed of the reward split and of the draws", range=SEED)
 
 
 @register_selector("augment-policy", aliases=("l2a",), label="learned policy", params=PolicyParams,
-                   description="a policy over the composed pool methods, trained by REINFORCE on the student's score "
-                   "on a split of the training set (learning to augment, our reconstruction)")
+                   description="a policy over the composed pool methods and their operations (EDA's edits), trained "
+                   "by REINFORCE on the student's score on a split of the training set (learning to augment, our "
+                   "reconstruction)")
 class AugmentPolicy(SlotSelector):
     def __init__(self, params: PolicyParams, context):
         super().__init__(params, context)
-        self.operations = context.sources[1:]  # the pools, each an operation (the run builds parts after them)
+        # the operations, by (source, the source's operation): the run builds parts after its pools
+        self.operations: list[str] = []
+        self.index: dict[tuple[int, int], int] = {}
+        for source, name in enumerate(context.sources[1:], start=1):
+            edits = context.operations[source] if params.split_operations else ()
+            for operation, edit in enumerate(edits or (None,)):
+                self.index[source, operation] = len(self.operations)
+                self.operations.append(f"{name}:{edit}" if edit else name)
         self.theta = torch.zeros(len(self.operations))
         self.window_grad, self.window_actions = torch.zeros(len(self.operations)), 0
         self.baseline: float | None = None
@@ -87,19 +102,25 @@ class AugmentPolicy(SlotSelector):
         """The policy over the operations in `available` (indices into `operations`)."""
         return torch.softmax(self.theta[available], -1)
 
+    def operation_of(self, row: dict) -> int:
+        """The operation (an index into `operations`) that made a candidate row."""
+        source = row[ORIGIN_SOURCE]
+        split = (source, 1) in self.index  # the source's operations are the policy's apart
+        return self.index[source, row[ORIGIN_OPERATION] if split else 0]
+
     def pick(self, model: torch.nn.Module, groups: list[list[int]], ranks: list[int]) -> list[int]:
-        sources = [row[ORIGIN_SOURCE] - 1 for row in self.candidates]  # each candidate's operation
+        made_by = [self.operation_of(row) for row in self.candidates]
         generator = torch.Generator().manual_seed(self.params.seed * 1_000_003 + self.context.step)
         chosen = []
         for group in groups:
-            available = sorted({int(sources[row]) for row in group})
+            available = sorted({made_by[row] for row in group})
             probabilities = self.probabilities_of(available)
             action = available[int(torch.multinomial(probabilities, 1, generator=generator))]
             self.window_grad[available] -= probabilities  # grad of log pi(action) in the logits: onehot - pi
             self.window_grad[action] += 1
             self.window_actions += 1
             self.actions[self.operations[action]] += 1
-            rows = [row for row in group if sources[row] == action]
+            rows = [row for row in group if made_by[row] == action]
             chosen.append(rows[int(torch.randint(len(rows), (), generator=generator))])
         return chosen
 
@@ -113,13 +134,16 @@ class AugmentPolicy(SlotSelector):
 
     def update(self, reward: float) -> None:
         """One REINFORCE step on the window's actions, then a new window."""
+        self.rewards.append(reward)
         advantage = reward - (self.baseline if self.baseline is not None else 0.0)
+        if self.params.advantage == "normalised":  # no step until the rewards have a spread
+            spread = float(np.std(self.rewards))
+            advantage = advantage / spread if spread > 0 else 0.0
         self.theta += self.params.lr * advantage * self.window_grad / self.window_actions
         decay = self.params.baseline_decay
         self.baseline = reward if self.baseline is None else decay * self.baseline + (1 - decay) * reward
         self.window_grad.zero_()
         self.window_actions = 0
-        self.rewards.append(reward)
         self.probabilities.append(self.probabilities_of(list(range(len(self.operations)))).tolist())
 
     def score(self, model: torch.nn.Module) -> float:

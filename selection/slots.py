@@ -18,7 +18,7 @@ import torch
 
 from bench.parts.context import Batch
 from bench.parts.features import TEACHER_LOGITS, Collator
-from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_SIDE, ORIGIN_SOURCE, Origins
+from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_OPERATION, ORIGIN_SIDE, ORIGIN_SOURCE, Origins
 from selection.base import Selector
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -97,11 +97,13 @@ class SlotSelector(Selector):
         rows weighted: the originals' mean plus `aug_weight` times the chosen candidates' mean."""
         mask = batch.inputs["attention_mask"]
         rows, labels, teacher, origins = [], [], [], batch.origins
-        sides, copies = origins.sides.clone(), origins.copies.clone()
+        sources, sides, copies, operations = (origins.sources.clone(), origins.sides.clone(), origins.copies.clone(),
+                                              origins.operations.clone())
         for position in range(len(mask)):
             if position in replaced:
                 row = self.candidates[replaced[position]]
-                sides[position], copies[position] = row[ORIGIN_SIDE], row[ORIGIN_COPY]
+                sources[position], sides[position], copies[position], operations[position] = (
+                    row[ORIGIN_SOURCE], row[ORIGIN_SIDE], row[ORIGIN_COPY], row[ORIGIN_OPERATION])
                 rows.append({k: row[k] for k in MODEL_INPUTS if k in row})
                 labels.append(row["labels"])
                 teacher.append(row.get(TEACHER_LOGITS))
@@ -119,7 +121,8 @@ class SlotSelector(Selector):
                      else None,
                      torch.tensor(teacher, dtype=torch.float32, device=device) if batch.teacher_logits is not None
                      else None,
-                     batch.example_ids, origins=Origins(origins.ids, origins.sources, sides, copies), weights=weights)
+                     batch.example_ids, origins=Origins(origins.ids, sources, sides, copies, operations),
+                     weights=weights)
 
     def slots_report(self) -> dict:
         """What every slot selector measured: candidates per original, slots, batches chosen for, seconds."""

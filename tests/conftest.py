@@ -234,13 +234,14 @@ def storage_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def origins_seen():
-    """The rows of every training batch as the objective sees them: (example id, origin id, source, side, copy),
-    and the context's source names, through a KD objective registered for the test as `origin-spy`."""
+    """The rows of every training batch as the objective sees them: (example id, origin id, source, side, copy,
+    operation), and the context's source and operation names, through a KD objective registered for the test as
+    `origin-spy`."""
     from bench.parts.losses import kd_divergence
     from objectives import OBJECTIVES, register_objective
     from objectives.base import Objective
 
-    seen = {"rows": [], "sources": None}
+    seen = {"rows": [], "sources": None, "operations": None}
 
     @register_objective("origin-spy", description="KD that notes each batch's origins (a test)")
     class OriginSpy(Objective):
@@ -249,9 +250,9 @@ def origins_seen():
         def loss(self, student_logits, batch):
             if batch.origins is not None and student_logits.requires_grad:  # training batches only
                 columns = (batch.example_ids, batch.origins.ids, batch.origins.sources, batch.origins.sides,
-                           batch.origins.copies)
+                           batch.origins.copies, batch.origins.operations)
                 seen["rows"] += list(zip(*(column.tolist() for column in columns)))
-                seen["sources"] = self.context.sources
+                seen["sources"], seen["operations"] = self.context.sources, self.context.operations
             return self.view_loss(student_logits, batch.teacher_logits, batch)
 
         def view_loss(self, student_logits, teacher_logits, batch):

@@ -29,15 +29,17 @@ TRAIN_ROWS = 48  # the tiny SST-2 training set of tests/conftest.py
 
 def test_with_origins_and_pop_give_back_the_columns():
     ds = with_origins(datasets.Dataset.from_dict({"x": [5, 6, 7]}), source=0)
-    assert [ds[c] for c in ORIGIN_COLUMNS] == [[0, 1, 2], [0, 0, 0], [-1, -1, -1], [0, 0, 0]]
+    assert [ds[c] for c in ORIGIN_COLUMNS] == [[0, 1, 2], [0, 0, 0], [-1, -1, -1], [0, 0, 0], [0, 0, 0]]
     pool = with_origins(datasets.Dataset.from_dict({"x": [8, 9]}), source=1,
-                        origins={"origin_id": [2, 0], "origin_side": [1, 0], "origin_copy": [1, 3]})
-    assert [pool[c] for c in ORIGIN_COLUMNS] == [[2, 0], [1, 1], [1, 0], [1, 3]]
+                        origins={"origin_id": [2, 0], "origin_side": [1, 0], "origin_copy": [1, 3],
+                                 "origin_operation": [3, 1]})
+    assert [pool[c] for c in ORIGIN_COLUMNS] == [[2, 0], [1, 1], [1, 0], [1, 3], [3, 1]]
     both = datasets.concatenate_datasets([ds, pool])
     assert rows_by_source(both, ("original", "eda")) == {"original": 3, "eda": 2}
     inputs = {"input_ids": torch.zeros(2, 3), **{c: torch.tensor(pool[c]) for c in ORIGIN_COLUMNS}}
     origins = Origins.pop(inputs)
     assert list(inputs) == ["input_ids"] and origins.ids.tolist() == [2, 0] and origins.copies.tolist() == [1, 3]
+    assert origins.operations.tolist() == [3, 1]
     assert origins.originals().tolist() == [False, False] and Origins.pop({"input_ids": 1}) is None
 
 
@@ -45,11 +47,13 @@ def test_every_row_of_every_batch_carries_its_origin(glue_dir, tiny_teacher, tmp
     record = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "run", objective="origin-spy",
                                         method="eda", method_params={"num_aug": 2}, cache_dir=str(tmp_path / "c")))
     pool = [json.loads(line) for line in (Path(record["augmentation"]["pool_folder"]) / POOL_FILE).open()]
-    expected = {i: (i, 0, -1, 0) for i in range(TRAIN_ROWS)}  # by example id: the originals, then the pool's rows
-    expected |= {TRAIN_ROWS + j: (row["origin_id"], 1, row["origin_side"], row["origin_copy"]) for j, row in enumerate(pool)}
+    expected = {i: (i, 0, -1, 0, 0) for i in range(TRAIN_ROWS)}  # by example id: the originals, then the pool's rows
+    expected |= {TRAIN_ROWS + j: (row["origin_id"], 1, row["origin_side"], row["origin_copy"], row["origin_operation"])
+                 for j, row in enumerate(pool)}
     assert {row[0]: row[1:] for row in origins_seen["rows"]} == expected  # every row seen, each with its own origin
-    assert {copy for *_, copy in expected.values()} == {0, 1, 2}
-    assert origins_seen["sources"] == ("original", "eda")
+    assert {copy for *_, copy, _ in expected.values()} == {0, 1, 2}
+    assert {operation for *_, operation in expected.values()} == {0, 1, 2, 3}  # EDA's four edits
+    assert origins_seen["sources"] == ("original", "eda") and origins_seen["operations"] == ((), ("sr", "ri", "rs", "rd"))
     assert record["training_rows"] == {"original": TRAIN_ROWS, "eda": len(pool)}
     first, origins_seen["rows"] = set(origins_seen["rows"]), []
     again = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "again", objective="origin-spy",

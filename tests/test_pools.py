@@ -47,7 +47,8 @@ def test_side_copies_alternate_between_the_two_sentences():
 def test_each_augmented_pair_changes_one_side_and_keeps_the_other():
     data = pairs()
     pool = generate_pool(Tagger(), data, seed=1)
-    assert set(pool.column_names) == {"text_a", "text_b", "label", "origin_id", "origin_side", "origin_copy"}
+    assert set(pool.column_names) == {"text_a", "text_b", "label", "origin_id", "origin_side", "origin_copy",
+                                        "origin_operation"}
     for row in pool:
         original = data[row["origin_id"]]
         changed = [side for side in ("text_a", "text_b") if row[side] != original[side]]

@@ -72,6 +72,8 @@ class TrainingContext:
     layer_map: dict[int, int] = field(default_factory=dict)  # student hidden-state index -> teacher's
     online_teacher: bool = False  # the teacher's logits come from a forward of each batch, not the cache
     sources: tuple[str, ...] = (ORIGINAL,)  # by `Origins.sources`: the training set, then each pool's method
+    # by source, then `Origins.operations`: the names of a source's operations where it has several (EDA's edits)
+    operations: tuple[tuple[str, ...], ...] = ((),)
     # bound by the harness while training
     state: Any = field(default=None, repr=False)  # transformers.TrainerState
     model: torch.nn.Module | None = field(default=None, repr=False)  # the student being trained

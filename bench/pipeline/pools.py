@@ -6,7 +6,8 @@ changes side `(i + j) % 2`, so with one copy per example half the pairs vary the
 sentence and half their second. Versions identical to the original, or repeated, are dropped;
 spacing does not count (GLUE's SST-2 lines end in a space that a translation does not keep).
 The pool keeps each example's label (for a hard-label term) and its origin (bench/parts/origins.py): the
-original's row, the side changed and which version of that side it is.
+original's row, the side changed, which version of that side it is and, for a method of several operations
+(EDA's edits), which made it.
 
 Sentences are augmented in fixed-size chunks, each with a seed derived from the run's seed, so a
 pool does not depend on anything but its key.
@@ -29,7 +30,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_SIDE
+from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_OPERATION, ORIGIN_SIDE
 from bench.pipeline.cache import cache_root, digest
 from bench.pipeline.integrity import folder_damage, sealed_folder, usable
 from bench.pipeline.storage import atomic_file, write_json
@@ -38,21 +39,23 @@ from methods.registry import MethodSpec
 
 CHUNK = 256  # sentences per augment() call: fixed, because chunk seeds derive from chunk positions
 # in the cache key: 2 compares versions up to spacing (1 kept GLUE's trailing-space twins); 3 keeps each row's
-# side and copy beside its original's row
-FORMAT = 3
+# side and copy beside its original's row; 4 the operation that made it
+FORMAT = 4
 POOL_FILE, META_FILE = "pool.jsonl", "meta.json"
-POOL_ORIGINS = (ORIGIN_ID, ORIGIN_SIDE, ORIGIN_COPY)  # what a pool row keeps of its origin; the source is the run's
+# what a pool row keeps of its origin; the source is the run's
+POOL_ORIGINS = (ORIGIN_ID, ORIGIN_SIDE, ORIGIN_COPY, ORIGIN_OPERATION)
 
 
 @dataclass
 class Pool:
     """A generated (or cached) pool and how it was obtained."""
 
-    examples: datasets.Dataset  # text_a[, text_b], label, origin_id, origin_side, origin_copy
+    examples: datasets.Dataset  # text_a[, text_b], label, origin_id, origin_side, origin_copy, origin_operation
     cache_hit: bool
     generation_s: float  # time it took to generate, measured when it was generated
     copies: int  # augmented versions asked for per original example
     folder: Path
+    operations: tuple[str, ...] = ()  # the method's operations where it has several (`PoolAugmenter.operations`)
 
 
 def side_copies(n_examples: int, copies: int, pair: bool) -> dict[str, list[int]]:
@@ -72,36 +75,37 @@ def generate_pool(augmenter: PoolAugmenter, data: datasets.Dataset, *, seed: int
     """The augmented examples of `data` (columns text_a[, text_b], label), in a fixed order."""
     pair = "text_b" in data.column_names
     wanted = side_copies(len(data), augmenter.copies, pair)
-    versions: dict[str, list[list[str]]] = {}
+    versions: dict[str, list[list[tuple[str, int]]]] = {}
     with tqdm(total=sum(len(c) for c in wanted.values()), desc=desc, unit="sentence") as bar:
         for side_index, (side, copies) in enumerate(wanted.items()):
             sentences, versions[side] = data[side], []
             for start in range(0, len(sentences), CHUNK):
                 stop = start + CHUNK
-                versions[side] += augmenter.augment(sentences[start:stop], copies[start:stop],
-                                                    chunk_seed(seed, side_index, start // CHUNK))
+                versions[side] += augmenter.augment_tagged(sentences[start:stop], copies[start:stop],
+                                                           chunk_seed(seed, side_index, start // CHUNK))
                 bar.update(len(sentences[start:stop]))
     rows: dict[str, list] = {column: [] for column in [*wanted, "label", *POOL_ORIGINS]}
     for i, example in enumerate(data):
         for side_index, side in enumerate(wanted):
-            for copy, text in enumerate(_new_versions(example[side], versions[side][i])[:wanted[side][i]], start=1):
+            new = _new_versions(example[side], versions[side][i])[:wanted[side][i]]
+            for copy, (text, operation) in enumerate(new, start=1):
                 for column in wanted:
                     rows[column].append(text if column == side else example[column])
                 rows["label"].append(example["label"])
-                for column, value in zip(POOL_ORIGINS, (i, side_index, copy)):
+                for column, value in zip(POOL_ORIGINS, (i, side_index, copy, operation)):
                     rows[column].append(value)
     return datasets.Dataset.from_dict(rows, features=_features(data))
 
 
-def _new_versions(original: str, versions: list[str]) -> list[str]:
-    """`versions` less blanks, repeats and the original, comparing words and not spacing (a
-    tokenizer does not see spacing)."""
+def _new_versions(original: str, versions: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """`versions` (each with its operation) less blanks, repeats and the original, comparing words and not
+    spacing (a tokenizer does not see spacing)."""
     seen, kept = {" ".join(original.split())}, []
-    for version in versions:
+    for version, operation in versions:
         words = " ".join(version.split())
         if words and words not in seen:
             seen.add(words)
-            kept.append(version)
+            kept.append((version, operation))
     return kept
 
 
@@ -125,7 +129,7 @@ def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], 
     if folder.is_dir() and usable(folder, _pool_damage(folder)):  # a pool folder appears only by its rename
         meta = json.loads((folder / META_FILE).read_text())
         examples = datasets.Dataset.from_json(str(folder / POOL_FILE), features=_features(data))
-        return Pool(examples, True, meta["generation_s"], meta["copies"], folder)
+        return Pool(examples, True, meta["generation_s"], meta["copies"], folder, tuple(meta["operations"]))
     started = time.perf_counter()
     augmenter = build()
     examples = generate_pool(augmenter, data, seed=seed, desc=f"{method.name} pool")
@@ -136,8 +140,9 @@ def cached_pool(method: MethodSpec, params, build: Callable[[], PoolAugmenter], 
                 handle.write(json.dumps(row) + "\n")
         write_json(partial / META_FILE, {"method": method.describe(params), "seed": seed, "examples": len(data),
                                          "pool_size": len(examples), "copies": augmenter.copies,
+                                         "operations": list(augmenter.operations),
                                          "generation_s": round(generation_s, 3)})
-    return Pool(examples, False, generation_s, augmenter.copies, folder)
+    return Pool(examples, False, generation_s, augmenter.copies, folder, tuple(augmenter.operations))
 
 
 def _pool_damage(folder: Path) -> str | None:

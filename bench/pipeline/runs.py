@@ -255,7 +255,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
                               tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
                               online_teacher=config.teacher_outputs == "online")
-    rows, pools = [with_origins(train_ds, source=0)], []
+    rows, pools, operations = [with_origins(train_ds, source=0)], [], [()]
     for source, each in enumerate(pool_methods, start=1):  # each pool a source of rows, in the composition's order
         method, params = each.part, each.params
         with timer.phase("augmentation"):
@@ -269,7 +269,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         pools.append({"method": method.name, "pool_size": len(pool_ds), "copies": pool.copies,
                       "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
                       "pool_folder": str(pool.folder)})
-    context.sources = (ORIGINAL, *(pool["method"] for pool in pools))
+        operations.append(pool.operations)
+    context.sources, context.operations = (ORIGINAL, *(pool["method"] for pool in pools)), tuple(operations)
     train_ds = datasets.concatenate_datasets([rows[0], *(ds.cast(rows[0].features) for ds in rows[1:])])
     parts = _parts(chosen, context, distill=True)
     train_ds = _selected(chosen["selector"].part.name, parts.selector, parts.objective.held_out(train_ds))

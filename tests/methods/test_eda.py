@@ -157,7 +157,7 @@ def test_defaults_by_training_set_size(train_size, alpha, num_aug):
 
 def test_explicit_parameters_override_defaults():
     eda = make_eda(500, alpha=0.3, num_aug=2, operations="rs, rd")
-    assert (eda.alpha, eda.copies, eda.operations) == (0.3, 2, ["rs", "rd"])
+    assert (eda.alpha, eda.copies, eda.operations) == (0.3, 2, ("rs", "rd"))
 
 
 @pytest.mark.parametrize("params, error", [

@@ -53,8 +53,9 @@ def candidates(first_tokens: list[int], teacher: list[list[float]]) -> list[dict
     return datasets.Dataset.from_dict({"input_ids": [[t, 7, 8] for t in first_tokens],
                                        "attention_mask": [[1, 1, 1]] * len(first_tokens),
                                        "labels": [0] * len(first_tokens), TEACHER_LOGITS: teacher,
-                                       "origin_side": [0] * len(first_tokens),
-                                       "origin_copy": list(range(1, len(first_tokens) + 1))}).to_list()
+                                       "origin_source": [2] * len(first_tokens), "origin_side": [0] * len(first_tokens),
+                                       "origin_copy": list(range(1, len(first_tokens) + 1)),
+                                       "origin_operation": [3] * len(first_tokens)}).to_list()
 
 
 def kl(teacher: list[float], student: list[float]) -> float:
@@ -104,7 +105,8 @@ def test_a_slot_is_replaced_by_its_candidate_and_the_rows_weighted(tokenizer_dir
                            for row in candidates([101, 2023], [[0.5, -0.5], [1.0, 2.0]])]
     inputs = {"input_ids": torch.tensor([[101, 5, 102, PAD, PAD], [101, 6, 7, 8, 102], [101, 9, 102, PAD, PAD]]),
               "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}
-    origins = Origins(torch.tensor([0, 1, 0]), torch.tensor([0, 0, 1]), torch.tensor([-1, -1, 0]), torch.tensor([0, 0, 2]))
+    origins = Origins(torch.tensor([0, 1, 0]), torch.tensor([0, 0, 1]), torch.tensor([-1, -1, 0]), torch.tensor([0, 0, 2]),
+                      torch.tensor([0, 0, 1]))
     batch = Batch(inputs, torch.tensor([1, 0, 1]), torch.tensor([[0.0, 1.0], [2.0, 0.0], [9.0, 9.0]]),
                   torch.tensor([0, 1, 7]), origins=origins)
     new = selector.with_rows(batch, {2: 1})
@@ -112,6 +114,7 @@ def test_a_slot_is_replaced_by_its_candidate_and_the_rows_weighted(tokenizer_dir
     assert new.inputs["attention_mask"][2].tolist() == [1, 1, 1, 1, 0]
     assert new.teacher_logits.tolist() == [[0.0, 1.0], [2.0, 0.0], [1.0, 2.0]] and new.labels.tolist() == [1, 0, 0]
     assert new.origins.copies.tolist() == [0, 0, 2] and new.example_ids.tolist() == [0, 1, 7]
+    assert new.origins.sources.tolist() == [0, 0, 2] and new.origins.operations.tolist() == [0, 0, 3]  # the candidate's
     assert new.weights.tolist() == pytest.approx([0.5, 0.5, 0.5])  # originals' mean + 0.5 x the candidate's
 
 
