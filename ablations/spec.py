@@ -49,7 +49,7 @@ ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params)
 STUDENT = BY_NAME["student"]
 STUDENT_KEYS = (STUDENT.name, STUDENT.spec_params)  # at the top level, the student of every variant
 TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", *ROLE_KEYS,
-             "profile", "pool_seed", "teacher_outputs", "sweep", "variants", *PROFILE_KEYS, *TABLES)
+             "profile", "pool_seed", "teacher_outputs", "layer_map", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
 class SpecError(KdbenchError):
@@ -72,7 +72,7 @@ class Variant:
     scheme_params: dict[str, Any] = field(default_factory=dict)
     selector: str = "all"
     selector_params: dict[str, Any] = field(default_factory=dict)
-    student: str = STUDENT.default  # a builder's name (students/), or its short form until checked
+    student: str = STUDENT.default  # a builder's name (students/)
     student_params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +101,7 @@ class AblationSpec:
     swept: str
     pool_seed: int = 42
     teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: the teacher's logits cached, or online
+    layer_map: str | None = None  # RunConfig.layer_map: student:teacher layer pairs (None: the student's own)
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)
     train: TrainConfig = field(default_factory=TrainConfig)
     kd: KDConfig = field(default_factory=KDConfig)
@@ -144,8 +145,10 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
+    layer_map = _text(raw["layer_map"], "layer_map") if "layer_map" in raw else None
     for variant, task in itertools.product(variants, tasks):  # the composition, as a run would check it
-        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), **variant.parts())
+        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), layer_map=layer_map,
+                           **variant.parts())
         try:
             choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
         except KdbenchError as error:
@@ -163,6 +166,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         pool_seed=SEED.check(check_type(raw.get("pool_seed", 42), int, "pool_seed"), "pool_seed"),
         teacher_outputs=check_choice(_text(raw.get("teacher_outputs", "cached"), "teacher_outputs"), TEACHER_OUTPUTS,
                                      "teacher_outputs"),
+        layer_map=layer_map,
         data=_data_fields(raw.get("data", {})),
         source=source,
         **tables,
@@ -220,6 +224,8 @@ def _roles(table: dict[str, Any], where: str) -> dict[str, Any]:
     for role in ROLES:
         values[role.name] = _text(table.get(role.name, role.default), f"{where}{role.name}")
         values[role.spec_params] = _table(table.get(role.spec_params, {}), f"{where}{role.spec_params}")
+    # the student's short form (teacher-layers:0,2,4) as a builder's name and parameters, which a sweep then sets
+    values[STUDENT.name], values[STUDENT.spec_params] = split_student(values[STUDENT.name], values[STUDENT.spec_params])
     return values
 
 
@@ -230,9 +236,6 @@ def _checked(variant: Variant) -> Variant:
     for role in ROLES[1:]:
         name, given = getattr(variant, role.name), _table(getattr(variant, role.spec_params),
                                                           f"{role.spec_params} of {variant.label}")
-        if role is STUDENT:  # its short form (teacher-layers:0,2,4) as the builder's name and parameters
-            name, given = split_student(name, given)
-            typed[role.name] = name
         parsed = resolve(role.registry).get(name).parse_params(given)
         typed[role.spec_params] = {k: getattr(parsed, k) for k in given}
     return replace(variant, kd={k: getattr(kd, k) for k in variant.kd}, data=_data_fields(variant.data), **typed)

@@ -23,17 +23,25 @@ PRETRAINED = "pretrained"  # a short form with no registered `kind:` prefix name
 
 
 def split_student(student: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The builder's name and parameters that `student` (a name, or a short form) and `params` give;
-    `params` override what the short form sets."""
+    """The builder's name and parameters that `student` (a name, or a short form) and `params` give; a
+    parameter both set differently is refused (`dataclasses.replace(config, student=...)` keeps the old
+    student's parameters: pass `student_params={}` with it)."""
     kind, sep, text = student.partition(":")
     part = _known(kind if sep else student)
     if part is None or (sep and not text):
-        return PRETRAINED, {"model": student, **(params or {})}
-    if not sep:
-        return part.name, dict(params or {})
-    if part.shorthand is not None and "=" not in text:
-        return part.name, {part.shorthand: text, **(params or {})}
-    return part.name, {**dict(map(_pair, text.split(","))), **(params or {})}
+        name, short = PRETRAINED, {"model": student}
+    elif not sep:
+        name, short = part.name, {}
+    elif part.shorthand is not None and "=" not in text:
+        name, short = part.name, {part.shorthand: text}
+    else:
+        name, short = part.name, dict(map(_pair, text.split(",")))
+    given = params or {}
+    clash = [key for key in short if key in given and str(given[key]) != str(short[key])]
+    if clash:
+        raise KdbenchError(f"student {student} and its parameters {given} both set {', '.join(clash)}: set each "
+                           "once (with a new student, pass student_params={} too)")
+    return name, {**short, **given}
 
 
 def student_text(student: str, params: dict[str, Any]) -> str:

@@ -31,9 +31,13 @@ def test_a_short_form_is_a_builder_and_its_parameters(short, name, params):
         assert student_text(name, params) == short  # what `model` held: a stored study's key
 
 
-def test_parameters_given_apart_override_the_short_form_and_defaults_are_left_out():
-    assert split_student("teacher-layers:0,2", {"layers": "1"}) == ("teacher-layers", {"layers": "1"})
+def test_parameters_given_apart_join_the_short_form_and_defaults_are_left_out():
     assert split_student("teacher-layers", {"layers": "1"}) == ("teacher-layers", {"layers": "1"})
+    assert split_student("fresh:hidden_size=8", {"num_hidden_layers": 2}) == (
+        "fresh", {"hidden_size": "8", "num_hidden_layers": 2})
+    assert split_student("teacher-layers:1", {"layers": "1"}) == ("teacher-layers", {"layers": "1"})
+    with pytest.raises(KdbenchError, match="both set layers"):  # a replaced student with the old one's parameters
+        replace(RunConfig(student="teacher-layers:0,2"), student="teacher-layers:1")
     assert student_text("teacher-layers", {}) == "teacher-layers:0,2,4"  # its default layers
     assert student_text("fresh", {"hidden_size": 64, "num_hidden_layers": None}) == "fresh:hidden_size=64"
     with pytest.raises(KdbenchError, match="key=value"):

@@ -57,12 +57,17 @@ def add_role_options(parser: argparse.ArgumentParser, roles: Sequence[str] = tup
     add_plugin_option(parser)
 
 
-def add_teacher_outputs_option(parser: argparse.ArgumentParser) -> None:
+def add_teacher_options(parser: argparse.ArgumentParser) -> None:
+    """Where the teacher's logits come from, and which teacher layer each student layer learns from."""
     from bench.pipeline.config import TEACHER_OUTPUTS
 
     parser.add_argument("--teacher-outputs", choices=TEACHER_OUTPUTS, default="cached",
                         help="the teacher's logits from the cache on disk (computed once per teacher and data; its "
                         "size is printed) or from a forward of each training batch (default: %(default)s)")
+    parser.add_argument("--layer-map", metavar="S:T,...",
+                        help="for objectives that match layers (pkd, tinybert): student:teacher hidden-state pairs, "
+                        "0 the embeddings, e.g. 1:2,2:4,3:6 (default: teacher-layers students their source layers, "
+                        "others evenly spaced)")
 
 
 def role_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -178,6 +178,9 @@ class RunConfig:
     selector_params: dict[str, Any] = field(default_factory=dict)
     # seed of a pool method's generation (fixed across training seeds, like the subset)
     pool_seed: int = field(default=42, metadata={"range": SEED})
+    # distill: which teacher hidden state each student hidden state learns from, as student:teacher pairs
+    # (`1:2,2:4,3:6`; 0 the embeddings), for the objectives that match layers; None: the student's own map
+    layer_map: str | None = None
     # distill: the teacher's logits read from the cache on disk (computed once per teacher and data), or
     # from a forward of each training batch (no cache; what a teacher that changes during training needs)
     teacher_outputs: str = field(default="cached", metadata={"choices": TEACHER_OUTPUTS})
@@ -188,6 +191,8 @@ class RunConfig:
     def __post_init__(self):
         check_ranges(self)  # the nested configs check themselves when they are built
         self.student, self.student_params = split_student(self.student, self.student_params)
+        if self.layer_map is not None:
+            parse_layer_map(self.layer_map)
         if self.teacher_clean_labels and not self.finetune_teacher:
             raise KdbenchError("teacher_clean_labels needs finetune_teacher: a teacher given already fine-tuned "
                                "keeps the labels it was trained on")
@@ -199,6 +204,22 @@ class RunConfig:
             self.objective = paired  # the default objective, taken to mean "the method's own"
         if paired:
             self.objective_params = {**paired_params, **self.objective_params}
+
+
+def parse_layer_map(text: str) -> dict[int, int]:
+    """`"1:2,2:4"` -> `{1: 2, 2: 4}`: student hidden-state index -> teacher's (0: the embeddings)."""
+    pairs = {}
+    for item in text.split(","):
+        student, sep, teacher = item.partition(":")
+        try:
+            pair = int(student), int(teacher)
+        except ValueError:
+            pair = None
+        if not sep or pair is None or min(pair) < 0 or pair[0] in pairs:
+            raise KdbenchError(f"a layer map is student:teacher pairs of hidden-state indices (0: the embeddings), "
+                               f"each student index once, e.g. 1:2,2:4,3:6; got {text!r}")
+        pairs[pair[0]] = pair[1]
+    return pairs
 
 
 def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
@@ -215,7 +236,8 @@ def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
 # earlier versions behaved as, so their studies and run folders keep their names (and a run that
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
-                  "teacher_clean_labels": False, "teacher_outputs": "cached", "selector": "all", "selector_params": {}}
+                  "teacher_clean_labels": False, "teacher_outputs": "cached", "selector": "all", "selector_params": {},
+                  "layer_map": None}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},

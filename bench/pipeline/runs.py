@@ -275,7 +275,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     parts = _parts(chosen, context, distill=True)
     train_ds = _selected(chosen["selector"].part.name, parts.selector, parts.objective.held_out(train_ds))
     student = _student(config, task, teacher)
-    context.layer_map = layer_map(config.student, student, teacher, config.student_params)
+    context.layer_map = layer_map(config.student, student, teacher, config.student_params, config.layer_map)
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
         for model in (student, teacher):
             model.set_attn_implementation("eager")

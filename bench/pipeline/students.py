@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bench.parts.errors import KdbenchError
 from bench.parts.registry import Part
 from bench.parts.tasks import TaskSpec
+from bench.pipeline.config import parse_layer_map
 from students.registry import STUDENTS, split_student
 
 if TYPE_CHECKING:
@@ -23,11 +25,20 @@ def parse_student(student: str, params: dict[str, Any] | None = None) -> tuple[P
     return part, parsed
 
 
-def layer_map(student: str, model: PreTrainedModel, teacher: PreTrainedModel,
-              params: dict[str, Any] | None = None) -> dict[int, int]:
-    """The layer map (`StudentBuilder.layer_map`) of the student built as `model`, and its teacher."""
+def layer_map(student: str, model: PreTrainedModel, teacher: PreTrainedModel, params: dict[str, Any] | None = None,
+              given: str | None = None) -> dict[int, int]:
+    """The layer map `given` (`--layer-map`), checked against the two models, or else the student builder's
+    (`StudentBuilder.layer_map`) for the student built as `model` and its teacher."""
+    layers = model.config.num_hidden_layers, teacher.config.num_hidden_layers
+    if given is not None:
+        pairs = parse_layer_map(given)
+        outside = [f"{s}:{t}" for s, t in pairs.items() if s > layers[0] or t > layers[1]]
+        if outside:
+            raise KdbenchError(f"layer map {given}: {', '.join(outside)} outside the student's {layers[0]} and the "
+                               f"teacher's {layers[1]} layers (hidden states 0 to {layers[0]} and 0 to {layers[1]})")
+        return pairs
     part, parsed = parse_student(student, params)
-    return part.implementation().layer_map(parsed, model.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    return part.implementation().layer_map(parsed, *layers)
 
 
 def build_student(student: str, teacher: PreTrainedModel | None, task: TaskSpec,
