@@ -11,7 +11,10 @@ algorithm are not public, so each is our guess, and a parameter where it can be:
   `split_operations=false` keeps EDA one);
 - policy: a softmax over the operations, with no state;
 - action: for each slot row of a batch (k per original, as Glitter's), an operation drawn from the policy among
-  those that made a candidate for its original, then one of that operation's candidates drawn uniformly;
+  those that made a candidate for its original, then one of that operation's candidates drawn uniformly
+  (`draw=slot`); or one operation drawn per window of steps, which every slot whose original has it takes
+  (`draw=window`: each reward then follows one action, where under `slot` it follows some 300 draws whose
+  mean score-function gradient is near 0);
 - reward: every `window` steps, the change since the last update of the student's score on a split carved from
   the training set (`held_out` of the originals, never trained on; never the dev set): minus its mean label
   loss (`reward=loss`) or its accuracy;
@@ -56,6 +59,9 @@ class PolicyParams:
                         "or its accuracy (classification)", choices=("loss", "accuracy"))
     advantage: str = param("normalised", "the reward less its moving average, divided by the rewards' spread so "
                            "far (normalised) or not (raw)", choices=("normalised", "raw"))
+    draw: str = param("slot", "slot: an operation drawn for each slot row among its original's; window: one per "
+                      "window of steps, taken by every slot whose original has it (the others draw among theirs)",
+                      choices=("slot", "window"))
     split_operations: bool = param(True, "a pool method's own operations (EDA's four edits) are operations of the "
                                    "policy apart; false: each pool method is one")
     aug_weight: float = param(1.0, "weight of the chosen candidates' mean loss beside the originals'",
@@ -80,6 +86,8 @@ class AugmentPolicy(SlotSelector):
                 self.operations.append(f"{name}:{edit}" if edit else name)
         self.theta = torch.zeros(len(self.operations))
         self.window_grad, self.window_actions = torch.zeros(len(self.operations)), 0
+        self.window_action: int | None = None  # draw=window: this window's operation
+        self.made_by: list[int] | None = None  # each candidate's operation
         self.baseline: float | None = None
         self.last_score: float | None = None
         self.rewards: list[float] = []
@@ -109,20 +117,33 @@ class AugmentPolicy(SlotSelector):
         return self.index[source, row[ORIGIN_OPERATION] if split else 0]
 
     def pick(self, model: torch.nn.Module, groups: list[list[int]], ranks: list[int]) -> list[int]:
-        made_by = [self.operation_of(row) for row in self.candidates]
+        if self.made_by is None:  # the candidates are fixed once selected
+            self.made_by = [self.operation_of(row) for row in self.candidates]
         generator = torch.Generator().manual_seed(self.params.seed * 1_000_003 + self.context.step)
+        per_window = self.params.draw == "window"
+        if per_window and self.window_action is None:
+            self.window_action = self._draw(list(range(len(self.operations))), generator)
         chosen = []
         for group in groups:
-            available = sorted({made_by[row] for row in group})
-            probabilities = self.probabilities_of(available)
-            action = available[int(torch.multinomial(probabilities, 1, generator=generator))]
-            self.window_grad[available] -= probabilities  # grad of log pi(action) in the logits: onehot - pi
-            self.window_grad[action] += 1
-            self.window_actions += 1
+            available = sorted({self.made_by[row] for row in group})
+            if per_window and self.window_action in available:
+                action = self.window_action
+            else:  # drawn for the slot; under draw=window, only where its original lacks the window's operation
+                action = (available[int(torch.multinomial(self.probabilities_of(available), 1, generator=generator))]
+                          if per_window else self._draw(available, generator))
             self.actions[self.operations[action]] += 1
-            rows = [row for row in group if made_by[row] == action]
+            rows = [row for row in group if self.made_by[row] == action]
             chosen.append(rows[int(torch.randint(len(rows), (), generator=generator))])
         return chosen
+
+    def _draw(self, available: list[int], generator: torch.Generator) -> int:
+        """An operation drawn from the policy over `available`, its score-function gradient added to the window's."""
+        probabilities = self.probabilities_of(available)
+        action = available[int(torch.multinomial(probabilities, 1, generator=generator))]
+        self.window_grad[available] -= probabilities  # grad of log pi(action) in the logits: onehot - pi
+        self.window_grad[action] += 1
+        self.window_actions += 1
+        return action
 
     def after_step(self, context) -> None:
         if context.step % self.params.window and self.last_score is not None:
@@ -143,7 +164,7 @@ class AugmentPolicy(SlotSelector):
         decay = self.params.baseline_decay
         self.baseline = reward if self.baseline is None else decay * self.baseline + (1 - decay) * reward
         self.window_grad.zero_()
-        self.window_actions = 0
+        self.window_actions, self.window_action = 0, None
         self.probabilities.append(self.probabilities_of(list(range(len(self.operations)))).tolist())
 
     def score(self, model: torch.nn.Module) -> float:
@@ -165,13 +186,15 @@ class AugmentPolicy(SlotSelector):
 
     def state_dict(self) -> dict:
         return {"theta": self.theta.clone(), "window_grad": self.window_grad.clone(),
-                "window_actions": self.window_actions, "baseline": self.baseline, "last_score": self.last_score,
+                "window_actions": self.window_actions, "window_action": self.window_action, "baseline": self.baseline,
+                "last_score": self.last_score,
                 "rewards": list(self.rewards), "probabilities": list(self.probabilities), "actions": dict(self.actions)}
 
     def load_state_dict(self, state: dict) -> None:
         self.theta, self.window_grad = state["theta"].clone(), state["window_grad"].clone()
         self.window_actions, self.baseline, self.last_score = (state["window_actions"], state["baseline"],
                                                                state["last_score"])
+        self.window_action = state["window_action"]
         self.rewards, self.probabilities = list(state["rewards"]), list(state["probabilities"])
         self.actions = Counter(state["actions"])
 

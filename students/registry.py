@@ -17,7 +17,8 @@ from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.registry import Registry
 
 STUDENTS = Registry("student", plural="students", base="students.base:StudentBuilder", builtins={
-    "teacher-layers": "students.teacher_layers", "fresh": "students.fresh", "pretrained": "students.pretrained"})
+    "teacher-layers": "students.teacher_layers", "fresh": "students.fresh", "kronecker": "students.kronecker",
+    "pretrained": "students.pretrained"})
 register_student = STUDENTS.register
 PRETRAINED = "pretrained"  # a short form with no registered `kind:` prefix names a pre-trained model
 

