@@ -9,6 +9,6 @@ from bench.parts.registry import Registry
 OBJECTIVES = Registry("objective", plural="objectives", base="objectives.base:Objective", builtins={
     "kd": "objectives.kd", "annealing": "objectives.annealing", "continuation": "objectives.continuation",
     "rw-kd": "objectives.rw_kd", "kd-gce": "objectives.noisy_labels", "kd-bootstrap": "objectives.noisy_labels",
-    "pkd": "objectives.pkd", "tinybert": "objectives.tinybert",
+    "pkd": "objectives.pkd", "tinybert": "objectives.tinybert", "universal-kd": "objectives.universal_kd",
 })
 register_objective, get_objective, list_objectives = OBJECTIVES.register, OBJECTIVES.get, OBJECTIVES.list
