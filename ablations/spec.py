@@ -48,7 +48,7 @@ TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_tra
 ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params))  # method, params, objective, ...
 STUDENT = BY_NAME["student"]
 STUDENT_KEYS = (STUDENT.name, STUDENT.spec_params)  # at the top level, the student of every variant
-TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", *ROLE_KEYS,
+TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "teacher_trajectory", *ROLE_KEYS,
              "profile", "pool_seed", "teacher_outputs", "layer_map", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
@@ -102,6 +102,7 @@ class AblationSpec:
     pool_seed: int = 42
     teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: the teacher's logits cached, or online
     layer_map: str | None = None  # RunConfig.layer_map: student:teacher layer pairs (None: the student's own)
+    teacher_trajectory: int = 0  # RunConfig.teacher_trajectory: checkpoints kept along the teacher's fine-tuning
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)
     train: TrainConfig = field(default_factory=TrainConfig)
     kd: KDConfig = field(default_factory=KDConfig)
@@ -167,10 +168,21 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         teacher_outputs=check_choice(_text(raw.get("teacher_outputs", "cached"), "teacher_outputs"), TEACHER_OUTPUTS,
                                      "teacher_outputs"),
         layer_map=layer_map,
+        teacher_trajectory=_trajectory(raw),
         data=_data_fields(raw.get("data", {})),
         source=source,
         **tables,
     )
+
+
+def _trajectory(raw: dict[str, Any]) -> int:
+    count = check_type(raw.get("teacher_trajectory", 0), int, "teacher_trajectory")
+    if count < 0:
+        raise KdbenchError(f"teacher_trajectory is a number of checkpoints (0: none), got {count}")
+    if count and not raw.get("finetune_teacher", True):
+        raise KdbenchError("teacher_trajectory needs finetune_teacher: a teacher given already fine-tuned keeps "
+                           "the checkpoints it was saved with")
+    return count
 
 
 def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:

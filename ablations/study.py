@@ -48,6 +48,7 @@ def prepare_task(spec: AblationSpec, task: str, *, data_dir: str | None, cache_d
     teacher = spec.teacher
     if spec.finetune_teacher:
         folder, _, _ = finetune_teacher(RunConfig(data=data, student=spec.teacher, teacher_train=spec.teacher_train,
+                                                  teacher_trajectory=spec.teacher_trajectory,
                                                   cache_dir=cache_dir))
         teacher = str(folder)
     generator = None

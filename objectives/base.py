@@ -31,6 +31,9 @@ KD_SETTINGS = ("temperature", "alpha_kd", "alpha_ce")
 
 class Objective(TrainingPart):
     kd_settings: tuple[str, ...] = KD_SETTINGS
+    # reads data of each training row by `Batch.example_ids` (Pro-KD's checkpoint logits): a selector that puts
+    # other rows in a batch's places (Glitter's) cannot run beside it
+    by_example_id: bool = False
 
     def __init__(self, params: Any, context: TrainingContext):
         self.params, self.context = params, context

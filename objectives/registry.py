@@ -10,5 +10,6 @@ OBJECTIVES = Registry("objective", plural="objectives", base="objectives.base:Ob
     "kd": "objectives.kd", "annealing": "objectives.annealing", "continuation": "objectives.continuation",
     "rw-kd": "objectives.rw_kd", "kd-gce": "objectives.noisy_labels", "kd-bootstrap": "objectives.noisy_labels",
     "pkd": "objectives.pkd", "tinybert": "objectives.tinybert", "universal-kd": "objectives.universal_kd",
+    "pro-kd": "objectives.pro_kd",
 })
 register_objective, get_objective, list_objectives = OBJECTIVES.register, OBJECTIVES.get, OBJECTIVES.list

@@ -22,15 +22,13 @@ import numpy as np
 import torch
 
 from bench.parts.context import Batch
-from bench.parts.features import Collator
+from bench.parts.features import MODEL_INPUTS, Collator
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED
 from bench.parts.losses import kd_divergence, label_loss
 from bench.parts.outputs import HIDDEN_STATES, forward
 from bench.parts.registry import param
 from objectives.layerwise import LayerwiseObjective
 from objectives.registry import register_objective
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass(frozen=True)

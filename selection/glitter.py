@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from bench.parts.features import TEACHER_LOGITS, Collator, example_lengths, longest_first
+from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator, example_lengths, longest_first
 from bench.parts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED
 from bench.parts.losses import kd_divergence
 from bench.parts.outputs import HIDDEN_STATES
 from bench.parts.registry import param
 from selection.registry import register_selector
-from selection.slots import MODEL_INPUTS, SlotSelector
+from selection.slots import SlotSelector
 
 STATES_BATCH = 128  # rows per teacher forward of the pre-filter
 

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from bench.parts.context import Batch
-from bench.parts.features import TEACHER_LOGITS, Collator
+from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator
 from bench.parts.origins import ORIGIN_COPY, ORIGIN_ID, ORIGIN_OPERATION, ORIGIN_SIDE, ORIGIN_SOURCE, Origins
 from selection.base import Selector
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class SlotSelector(Selector):

@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.commands.base import Command
 from bench.commands.options import (add_dataclass_options, add_plugin_option, add_role_options, add_run_options,
                                     add_teacher_options, dataclass_from_args, load_plugins, role_values)
+from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
 
 PROG = "kdbench"
@@ -39,6 +40,7 @@ class RunCommand(Command):
             teacher=getattr(args, "teacher", None),
             finetune_teacher=getattr(args, "finetune_teacher", False),
             teacher_clean_labels=getattr(args, "teacher_clean_labels", False),
+            teacher_trajectory=getattr(args, "save_trajectory", 0),
             **role_values(args),
             pool_seed=getattr(args, "pool_seed", 42),
             teacher_outputs=getattr(args, "teacher_outputs", "cached"),
@@ -49,6 +51,9 @@ class RunCommand(Command):
         )
         if not config.data.train_file:
             get_task(config.data.task)
+        if self.distills and config.teacher_trajectory and not config.finetune_teacher:
+            raise KdbenchError("--save-trajectory keeps checkpoints of a teacher fine-tuned here: add "
+                               "--finetune-teacher, or run `kdbench finetune-teacher --save-trajectory N` first")
         choose_parts(config, distill=self.distills)
         return config
 
@@ -61,6 +66,7 @@ class FinetuneTeacher(RunCommand):
         super().add_arguments(parser)
         parser.add_argument("--model", dest="student", default="minilm", metavar="MODEL",
                             help="pre-trained encoder: hub id, folder, or 'minilm' (offline MiniLM; the default)")
+        add_trajectory_option(parser)
 
     def run(self, args: argparse.Namespace) -> None:
         from bench.pipeline.runs import finetune_teacher
@@ -112,6 +118,7 @@ class Distill(Finetune):
         parser.add_argument("--teacher-clean-labels", action="store_true",
                             help="with --finetune-teacher and --label-noise: fine-tune the teacher on the clean "
                             "labels (default: on the noisy labels the student sees)")
+        add_trajectory_option(parser)
         add_role_options(parser)
         parser.add_argument("--pool-seed", type=int, default=42,
                             help="seed of a pool method's generation, fixed across training seeds (default: 42)")
@@ -179,6 +186,12 @@ class MakeGenerator(Command):
         print(f"generator{' (cached)' if cached else ''}: {folder}\nmasked-LM dev loss "
               f"{info['eval_loss_before']:.3f} -> {info['eval_loss_after']:.3f} in {info['train_seconds']} s; "
               f"use it with --method mlm --param generator={folder}")
+
+
+def add_trajectory_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--save-trajectory", type=int, default=0, metavar="N",
+                        help="keep N checkpoints along the teacher's fine-tuning, evenly spaced, the last at its final "
+                        "step, in its folder's trajectory/ (what --objective pro-kd follows; default: none)")
 
 
 def run_summary(record: dict) -> str:

@@ -74,6 +74,9 @@ class TrainingContext:
     sources: tuple[str, ...] = (ORIGINAL,)  # by `Origins.sources`: the training set, then each pool's method
     # by source, then `Origins.operations`: the names of a source's operations where it has several (EDA's edits)
     operations: tuple[tuple[str, ...], ...] = ((),)
+    # bound by the harness before training: the logits of the model in a folder (a teacher's trajectory checkpoint)
+    # on every training row, indexed by `Batch.example_ids`, from the cache on disk (computed once per model and data)
+    teacher_logits_of: Callable[[str], torch.Tensor] | None = field(default=None, repr=False)
     # bound by the harness while training
     state: Any = field(default=None, repr=False)  # transformers.TrainerState
     model: torch.nn.Module | None = field(default=None, repr=False)  # the student being trained

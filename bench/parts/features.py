@@ -13,6 +13,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 TEACHER_LOGITS = "teacher_logits"
 LENGTH = "length"  # tokens per example: TrainingArguments' default `length_column_name`
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what a model's forward takes of a tokenised row
 
 
 def tokenize(ds: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.Dataset:

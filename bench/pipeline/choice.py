@@ -191,6 +191,10 @@ def _check_selector(chosen: ChosenParts) -> None:
     if selector.implementation.needs_pool and chosen.method(MAKES_POOL) is None:
         raise KdbenchError(f"selector {selector.name} chooses among a pool's rows: compose a pool method "
                            "(e.g. --method eda)")
+    objective = chosen["objective"].part
+    if selector.implementation.chooses_each_step and objective.implementation.by_example_id:
+        raise KdbenchError(f"selector {selector.name} puts other rows in a batch's places, and objective "
+                           f"{objective.name} reads each row's data by its place: use them apart")
     if selector.implementation.chooses_each_step and step is not None:
         raise KdbenchError(f"selector {selector.name} changes each step's batch, which in-loop method "
                            f"{step.part.name} computes its own loss over: use it with a pool method alone")

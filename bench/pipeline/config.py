@@ -168,6 +168,9 @@ class RunConfig:
     finetune_teacher: bool = False  # distill: fine-tune `teacher` (a pre-trained encoder) first, cached
     teacher_clean_labels: bool = False  # with finetune_teacher and data.label_noise: teacher on the clean labels
     teacher_train: TrainConfig = field(default_factory=TrainConfig)  # settings for that fine-tuning
+    # finetune-teacher (and distill with finetune_teacher): checkpoints kept along the teacher's fine-tuning,
+    # evenly spaced, the last at its final step (Pro-KD's teacher trajectory); 0: none
+    teacher_trajectory: int = field(default=0, metadata={"range": NON_NEGATIVE})
     method: str = "none"
     method_params: dict[str, Any] = field(default_factory=dict)  # the method's parameters, by name
     objective: str = "kd"  # distill: the KD objective (objectives/)
@@ -237,7 +240,7 @@ def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
                   "teacher_clean_labels": False, "teacher_outputs": "cached", "selector": "all", "selector_params": {},
-                  "layer_map": None}
+                  "layer_map": None, "teacher_trajectory": 0}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},

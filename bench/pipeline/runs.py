@@ -12,6 +12,7 @@ Data flows one way: data -> teacher -> method, objective and scheme -> student t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -21,13 +22,14 @@ from datetime import datetime
 from pathlib import Path
 
 import datasets
+import torch
 from filelock import FileLock
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
-from bench.parts.context import TrainingContext
+from bench.parts.context import EXAMPLE_ID, TrainingContext
 from bench.parts.errors import KdbenchError
-from bench.parts.features import TEACHER_LOGITS, Collator, tokenize
-from bench.parts.models import frozen, load_classifier, load_tokenizer
+from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator, tokenize
+from bench.parts.models import TRAJECTORY, frozen, load_classifier, load_tokenizer, trajectory
 from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
 from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
@@ -37,6 +39,7 @@ from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
 from bench.pipeline.pools import POOL_ORIGINS, cached_pool
 from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pipeline.storage import publish_directory
+from bench.pipeline.checkpoints import TrajectorySaver
 from bench.pipeline.choice import ChosenParts, choose_parts
 from bench.pipeline.students import build_student, layer_map, parse_student
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
@@ -113,8 +116,10 @@ def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
 def teacher_cache_dir(config: RunConfig, prepared: PreparedData, base: PreTrainedModel) -> Path:
     """Where the teacher fine-tuned from `base` on this data with these settings is cached; keyed by
     the weights, not the name, so `minilm` and its hub id share one entry."""
+    trajectory_key = (config.teacher_trajectory,) if config.teacher_trajectory else ()  # earlier teachers keep theirs
     key = digest(model_fingerprint(base), dataset_fingerprint(prepared.train),
-                 {name: dataset_fingerprint(ds) for name, ds in prepared.evals.items()}, train_identity(config.teacher_train))
+                 {name: dataset_fingerprint(ds) for name, ds in prepared.evals.items()}, train_identity(config.teacher_train),
+                 *trajectory_key)
     return cache_root(config.cache_dir) / "teachers" / f"{prepared.data.task.name}-{key}"
 
 
@@ -144,11 +149,14 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
             cached = holds_entry(folder, RECORD_FILE) and usable(folder, folder_damage(folder))
         if cached:
             return folder, read_record(folder), True
+        saver = [TrajectorySaver(config.teacher_trajectory, partial / TRAJECTORY, tokenizer)] if config.teacher_trajectory else []
         model, result = train(model, tokenizer, prepared.train, prepared.evals, prepared.data.task,
-                              config.teacher_train, partial, timer, resume=True)
+                              config.teacher_train, partial, timer, resume=True, callbacks=saver)
         teacher_config = replace(config, train=config.teacher_train)
         record = _finish("finetune-teacher", teacher_config, prepared, model, tokenizer, result, timer, started,
-                         partial, model_dir=partial)
+                         partial, model_dir=partial, **({"trajectory": [str(path.relative_to(partial))
+                                                                         for path in trajectory(partial)]}
+                                                         if saver else {}))
         if state.is_main_process:
             seal(partial)
             publish_directory(partial, folder)
@@ -279,6 +287,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     train_ds = datasets.concatenate_datasets([rows[0], *(ds.cast(rows[0].features) for ds in rows[1:])])
     parts = _parts(chosen, context, distill=True)
     train_ds = _selected(chosen["selector"].part.name, parts.selector, parts.objective.held_out(train_ds))
+    context.teacher_logits_of = functools.partial(_logits_on_rows, rows=train_ds, task=task, tokenizer=tokenizer,
+                                                  config=config)
     student = _student(config, task, teacher)
     context.layer_map = layer_map(config.student, student, teacher, config.student_params, config.layer_map)
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
@@ -334,6 +344,25 @@ def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokeniz
         print(f"teacher outputs: {len(ds)} x {logits.shape[1]} logits, {logits.nbytes / 1024:.0f} KB, "
               f"{'read from' if hit else 'written to'} {cache_root(config.cache_dir) / 'teacher-outputs'}")
     return ds.add_column(TEACHER_LOGITS, logits.tolist()), hit
+
+
+def _logits_on_rows(folder: str, *, rows: datasets.Dataset, task, tokenizer, config: RunConfig) -> torch.Tensor:
+    """The logits of the fine-tuned model in `folder` on the training rows, by example id (a row's position),
+    from the cache of teacher outputs: `TrainingContext.teacher_logits_of`."""
+    model = frozen(load_classifier(folder, task, require_trained_head=True).to(distributed_state().device))
+    inputs = rows.select_columns([c for c in (*MODEL_INPUTS, EXAMPLE_ID) if c in rows.column_names])
+    ids = inputs[EXAMPLE_ID] if EXAMPLE_ID in inputs.column_names else list(range(len(inputs)))
+    with distributed_state().main_process_first():
+        logits, hit = cached_teacher_logits(model, inputs.remove_columns([c for c in [EXAMPLE_ID]
+                                                                          if c in inputs.column_names]),
+                                            Collator(tokenizer), batch_size=config.train.per_device_eval_batch_size,
+                                            cache_dir=config.cache_dir)
+    if distributed_state().is_main_process:
+        print(f"teacher outputs of {folder}: {len(rows)} x {logits.shape[1]} logits, "
+              f"{'read from' if hit else 'written to'} {cache_root(config.cache_dir) / 'teacher-outputs'}")
+    by_id = torch.zeros(max(ids) + 1, logits.shape[1])
+    by_id[torch.tensor(ids)] = torch.from_numpy(logits)
+    return by_id
 
 
 # Each kind of run record, by the function that runs its config again and returns the new record.
