@@ -92,3 +92,13 @@ def test_a_fine_tuning_keeps_its_trajectory_and_a_student_follows_it(glue_dir, t
     assert measured["checkpoints"] == [f"step-{steps // 2}", f"step-{steps}"]
     assert None not in measured["phase_start_steps"] and len(measured["phase_start_steps"]) == 3
     assert capsys.readouterr().out.count("teacher outputs of") == 2
+
+
+def test_a_spec_keeps_a_trajectory_only_of_a_teacher_it_fine_tunes():
+    from ablations.spec import load_spec, parse_spec
+
+    spec = load_spec("ablations/pro-kd.toml")
+    assert spec.teacher_trajectory == 4 and [v.objective for v in spec.variants] == ["kd", "pro-kd"]
+    with pytest.raises(KdbenchError, match="teacher_trajectory needs finetune_teacher"):
+        parse_spec({"tasks": ["sst2"], "teacher": "t", "finetune_teacher": False, "teacher_trajectory": 2,
+                    "variants": [{"label": "x"}]}, name="s")
