@@ -92,6 +92,49 @@ def test_pairs_rewrite_both_sides_or_one(tiny_generator, tokenizer_dir, sides, t
     selected = mate_kd(tiny_generator, tokenizer_dir, teacher, task="rte", mask_rate=1.0,
                        sides=sides).masked_positions(inputs)
     assert set(inputs["token_type_ids"][selected].tolist()) == types
+    real = (inputs["attention_mask"] == 1) & ~torch.isin(inputs["input_ids"], torch.tensor([101, 102]))
+    on_side = torch.isin(inputs["token_type_ids"], torch.tensor(sorted(types)))
+    assert torch.equal(selected, real & on_side)  # never padding or a special token, whichever side
+
+
+def test_one_side_of_a_pair_needs_token_types(tiny_generator, tokenizer_dir):
+    teacher, _ = models()
+    inputs = {k: v for k, v in batch(tokenizer_dir, pair=True).inputs.items() if k != "token_type_ids"}
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, task="rte", sides="first")
+    with pytest.raises(KdbenchError) as raised:
+        method.masked_positions(inputs)
+    assert str(raised.value) == ("mate-kd: sides=first needs token type ids to tell the sides apart, and this "
+                                 "tokenizer gives none; use --param sides=both")
+
+
+def test_the_generator_sees_the_masked_text_and_samples_at_its_temperature(tiny_generator, tokenizer_dir,
+                                                                          monkeypatch):
+    """What reaches the generator: [MASK] at the selected positions, the rest and the attention mask and token
+    types as they were; the straight-through sample's gradient is Gumbel-softmax's at `gumbel_tau`."""
+    import methods.mate_kd
+
+    teacher, _ = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, mask_rate=0.5, gumbel_tau=0.5)
+    inputs = batch(tokenizer_dir).inputs
+    torch.manual_seed(0)
+    selected = method.masked_positions(inputs)
+    seen, logits = {}, torch.randn(int(selected.sum()), 7, requires_grad=True)
+    monkeypatch.setattr(methods.mate_kd, "masked_lm_logits", lambda model, masked, where: seen.update(masked) or logits)
+    torch.manual_seed(1)
+    onehot = method.replacements(inputs, selected)
+    mask_id = method.context.tokenizer.mask_token_id
+    assert (seen["input_ids"][selected] == mask_id).all()
+    assert torch.equal(seen["input_ids"][~selected], inputs["input_ids"][~selected])
+    assert torch.equal(seen["attention_mask"], inputs["attention_mask"])
+    assert torch.equal(seen["token_type_ids"], inputs["token_type_ids"])
+    weights = torch.randn(7)
+    (onehot * weights).sum().backward()
+    ours, logits.grad = logits.grad.clone(), None
+    for tau, same in ((0.5, True), (1.0, False)):
+        torch.manual_seed(1)
+        (torch.nn.functional.gumbel_softmax(logits, tau=tau, hard=True) * weights).sum().backward()
+        assert torch.allclose(logits.grad, ours) == same
+        logits.grad = None
 
 
 def _grads(model: torch.nn.Module) -> bool:
@@ -254,8 +297,9 @@ def test_the_generators_divergence_by_hand(tiny_generator, tokenizer_dir, task, 
     regression), t^2 KL(teacher || student), or the cross-entropy of the student under the teacher."""
     teacher, _ = models()
     method = mate_kd(tiny_generator, tokenizer_dir, teacher, task=task, divergence=divergence, temperature=2.0)
-    student = torch.tensor([[1.0, -1.0], [0.5, 2.0]]) if task == "sst2" else torch.tensor([[0.3], [1.5]])
-    target = torch.tensor([[0.0, 1.0], [2.0, -1.0]]) if task == "sst2" else torch.tensor([[0.1], [0.5]])
+    # three rows of two classes: a mean over the wrong dimension gives another number
+    student = torch.tensor([[1.0, -1.0], [0.5, 2.0], [0.0, 1.0]]) if task == "sst2" else torch.tensor([[0.3], [1.5]])
+    target = torch.tensor([[0.0, 1.0], [2.0, -1.0], [1.0, 1.0]]) if task == "sst2" else torch.tensor([[0.1], [0.5]])
     p, log_q = torch.softmax(target / 2, -1), torch.log_softmax(student / 2, -1)
     expected = {"mse": ((student - target) ** 2).mean(), "ce": -(p * log_q).sum(-1).mean(),
                 "kl": (4 * (p * (p.log() - log_q)).sum(-1)).mean()}
