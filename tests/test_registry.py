@@ -27,7 +27,7 @@ def test_listing_takes_wildcards():
     assert [part.name for part in list_objectives("ann*")] == ["annealing"]
     assert {"kd", "annealing", "continuation", "rw-kd", "kd-gce", "kd-bootstrap"} <= {p.name for p in list_objectives()}
     assert [part.name for part in list_schemes()][:2] == ["plain", "swa"]
-    assert {p.name for p in STUDENTS.list()} == {"teacher-layers", "fresh", "pretrained"}
+    assert {p.name for p in STUDENTS.list()} == {"teacher-layers", "fresh", "kronecker", "pretrained"}
 
 
 def test_an_unknown_name_gets_the_nearest_valid_ones():
