@@ -8,8 +8,8 @@ such as `"data.label_noise"`) or an explicit list of `[[variants]]` (the method 
 `baseline = "finetune"` for the no-KD student). A variant composes a method, an objective and a
 scheme and a row selector, each with its parameters (`method`/`params`, `objective`/`objective_params`,
 `scheme`/`scheme_params`, `selector`/`selector_params`), and may set `kd` and `data` fields and its own
-`student`/`student_params` (the spec's top-level `student` is every other variant's). Optional tables set the rest, by the
-field names of the harness's dataclasses:
+`student`/`student_params` (the spec's top-level `student` is every other variant's). Optional tables set
+the rest, by the field names of the harness's dataclasses:
 `[data]`, `[train]`, `[kd]`, `[teacher_train]`, and `[generator]` (how the masked-LM generator of
 `mlm`, `mate-kd` and `combined-kd` variants is made from each task's teacher, since no masked-LM
 weights exist offline).
@@ -138,8 +138,8 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         swept, variants = _sweep(raw["sweep"], base)
     else:
         if any(key in raw for key in ROLE_KEYS if key not in STUDENT_KEYS):
-            raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, selector) "
-                               "and their parameters; only the student may be given at the top level, for all")
+            raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, "
+                               "selector) and their parameters; only the student may be given at the top level, for all")
         student = {key: raw[key] for key in STUDENT_KEYS if key in raw}
         swept, variants = "variant", tuple(_variant(v, i, student) for i, v in enumerate(_list(raw["variants"],
                                                                                                  "variants")))
