@@ -100,7 +100,7 @@ class AblationSpec:
     variants: tuple[Variant, ...]
     swept: str
     pool_seed: int = 42
-    teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: the teacher's logits cached, or online
+    teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: cached, online or cached-all
     layer_map: str | None = None  # RunConfig.layer_map: student:teacher layer pairs (None: the student's own)
     teacher_trajectory: int = 0  # RunConfig.teacher_trajectory: checkpoints kept along the teacher's fine-tuning
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)

@@ -260,3 +260,32 @@ def origins_seen():
 
     yield seen
     OBJECTIVES._parts.pop("origin-spy")
+
+
+@pytest.fixture
+def reader():
+    """Registers objective `reader` (KD on logits), whose class's `reads` a test sets, and records what
+    each batch carried."""
+    from bench.parts.losses import kd_divergence
+    from objectives import OBJECTIVES, register_objective
+    from objectives.base import Objective
+
+    seen = {"batches": []}
+
+    @register_objective("reader", description="KD that looks at the batch's outputs (a test)")
+    class Reader(Objective):
+        kd_settings = ()
+
+        def loss(self, student_logits, batch):
+            teacher = self.context.teacher_forward(batch.inputs, ["hidden_states", "attentions"])
+            seen["batches"].append({"student": batch.student, "teacher": batch.teacher, "logits": student_logits,
+                                    "teacher_logits": batch.teacher_logits, "direct": teacher,
+                                    "mask": batch.inputs["attention_mask"], "map": dict(self.context.layer_map)})
+            return self.view_loss(student_logits, batch.teacher_logits, batch)
+
+        def view_loss(self, student_logits, teacher_logits, batch):
+            return kd_divergence(student_logits, teacher_logits, temperature=1.0, regression=False)
+
+    seen["class"] = Reader
+    yield seen
+    OBJECTIVES._parts.pop("reader")

@@ -62,8 +62,10 @@ def add_teacher_options(parser: argparse.ArgumentParser) -> None:
     from bench.pipeline.config import TEACHER_OUTPUTS
 
     parser.add_argument("--teacher-outputs", choices=TEACHER_OUTPUTS, default="cached",
-                        help="the teacher's logits from the cache on disk (computed once per teacher and data; its "
-                        "size is printed) or from a forward of each training batch (default: %(default)s)")
+                        help="cached: the teacher's logits from the cache on disk (computed once per teacher and data; its "
+                        "size is printed), its hidden states and attentions, when an objective reads them, from a "
+                        "forward of each batch; online: all from a forward of each batch; cached-all: all from the "
+                        "cache (large: the size is printed before writing) (default: %(default)s)")
     parser.add_argument("--layer-map", metavar="S:T,...",
                         help="for objectives that match layers (pkd, tinybert): student:teacher hidden-state pairs, "
                         "0 the embeddings, e.g. 1:2,2:4,3:6 (default: teacher-layers students their source layers, "

@@ -1,5 +1,5 @@
-"""Commands that train one model: `finetune-teacher`, `finetune`, `distill`, `rerun`, and
-`make-generator` (a masked-LM generator for the methods that take one)."""
+"""Commands that train one model: `finetune-teacher`, `finetune`, `distill`, `rerun`, `make-generator` (a
+masked-LM generator for the methods that take one) and `general-kd` (a student's general distillation on text)."""
 
 from __future__ import annotations
 
@@ -186,6 +186,45 @@ class MakeGenerator(Command):
         print(f"generator{' (cached)' if cached else ''}: {folder}\nmasked-LM dev loss "
               f"{info['eval_loss_before']:.3f} -> {info['eval_loss_after']:.3f} in {info['train_seconds']} s; "
               f"use it with --method mlm --param generator={folder}")
+
+
+class GeneralKD(Command):
+    name = "general-kd"
+    help = "general distillation of a student (KroneckerBERT's first stage) on a text file"
+    description = ("Build the student from the pre-trained teacher (default: a KroneckerBERT student of the offline "
+                   "MiniLM) and train it to match the teacher's hidden states and attention maps, layer to layer, on "
+                   "the lines of TEXT (no labels); cached. Then distil it on a task with `kdbench distill --student "
+                   "FOLDER --objective tinybert` (the second stage).")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from bench.pipeline.config import GeneralKDSettings
+
+        parser.add_argument("text", metavar="TEXT", help="a UTF-8 text file, one text per line")
+        parser.add_argument("--teacher", default="minilm",
+                            help="the pre-trained encoder: hub id, folder, or 'minilm' (default)")
+        add_role_options(parser, ["student"])
+        parser.set_defaults(student="kronecker:kroneckerbert8")
+        parser.add_argument("--output-dir", help="save here instead of the cache")
+        parser.add_argument("--cache-dir", help="cache folder (default: $KDBENCH_CACHE or ~/.cache/kdbench)")
+        add_dataclass_options(parser, GeneralKDSettings, "general")
+
+    def run(self, args: argparse.Namespace) -> None:
+        from bench.pipeline.config import GeneralKDSettings
+        from bench.pipeline.general_kd import INFO_FILE, general_kd
+        from bench.pipeline.students import parse_student
+
+        load_plugins(args)
+        values = role_values(args)
+        parse_student(values["student"], values["student_params"])  # a bad student stops here, before any model
+        settings = dataclass_from_args(args, GeneralKDSettings, "general")
+        folder, cached = general_kd(args.text, args.teacher, values["student"], values["student_params"], settings,
+                                    cache_dir=args.cache_dir, output_dir=args.output_dir)
+        info = json.loads((folder / INFO_FILE).read_text())
+        print(f"general-KD student{' (cached)' if cached else ''}: {folder}\n{info['student']}, "
+              f"{info['parameters']:,} parameters; held-out layer-wise loss {info['eval_loss_before']:.4f} -> "
+              f"{info['eval_loss_after']:.4f}; {info['train_lines']:,} lines, {info['train_tokens']:,} tokens in "
+              f"{info['train_seconds']} s ({info['train_tokens_per_second']:,.0f} tokens/s); distil it with "
+              f"`{PROG} distill --student {folder} --objective tinybert`")
 
 
 def add_trajectory_option(parser: argparse.ArgumentParser) -> None:

@@ -51,6 +51,10 @@ class ChosenParts:
         return [("method", each) for each in self.methods] + [item for item in self.others.items()
                                                               if item[0] != "student"]
 
+    def readers(self) -> list[str]:
+        """The parts of the step that read more than logits (`TrainingPart.reads`), as "role name"."""
+        return [f"{role} {each.part.name}" for role, each in self.step_parts() if each.part.implementation.reads]
+
     def method(self, capability: str) -> Chosen | None:
         """The composed method with `capability` (`Method.capabilities`), if any."""
         return next(iter(self.methods_with(capability)), None)
@@ -151,7 +155,7 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
     objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
         _check_reads(chosen)
-        _check_selector(chosen)
+        _check_selector(chosen, config.teacher_outputs)
         unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
                   and getattr(config.kd, name) != getattr(KDConfig(), name)]
         if unread:
@@ -178,15 +182,15 @@ def _check_reads(chosen: ChosenParts) -> None:
             raise KdbenchError(f"{role} {each.part.name} reads {', '.join(sorted(unknown))}: a part may read "
                                f"{' and '.join(EXTRAS)} besides logits")
     step = chosen.method(CHANGES_STEP)
-    readers = [f"{role} {each.part.name}" for role, each in chosen.step_parts() if each.part.implementation.reads]
+    readers = chosen.readers()
     if readers and step is not None:
         raise KdbenchError(f"{', '.join(readers)} reads more than logits, which in-loop method {step.part.name} "
                            "does not compute in its forwards yet: use it with a pool method or none")
 
 
-def _check_selector(chosen: ChosenParts) -> None:
+def _check_selector(chosen: ChosenParts, teacher_outputs: str) -> None:
     """A selector that chooses among a pool's rows needs a pool method, and one that changes each step's batch
-    cannot run beside an in-loop method, which computes the step's loss itself."""
+    cannot run beside an in-loop method, which computes the step's loss itself, nor beside data read by row."""
     selector, step = chosen["selector"].part, chosen.method(CHANGES_STEP)
     if selector.implementation.needs_pool and chosen.method(MAKES_POOL) is None:
         raise KdbenchError(f"selector {selector.name} chooses among a pool's rows: compose a pool method "
@@ -195,6 +199,10 @@ def _check_selector(chosen: ChosenParts) -> None:
     if selector.implementation.chooses_each_step and objective.implementation.by_example_id:
         raise KdbenchError(f"selector {selector.name} puts other rows in a batch's places, and objective "
                            f"{objective.name} reads each row's data by its place: use them apart")
+    if selector.implementation.chooses_each_step and teacher_outputs == "cached-all" and chosen.readers():
+        raise KdbenchError(f"selector {selector.name} puts other rows in a batch's places, and --teacher-outputs "
+                           f"cached-all reads the teacher's states for {', '.join(chosen.readers())} by place: use "
+                           "--teacher-outputs cached")
     if selector.implementation.chooses_each_step and step is not None:
         raise KdbenchError(f"selector {selector.name} changes each step's batch, which in-loop method "
                            f"{step.part.name} computes its own loss over: use it with a pool method alone")

@@ -1,6 +1,7 @@
 """The settings of a run, as dataclasses: which data (`DataConfig`), how to train (`TrainConfig`,
 named as in `transformers.TrainingArguments`), the KD loss's temperature and weights (`KDConfig`),
-and how the masked-LM generator is trained (`GeneratorSettings`).
+how the masked-LM generator is trained (`GeneratorSettings`), and general distillation on text
+(`GeneralKDSettings`).
 
 Kept free of heavy imports, so the command line can build its options (and `--help`) without
 loading torch or transformers. Each field's metadata gives its help text and allowed values;
@@ -29,7 +30,9 @@ LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_no
 LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
 SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
-TEACHER_OUTPUTS = ("cached", "online")  # where a distilled student's teacher logits come from
+# where a distilled student's teacher outputs come from: its logits from the cache on disk (hidden states and
+# attentions, when read, from a forward of each batch), from a forward of each batch, or all from the cache
+TEACHER_OUTPUTS = ("cached", "online", "cached-all")
 # The methods the demo compares, in its order; each runs with its declared `demo_params` (`kdbench list methods`),
 # and the masked-LM generator (mlm, mate-kd) is added once the demo has built it.
 DEMO_METHODS = ("none", "ad2", "eda", "backtranslation", "mlm", "mate-kd")
@@ -154,6 +157,38 @@ class GeneratorSettings:
 
 
 @dataclass
+class GeneralKDSettings:
+    """General distillation on a text file (`kdbench general-kd`, bench/pipeline/general_kd.py): the text, the
+    training and the weights of the two layer-wise terms."""
+
+    max_lines: int = field(default=0, metadata={"help": "use the first N non-empty lines of the file (0: all)",
+                                                "range": NON_NEGATIVE})
+    eval_lines: int = field(default=200, metadata={"help": "lines held out at the file's end to measure the loss "
+                                                   "before and after (at most a tenth of the lines)",
+                                                   "range": AT_LEAST_ONE})
+    max_length: int = field(default=128, metadata={"help": "tokens per line, truncated (the paper: 512)",
+                                                   "range": Range(MIN_MAX_LENGTH)})
+    learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate of AdamW", "range": POSITIVE})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs over the text (the paper: 3)",
+                                                           "range": POSITIVE})
+    max_steps: int = field(default=-1, metadata={"help": "training steps (-1: run num_train_epochs)",
+                                                 "range": MAX_STEPS})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "training batch size per device",
+                                                                   "range": AT_LEAST_ONE})
+    hidden_weight: float = field(default=1.0, metadata={"help": "weight of the hidden states' error (embeddings "
+                                                        "and layers)", "range": NON_NEGATIVE})
+    attention_weight: float = field(default=1.0, metadata={"help": "weight of the attention maps' error",
+                                                           "range": NON_NEGATIVE})
+    seed: int = field(default=42, metadata={"help": "seed of the data order", "range": SEED})
+
+    def __post_init__(self):
+        check_ranges(self)
+        if not self.hidden_weight and not self.attention_weight:
+            raise KdbenchError("general KD with --hidden-weight 0 and --attention-weight 0 learns nothing: "
+                               "set one above 0")
+
+
+@dataclass
 class RunConfig:
     """Everything one run depends on; stored whole in its record."""
 
@@ -185,7 +220,8 @@ class RunConfig:
     # (`1:2,2:4,3:6`; 0 the embeddings), for the objectives that match layers; None: the student's own map
     layer_map: str | None = None
     # distill: the teacher's logits read from the cache on disk (computed once per teacher and data), or
-    # from a forward of each training batch (no cache; what a teacher that changes during training needs)
+    # from a forward of each training batch (no cache; what a teacher that changes during training needs), or
+    # its logits and the hidden states and attentions a part reads all from the cache (bench/pipeline/teacher_states.py)
     teacher_outputs: str = field(default="cached", metadata={"choices": TEACHER_OUTPUTS})
     output_dir: str | None = None
     cache_dir: str | None = None

@@ -42,6 +42,7 @@ from bench.pipeline.storage import publish_directory
 from bench.pipeline.checkpoints import TrajectorySaver
 from bench.pipeline.choice import ChosenParts, choose_parts
 from bench.pipeline.students import build_student, layer_map, parse_student
+from bench.pipeline.teacher_states import TeacherStates, cached_teacher_states
 from bench.pipeline.training import RunParts, check_tracker, distributed_state, train
 from bench.roles import ROLES
 from methods.base import CHANGES_STEP, MAKES_POOL
@@ -294,11 +295,17 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     if ATTENTIONS in parts.reads:  # PyTorch's fused attention does not return its probabilities
         for model in (student, teacher):
             model.set_attn_implementation("eager")
+    states_cache_hit = None
+    if config.teacher_outputs == "cached-all" and parts.reads:
+        with timer.phase("teacher_inference"):
+            parts.teacher_states, states_cache_hit = _states_on_rows(teacher, train_ds, tokenizer, parts.reads,
+                                                                     config, fingerprint)
     output_dir = Path(config.output_dir or default_output_dir("distill", task.name))
     student, result = train(student, tokenizer, train_ds, prepared.evals, task, config.train, output_dir, timer,
                             parts=parts, resume=config.resume, callbacks=callbacks)
     teacher_info = {"name": config.teacher, "folder": teacher_name, "fingerprint": fingerprint,
                     "outputs": config.teacher_outputs, "outputs_cache_hit": outputs_cache_hit,
+                    "states_cache_hit": states_cache_hit,
                     "best": read_record(teacher_name)["best"] if (Path(teacher_name) / RECORD_FILE).is_file() else None}
     measured = parts.in_loop.report() if parts.in_loop else None  # e.g. AD2: how large its perturbation was
     info = _parts_info(chosen, parts)
@@ -346,16 +353,32 @@ def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokeniz
     return ds.add_column(TEACHER_LOGITS, logits.tolist()), hit
 
 
+def _inputs_by_id(rows: datasets.Dataset) -> tuple[datasets.Dataset, list[int]]:
+    """The training rows' model inputs, and each row's example id (as `train` gives them: a row's position
+    unless the rows carry ids)."""
+    ids = rows[EXAMPLE_ID] if EXAMPLE_ID in rows.column_names else list(range(len(rows)))
+    return rows.select_columns([c for c in MODEL_INPUTS if c in rows.column_names]), ids
+
+
+def _states_on_rows(teacher: PreTrainedModel, rows: datasets.Dataset, tokenizer, reads: frozenset[str],
+                    config: RunConfig, fingerprint: str) -> tuple[TeacherStates, bool]:
+    """The teacher's hidden states and attentions that the parts read, on the training rows, from the cache
+    (`--teacher-outputs cached-all`), and whether they came from it."""
+    inputs, ids = _inputs_by_id(rows)
+    with distributed_state().main_process_first():
+        return cached_teacher_states(teacher, inputs, ids, reads, collator=Collator(tokenizer),
+                                     batch_size=config.train.per_device_eval_batch_size, cache_dir=config.cache_dir,
+                                     teacher_fingerprint=fingerprint)
+
+
 def _logits_on_rows(folder: str, *, rows: datasets.Dataset, task, tokenizer, config: RunConfig) -> torch.Tensor:
     """The logits of the fine-tuned model in `folder` on the training rows, by example id (a row's position),
     from the cache of teacher outputs: `TrainingContext.teacher_logits_of`."""
     model = frozen(load_classifier(folder, task, require_trained_head=True).to(distributed_state().device))
-    inputs = rows.select_columns([c for c in (*MODEL_INPUTS, EXAMPLE_ID) if c in rows.column_names])
-    ids = inputs[EXAMPLE_ID] if EXAMPLE_ID in inputs.column_names else list(range(len(inputs)))
+    inputs, ids = _inputs_by_id(rows)
     with distributed_state().main_process_first():
-        logits, hit = cached_teacher_logits(model, inputs.remove_columns([c for c in [EXAMPLE_ID]
-                                                                          if c in inputs.column_names]),
-                                            Collator(tokenizer), batch_size=config.train.per_device_eval_batch_size,
+        logits, hit = cached_teacher_logits(model, inputs, Collator(tokenizer),
+                                            batch_size=config.train.per_device_eval_batch_size,
                                             cache_dir=config.cache_dir)
     if distributed_state().is_main_process:
         print(f"teacher outputs of {folder}: {len(rows)} x {logits.shape[1]} logits, "

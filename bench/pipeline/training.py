@@ -41,6 +41,7 @@ from bench.pipeline.config import LENGTH_STRATEGIES, TrainConfig
 from bench.pipeline.metrics import predictions_from_logits, trainer_metrics
 from bench.pipeline.progress import close_progress, use_loss_progress
 from bench.pipeline.records import PhaseTimer
+from bench.pipeline.teacher_states import TeacherStates
 from methods.base import InLoopMethod
 from objectives.base import Objective
 from schemes import get_scheme
@@ -65,6 +66,7 @@ class RunParts:
     objective: Objective | None = None
     in_loop: InLoopMethod | None = None
     selector: Selector | None = None
+    teacher_states: TeacherStates | None = None  # `--teacher-outputs cached-all`: the extras the parts read, on disk
 
     @property
     def restart_at(self) -> float | None:
@@ -118,10 +120,13 @@ class DistillationTrainer(Trainer):
             batch = self.parts.selector.choose(model, batch)
             inputs, labels = batch.inputs, batch.labels
         reads = self.parts.reads if distilling else frozenset()
-        if distilling and (context.online_teacher or reads):  # one teacher forward gives logits and extras
+        stored = self.parts.teacher_states if reads else None
+        if distilling and (context.online_teacher or (reads and stored is None)):  # one forward: logits and extras
             teacher = context.teacher_forward(inputs, reads)
             batch.teacher_logits = batch.teacher_logits if batch.teacher_logits is not None else teacher.logits
             batch.teacher = replace(teacher, logits=batch.teacher_logits)
+        elif stored is not None:
+            batch.teacher = stored.outputs(batch.teacher_logits, batch.example_ids, inputs["attention_mask"])
         elif batch.teacher_logits is not None:
             batch.teacher = Outputs(batch.teacher_logits)
         if batch.teacher_logits is not None and distilling and in_loop is not None:
