@@ -54,8 +54,9 @@ def test_the_student_learns_the_teachers_states_and_loads_for_a_task(tiny_encode
 
 
 def test_the_second_stage_distils_the_saved_student(tiny_encoder, tiny_teacher, glue_dir, text_file, tmp_path):
-    folder, _ = general_kd(text_file, str(tiny_encoder), "kronecker", KRONECKER,
+    folder, _ = general_kd(text_file, str(tiny_encoder), "kronecker:mha=16x16,ffn=2x4,embedding=4", None,
                            GeneralKDSettings(max_steps=2, eval_lines=5), output_dir=tmp_path / "stage1")
+    assert json.loads((folder / INFO_FILE).read_text())["student"] == "kronecker:mha=16x16,ffn=2x4,embedding=4"
     record = run_distill(distill_config(glue_dir, tiny_teacher, tmp_path / "stage2", student=str(folder),
                                         student_params={}, objective="tinybert"))
     assert record["config"]["model"] == str(folder) and record["best"]["value"] > 0

@@ -34,7 +34,7 @@ from bench.pipeline.progress import use_loss_progress
 from bench.pipeline.storage import write_json
 from bench.pipeline.students import build_student, layer_map
 from objectives.registry import get_objective
-from students.registry import student_text
+from students.registry import split_student, student_text
 
 INFO_FILE = "general-kd.json"  # written last before the checksums; marks a general-KD folder
 # A stand-in task: the models are built as classifiers, as every student is; the head is neither trained nor saved
@@ -71,6 +71,7 @@ def general_kd(text_file: str | Path, teacher_name: str, student: str, student_p
     cached result. Returns the student's folder (model without a task head, tokenizer, and `general-kd.json`
     with the settings, the held-out loss before and after, and the time) and whether it came from the cache."""
     settings = settings or GeneralKDSettings()
+    student, student_params = split_student(student, student_params)
     lines = read_lines(text_file, settings.max_lines)
     held_out = max(1, min(settings.eval_lines, len(lines) // 10))
     tokenizer = load_tokenizer(teacher_name)
