@@ -34,6 +34,7 @@ from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.choice import choose_parts, typed_method_params
+from bench.pipeline.ood import check_eval_tasks
 from bench.roles import BY_NAME, ROLES
 from bench.store.studies import PROFILES, SearchProfile
 from students.registry import split_student, student_text
@@ -147,11 +148,13 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
     layer_map = _text(raw["layer_map"], "layer_map") if "layer_map" in raw else None
-    for variant, task in itertools.product(variants, tasks):  # the composition, as a run would check it
-        config = RunConfig(data=DataConfig(task=task), kd=replace(tables["kd"], **variant.kd), layer_map=layer_map,
-                           **variant.parts())
+    data = _data_fields(raw.get("data", {}))
+    for variant, task in itertools.product(variants, tasks):  # the composition and data, as a run would check them
+        config = RunConfig(data=DataConfig(task=task, **{**data, **variant.data}), kd=replace(tables["kd"], **variant.kd),
+                           layer_map=layer_map, **variant.parts())
         try:
             choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
+            check_eval_tasks(config.data)
         except KdbenchError as error:
             raise KdbenchError(f"variant {variant.label} on {task}: {error}") from None
     return AblationSpec(
@@ -169,7 +172,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
                                      "teacher_outputs"),
         layer_map=layer_map,
         teacher_trajectory=_trajectory(raw),
-        data=_data_fields(raw.get("data", {})),
+        data=data,
         source=source,
         **tables,
     )

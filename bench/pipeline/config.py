@@ -86,6 +86,12 @@ class DataConfig:
                 "(the pair-flip noise of the noisy-label literature)", "choices": LABEL_NOISE_TYPES})
     label_noise_seed: int = field(default=0, metadata={"help": "seed of which labels are corrupted, and how",
                                                        "range": SEED})
+    eval_task: str = field(default="", metadata={
+        "help": "out-of-domain sets scored once with the kept weights, comma-separated: hans (HANS, for RTE, QNLI "
+                "and MNLI students) or file:PATH (a .csv, .tsv or .jsonl of the task's text columns and label); "
+                "see docs/running.md"})
+    eval_task_examples: int | None = field(default=None, metadata={
+        "help": "a seeded subset (subset_seed) of this many rows of each out-of-domain set", "range": AT_LEAST_ONE})
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data is loaded
@@ -279,7 +285,8 @@ LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", 
                   "layer_map": None, "teacher_trajectory": 0}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
-    "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0},
+    "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0, "eval_task": "",
+             "eval_task_examples": None},
     "train": LATER_TRAIN_DEFAULTS,
     "teacher_train": LATER_TRAIN_DEFAULTS,
 }

@@ -118,7 +118,7 @@ def load_custom(
     if test_file is not None:
         paths["test"] = Path(test_file)
     records = {
-        split: _read_records(path, [*text_columns, *([label_column] if split != "test" else [])])
+        split: read_records(path, [*text_columns, *([label_column] if split != "test" else [])])
         for split, path in paths.items()
     }
 
@@ -152,7 +152,7 @@ def load_custom(
             if split == "test":
                 columns["label"].append(_unlabeled(spec))
             else:
-                columns["label"].append(_parse_label(values[label_column], spec, path, line))
+                columns["label"].append(parse_label(values[label_column], spec, path, line))
         loaded[split] = datasets.Dataset.from_dict(columns, features=_features(spec))
     loaded["train"] = train_subset(loaded["train"], max_train_examples, seed)
     return TaskData(spec, loaded, ", ".join(str(path) for path in paths.values()))
@@ -186,7 +186,7 @@ def _unlabeled(spec: TaskSpec) -> int | float:
     return math.nan if spec.is_regression else UNLABELED
 
 
-def _parse_label(value: str, spec: TaskSpec, path: Path, line: int) -> int | float:
+def parse_label(value: str, spec: TaskSpec, path: Path, line: int) -> int | float:
     """A label as written in a file -> its class index, or its score for regression."""
     if spec.is_regression:
         try:
@@ -291,7 +291,7 @@ def _read_glue_file(spec: TaskSpec, layout: FileLayout, path: Path) -> datasets.
         if layout.label_column is None:
             columns["label"].append(_unlabeled(spec))
         else:
-            columns["label"].append(_parse_label(row[layout.label_column], spec, path, line))
+            columns["label"].append(parse_label(row[layout.label_column], spec, path, line))
     _require_examples(path, len(columns["label"]))
     return datasets.Dataset.from_dict(columns, features=_features(spec))
 
@@ -318,7 +318,7 @@ def _load_hub(spec: TaskSpec, names: Sequence[str]) -> dict[str, datasets.Datase
 # Custom files ------------------------------------------------------------------------------------
 
 
-def _read_records(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+def read_records(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """The named columns of each record of a CSV, TSV or JSON Lines file, with its line number.
 
     Every named column must be present with a non-empty value. TSV is read without quoting,

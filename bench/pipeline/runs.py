@@ -32,10 +32,12 @@ from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator, tokeniz
 from bench.parts.models import TRAJECTORY, frozen, load_classifier, load_tokenizer, trajectory
 from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
-from bench.pipeline.cache import cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint
+from bench.pipeline.cache import (cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint,
+                                  predict_logits)
 from bench.pipeline.config import DataConfig, RunConfig, from_identity, stored, train_identity
 from bench.pipeline.data import TaskData, load_data
 from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
+from bench.pipeline.ood import OODData, check_eval_tasks, load_ood_sets, score_ood
 from bench.pipeline.pools import POOL_ORIGINS, cached_pool
 from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
 from bench.pipeline.storage import publish_directory
@@ -55,13 +57,16 @@ class PreparedData:
     data: TaskData
     train: datasets.Dataset
     evals: dict[str, datasets.Dataset]
+    ood: list[tuple[OODData, datasets.Dataset]]  # each out-of-domain set and its tokenised rows
 
 
-def prepare_data(config: DataConfig, tokenizer) -> PreparedData:
-    """Load the task (GLUE or own files) and tokenise it."""
+def prepare_data(config: DataConfig, tokenizer, cache_dir: str | Path | None = None) -> PreparedData:
+    """Load the task (GLUE or own files) and its out-of-domain sets, and tokenise them."""
     data = load_data(config)
+    ood = load_ood_sets(config, data.task, cache_dir)
     tokenised = {name: tokenize(ds, tokenizer, config.max_length) for name, ds in data.splits.items()}
-    return PreparedData(data, tokenised["train"], {s: tokenised[s] for s in data.task.eval_splits})
+    return PreparedData(data, tokenised["train"], {s: tokenised[s] for s in data.task.eval_splits},
+                        [(each, tokenize(each.rows, tokenizer, config.max_length)) for each in ood])
 
 
 def default_output_dir(kind: str, task: str) -> Path:
@@ -105,7 +110,14 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
 
 def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrainedModel, tokenizer, result,
             timer: PhaseTimer, started: float, output_dir: Path, model_dir: Path | None = None, **extra) -> dict:
-    """Save the best model and write the record, on the main process only; the record goes last."""
+    """Score the out-of-domain sets, save the best model and write the record, on the main process only; the
+    record goes last."""
+    if prepared.ood:
+        with timer.phase("ood_evaluation"):
+            extra["ood"] = {data.name: score_ood(data, predict_logits(model, rows, Collator(tokenizer),
+                                                                      config.train.per_device_eval_batch_size,
+                                                                      desc=f"{data.name} predictions"),
+                                                 prepared.data.task) for data, rows in prepared.ood}
     record = with_environment(_record(kind, config, prepared, model, result, timer, started, **extra))
     if distributed_state().is_main_process:
         model.save_pretrained(model_dir or output_dir / "model")
@@ -136,8 +148,8 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     check_tracker(config.teacher_train)
     started, timer = time.perf_counter(), PhaseTimer()
     tokenizer = load_tokenizer(_layer_source(config)[0])
-    with timer.phase("data"):
-        prepared = prepare_data(config.data, tokenizer)
+    with timer.phase("data"):  # out-of-domain sets score students; a cached teacher could not have them
+        prepared = prepare_data(replace(config.data, eval_task=""), tokenizer)
     set_seed(config.teacher_train.seed)  # the new task head's initialisation is part of the key
     model = build_student(config.student, None, prepared.data.task, config.student_params)
     folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, model)
@@ -217,12 +229,13 @@ def run_finetune(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()
     `teacher-layers:`/`fresh:` student is built from `--teacher`, exactly as `distill` builds it, so the
     two start alike. `callbacks` join the Trainer's."""
     check_tracker(config.train)
+    check_eval_tasks(config.data)
     chosen = choose_parts(config, distill=False)
     started, timer = time.perf_counter(), PhaseTimer()
     source, built_from_source = _layer_source(config)
     tokenizer = load_tokenizer(source)
     with timer.phase("data"):
-        prepared = prepare_data(config.data, tokenizer)
+        prepared = prepare_data(config.data, tokenizer, config.cache_dir)
     task = prepared.data.task
     teacher = load_classifier(source, task) if built_from_source else None
     student = _student(config, task, teacher)
@@ -247,6 +260,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         raise KdbenchError("distill needs --teacher: a fine-tuned teacher folder or hub id "
                            "(or a pre-trained encoder with --finetune-teacher)")
     check_tracker(config.train)
+    check_eval_tasks(config.data)
     chosen = choose_parts(config)
     pool_methods = chosen.methods_with(MAKES_POOL)
     started, timer = time.perf_counter(), PhaseTimer()
@@ -259,7 +273,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         teacher_name = str(folder)
     tokenizer = load_tokenizer(teacher_name)
     with timer.phase("data"):
-        prepared = prepare_data(config.data, tokenizer)
+        prepared = prepare_data(config.data, tokenizer, config.cache_dir)
     task = prepared.data.task
     state = distributed_state()
     with timer.phase("teacher_inference"):
