@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.benchmarks import (test_augmentation, test_cli_startup, test_mlm_batching, test_peer, test_preparation,
-                              test_search_workers, test_throughput)
+                              test_search_workers, test_student_latency, test_throughput)
 
 BENCHMARK_TIMEOUT_S = 3600  # test_peer.py trains MiniLM on thousands of examples: 23 min for its 10 benchmarks
 
@@ -48,6 +48,13 @@ def pytest_terminal_summary(terminalreporter):
             f"{profile['per-word GFLOP/s']:.1f} / {profile['batched GFLOP/s']:.1f} GFLOP/s "
             f"({profile['batched GFLOP/s'] / profile['per-word GFLOP/s']:.2f}x); float32 matmul peak "
             f"{profile['peak GFLOP/s']:.1f} GFLOP/s")
+    latency = test_student_latency.RESULTS
+    for (student, batch_size), measured in latency.items():
+        if ("teacher", batch_size) in latency:
+            terminalreporter.write_line(
+                f"{student}, batch {batch_size}: {measured['ms']:.2f} ms per sentence (1 thread), "
+                f"{measured['parameters']:,} parameters; {latency['teacher', batch_size]['ms'] / measured['ms']:.2f}x "
+                f"the teacher's speed")
     rates = test_search_workers.TRIALS_PER_HOUR
     if {1, 2} <= set(rates):
         terminalreporter.write_line(f"search: {rates[1]:,.0f} trials/hour with 1 worker, {rates[2]:,.0f} with 2: "
