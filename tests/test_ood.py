@@ -16,6 +16,7 @@ from bench.pipeline.config import DataConfig
 from bench.pipeline.ood import HANS_SHA256, _sha256, check_eval_tasks, hans_file, load_ood_sets, score_ood
 from bench.pipeline.records import RECORD_FILE
 from bench.pipeline.runs import run_distill
+from bench.store.run_table import record_columns
 from tests.test_runs import distill_config
 
 
@@ -93,6 +94,7 @@ def test_a_file_set_equal_to_the_dev_set_scores_the_kept_weights_dev_score(glue_
                                                for name in ("accuracy", "score")})
     assert scored["predictions"] == record["predictions"]["validation"]["predictions"]
     assert "ood_evaluation" in record["timings_s"]
+    assert record_columns(record)[f"ood.file:{dev}"] == scored["metrics"]["score"]  # a column of `kdbench results`
 
 
 def test_a_spec_naming_a_set_that_does_not_test_its_task_stops_at_loading(tmp_path):

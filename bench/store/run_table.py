@@ -36,12 +36,14 @@ def config_columns(config: dict) -> dict:
 
 
 def record_columns(record: dict) -> dict:
-    """A run record as flat columns: its settings, its best score and metrics, its timings."""
+    """A run record as flat columns: its settings, its best score and metrics, its out-of-domain scores
+    (`ood.hans`), its timings."""
     best = record.get("best") or {}
     return {"kind": record.get("kind"), "task": record.get("task"), "seed": record.get("seed"),
             **config_columns(record.get("config", {})), "score": best.get("value"), "best_metric": best.get("metric"),
             "teacher_fingerprint": (record.get("teacher") or {}).get("fingerprint"),
             **{f"best.{k}": v for k, v in (best.get("metrics") or {}).items()},
+            **{f"ood.{name}": scored["metrics"]["score"] for name, scored in (record.get("ood") or {}).items()},
             **{f"seconds.{k}": v for k, v in (record.get("timings_s") or {}).items()}}
 
 

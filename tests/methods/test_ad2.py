@@ -16,7 +16,7 @@ from bench.parts.registry import NoParams
 from bench.parts.tasks import get_task
 from bench.pipeline.runs import DataConfig, run_distill
 from methods import get_method
-from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, perturbed
+from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, _rounded, perturbed
 from methods.base import MethodContext
 from objectives import get_objective
 from tests.conftest import tiny_config
@@ -288,6 +288,12 @@ def test_at_the_papers_values_smart_is_the_starting_noise_and_says_so(tokenizer_
     assert report["gradient_share_median"] < 1e-3
     assert report["cos_start_median"] > 0.999 and abs(report["cos_gradient_median"]) < 0.3
     assert "random noise, not adversarial" in report["warning"]
+    assert (f"cosine of delta with the gradient {report['cos_gradient_median']:.3f}, with the starting noise "
+            f"{report['cos_start_median']:.3f}") in report["warning"]
+
+
+def test_a_cosine_that_could_not_be_measured_reads_undefined():
+    assert _rounded(None) == "undefined" and _rounded(0.12345) == "0.123"
 
 
 def test_smart_normalised_steps_along_the_gradient(tokenizer_dir):
