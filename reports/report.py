@@ -75,8 +75,13 @@ def build_report(folders: list[str | Path], output_dir: str | Path, *, names: li
     write_index(out / "index.html", sections)
     reported = [s for s in sections if s.tables is not None]
     write_claims(out / CLAIMS_FILE, check_claims([s.study for s in reported], {
-        s.study.name: s.tables.long for s in reported if "tested" in s.tables.long}))
+        s.study.name: dev_rows(s.tables.long) for s in reported if "tested" in s.tables.long}))
     return sections
+
+
+def dev_rows(long: pd.DataFrame) -> pd.DataFrame:
+    """The long form's rows of dev scores, without those of out-of-domain sets (the claims are the dev set's)."""
+    return long[long["evaluated_on"].isna()] if "evaluated_on" in long else long
 
 
 def study_figures(study: Study, folder: Path) -> dict[Path, str]:

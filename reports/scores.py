@@ -4,6 +4,7 @@ KD, KD and each method side by side) or as an ablation's table (one row per swep
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -91,14 +92,41 @@ def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_tables(study: Study) -> StudyTables:
-    """The main table of a comparison, or the table of a sweep, with the statistics as long form."""
+    """The main table of a comparison, then one per out-of-domain set its runs were scored on, or the table
+    of a sweep, with the statistics as long form."""
     stats = seed_statistics(study)
     if study.kind != COMPARISON:
         return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": sweep_table(study, stats)}, stats)
     tests = comparisons(study)
     long = stats.merge(tests, on=["task", "variant"], how="left") if len(tests) else stats
-    return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)],
-                       {"": main_table(study, stats, tests)}, long)
+    tables = {"": main_table(study, stats, tests)}
+    for name in ood_sets(study):
+        ood = ood_study(study, name)
+        ood_stats, ood_tests = seed_statistics(ood), comparisons(ood)
+        tables[f"out-of-domain: {name}"] = main_table(ood, ood_stats, ood_tests).drop(columns="% of teacher")
+        ood_long = ood_stats.merge(ood_tests, on=["task", "variant"], how="left") if len(ood_tests) else ood_stats
+        long = pd.concat([long, ood_long.assign(evaluated_on=name)], ignore_index=True)
+    return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)], tables, long)
+
+
+def ood_sets(study: Study) -> list[str]:
+    """The out-of-domain sets the study's runs were scored on (`--eval-task`), in the order first met."""
+    return list(dict.fromkeys(name for record in study.records for name in record.get("ood") or {}))
+
+
+def ood_study(study: Study, name: str) -> Study:
+    """The study as one out-of-domain set sees it: each run's score, metrics and predictions are the set's
+    and no teacher score is known, so the same statistics and tests apply (a run not scored on it is left
+    out and counted missing)."""
+    rows = []
+    for run in study.runs.to_dict("records"):
+        scored = (run["record"].get("ood") or {}).get(name)
+        if scored:
+            record = {**run["record"], "teacher": None, "predictions": {"ood": scored},
+                      "best": {"metric": "ood_score", "value": scored["metrics"]["score"],
+                               "metrics": {f"ood_{k}": v for k, v in scored["metrics"].items()}}}
+            rows.append({**run, "score": scored["metrics"]["score"], "record": record})
+    return dataclasses.replace(study, runs=pd.DataFrame(rows, columns=study.runs.columns), notes=[], missing=[])
 
 
 def write_score_tables(study: Study, folder: Path) -> Path:

@@ -27,7 +27,9 @@ import bench.store.search
 from bench.store.search import create_search
 from bench.store.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
-from reports.studies import MANIFEST_DIR, read_ablation, write_manifest, write_speed_results
+from reports.report import dev_rows
+from reports.scores import score_tables
+from reports.studies import COMPARISON, MANIFEST_DIR, Study, _frame, _row, read_ablation, write_manifest, write_speed_results
 
 # ASO at 100 bootstrap iterations (tests/conftest.py): no test here reads eps_min, only markers of scores
 # that never overlap; the tables, LaTeX and claims come out the same as at deepsig's 1,000 (checked)
@@ -289,3 +291,30 @@ def test_a_trial_whose_record_is_gone_is_one_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "ablations"), "--output-dir", str(tmp_path / "r")]) == 2
     error = capsys.readouterr().err
     assert "which its storage does not hold (table kdbench_records" in error and "Traceback" not in error
+
+
+def _with_ood(run: dict, correct: int) -> dict:
+    """`run` scored on an out-of-domain set of 20 examples (labels 0, 1 alternating), `correct` of them right."""
+    labels = [i % 2 for i in range(20)]
+    predictions = [y if i < correct else 1 - y for i, y in enumerate(labels)]
+    return {**run, "ood": {"hans": {"metrics": {"accuracy": correct / 20, "score": correct / 20},
+                                    "labels": labels, "predictions": predictions}}}
+
+
+def test_out_of_domain_scores_get_a_table_of_their_own_with_the_same_statistics_and_tests():
+    correct = {"no KD": [4, 5, 6], "KD": [15, 16, 17]}  # KD right on every example no KD gets right, and more
+    runs = [_row("rte", variant, _with_ood(record("rte", variant, seed, SCORES["rte"][variant][i]), n))
+            for variant, counts in correct.items() for i, (seed, n) in enumerate(zip(PROFILE.seeds, counts))]
+    runs.append(_row("rte", "AD2", record("rte", "AD2", 42, 0.655)))  # a run not scored on the set
+    study = Study("robust", "a test study", COMPARISON, "variant", _frame(runs),
+                  [("rte", "no KD"), ("rte", "KD"), ("rte", "AD2")], 3, Path("."))
+    tables = score_tables(study).tables
+    dev, ood = tables[""].set_index("model"), tables["out-of-domain: hans"].set_index("model")
+    assert "teacher" in dev.index and "teacher" not in ood.index and "% of teacher" not in ood.columns
+    assert dev.loc["KD", "RTE"].rstrip("*+") == "63.00 [62.00, 64.00]"  # the dev table is the dev scores'
+    assert ood.loc["no KD", "RTE"] == "25.00 [20.00, 30.00]"
+    assert ood.loc["KD", "RTE"] == "80.00 [75.00, 85.00]*+"  # ASO and the bootstrap over its predictions
+    assert ood.loc["AD2", "RTE"] == "-"  # no run of AD2 was scored on it
+    long = score_tables(study).long
+    assert long[long["evaluated_on"] == "hans"].set_index("variant").loc["KD", "median"] == 0.8
+    assert dev_rows(long).set_index("variant").loc["KD", "median"] == 0.63  # what the AD2 claims are checked on
