@@ -292,6 +292,12 @@ def test_at_the_papers_values_smart_is_the_starting_noise_and_says_so(tokenizer_
             f"{report['cos_start_median']:.3f}") in report["warning"]
 
 
+def test_the_report_names_the_settings_it_measured(tokenizer_dir):
+    report = _ascent_report(tokenizer_dir, batches=2, reading="ours", gradient="raw", direction="random")
+    assert {key: report[key] for key in ("site", "projection", "gradient", "direction", "batches")} == {
+        "site": "word_embeddings", "projection": "ball", "gradient": "raw", "direction": "random", "batches": 2}
+
+
 def test_a_cosine_that_could_not_be_measured_reads_undefined():
     assert _rounded(None) == "undefined" and _rounded(0.12345) == "0.123"
 
