@@ -5,6 +5,8 @@ the whole method trains single sentences, pairs and regression under the harness
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
@@ -242,7 +244,7 @@ def test_the_record_says_what_the_perturbation_did(tokenizer_dir, reading):
     word_norm = 0.02 * 32 ** 0.5  # the tiny model's word embeddings: 32 coordinates of std 0.02
     if reading == "ours":  # eps 1e-5 on word embeddings of norm ~0.1: too small to matter, and said so
         assert report["relative_size_median"] == pytest.approx(1e-5 / word_norm, rel=0.2)
-        assert "changes almost nothing" in report["warning"]
+        assert "changes almost nothing; see `reading` in `kdbench methods` (e.g. --param reading=smart)" in report["warning"]
     elif reading == "ports":  # one step of eta = 1e-3
         assert report["relative_size_median"] == pytest.approx(1e-3 / word_norm, rel=0.2) and "warning" not in report
     else:  # unit size at the embedding output (norm ~sqrt(32) after LayerNorm); smart's direction is the noise's
@@ -296,6 +298,7 @@ def test_the_report_names_the_settings_it_measured(tokenizer_dir):
     report = _ascent_report(tokenizer_dir, batches=2, reading="ours", gradient="raw", direction="random")
     assert {key: report[key] for key in ("site", "projection", "gradient", "direction", "batches")} == {
         "site": "word_embeddings", "projection": "ball", "gradient": "raw", "direction": "random", "batches": 2}
+    assert math.isfinite(report["adversarial_gain_median"]) and math.isfinite(report["adversarial_gain_mean"])
 
 
 def test_a_cosine_that_could_not_be_measured_reads_undefined():
