@@ -228,7 +228,7 @@ class AD2(InLoopMethod):
             relative = (delta.float().norm(dim=-1) / (clean_site.float().norm(dim=-1) + TINY))[tokens]
             self._batches.append({"relative_size_median": relative.median().item(),
                                   "relative_size_max": relative.max().item(), "adversarial_gain": gain.item(),
-                                  **(self.last_ascent or Ascent(start=torch.zeros_like(delta))).measure(delta, tokens)})
+                                  **self.last_ascent.measure(delta, tokens)})
 
     def _resolve_target(self, student: torch.nn.Module) -> None:
         if self._perturbed_target is not None:

@@ -289,7 +289,7 @@ def test_at_the_papers_values_smart_is_the_starting_noise_and_says_so(tokenizer_
     report = _ascent_report(tokenizer_dir)  # smart: noise of std 1e-5 + 1e-3 * raw gradient, rescaled
     assert report["gradient_share_median"] < 1e-3
     assert report["cos_start_median"] > 0.999 and abs(report["cos_gradient_median"]) < 0.3
-    assert "random noise, not adversarial" in report["warning"]
+    assert "random noise, not adversarial; see --param reading=smart-normalised" in report["warning"]
     assert (f"cosine of delta with the gradient {report['cos_gradient_median']:.3f}, with the starting noise "
             f"{report['cos_start_median']:.3f}") in report["warning"]
 
@@ -392,3 +392,45 @@ def test_the_step_pieces_by_hand(norm):
         assert torch.allclose(projected, outside / 4.0, rtol=1e-5)  # twice the radius 0.5, scaled back onto it
     else:
         assert torch.equal(projected, outside.clamp(-0.5, 0.5)) and (projected < 0).any()
+
+
+class Recording:
+    """The `kd` objective, keeping what each view loss was given and gave."""
+
+    def __init__(self, temperature: float):
+        self.inner, self.views = kd(temperature=temperature), []
+
+    def loss(self, logits, batch):
+        return self.inner.loss(logits, batch)
+
+    def view_loss(self, logits, target, batch):
+        value = self.inner.view_loss(logits, target, batch)
+        self.views.append((target.detach().clone(), batch, value.detach().clone()))
+        return value
+
+
+@pytest.mark.parametrize("target", ["teacher_perturbed", "teacher_clean"])
+def test_the_view_is_matched_to_the_target_it_names_with_the_runs_temperature_and_measured(tokenizer_dir, target):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir, pair=True)  # two pairs of different lengths: one is padded
+    with torch.no_grad():
+        logits = teacher(**inputs).logits + 0.5  # a cached target unlike the teacher's online output
+    params = {"target": target, "reading": "ports", "eta": 0.5}  # at the word embeddings, led by the gradient
+    method, objective = ad2(teacher, temperature=2.0, **params), Recording(temperature=2.0)
+    training_batch = Batch(inputs, None, logits)
+    torch.manual_seed(0)
+    method.loss(student, training_batch, objective)
+    torch.manual_seed(0)  # the same starting noise, the same ascent: at the run's temperature, on the batch's logits
+    reference = ad2(teacher, temperature=2.0, **params)
+    delta = reference.perturbation(student, inputs, logits, 2.0)
+    assert torch.allclose(method.last_ascent.grad, reference.last_ascent.grad)
+    expected = method._teacher_logits(inputs, delta) if target == "teacher_perturbed" else logits
+    (view_target, view_batch, view), (clean_target, clean_batch, clean) = objective.views
+    assert torch.allclose(view_target, expected) and view_batch is training_batch
+    assert torch.equal(clean_target, logits) and clean_batch is training_batch
+    measured = method._batches[0]
+    assert measured["adversarial_gain"] == pytest.approx((view.mean() - clean.mean()).item())
+    with torch.no_grad():  # the size relative to the clean word embeddings, over the real tokens only
+        site = student.get_input_embeddings()(inputs["input_ids"])
+    relative = (delta.norm(dim=-1) / site.norm(dim=-1))[inputs["attention_mask"].bool()]
+    assert measured["relative_size_median"] == pytest.approx(relative.median().item(), rel=1e-4)
