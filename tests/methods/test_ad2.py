@@ -271,6 +271,14 @@ def test_the_ascent_measures_equal_a_hand_computation():
     first = Ascent(start=start, grad=grad, before=start, increment=increment).measure(delta, torch.tensor([[1, 0, 0]]).bool())
     assert (first["cos_gradient"], first["cos_start"], first["gradient_share"]) == pytest.approx((0.7071, 0.7071, 0.6), abs=1e-4)
     assert all(v != v for v in Ascent(start=torch.zeros_like(start)).measure(delta, tokens).values())  # NaN: no step
+    # a start of 0 on two of three real tokens: undefined there, not 0, so the median is the third token's cosine
+    three = torch.tensor([[True, True, True]])
+    partly = Ascent(start=torch.tensor([[[0.0, 0.0], [0.0, 0.0], [2.0, 0.0]]])).measure(
+        torch.tensor([[[1.0, 1.0], [0.0, -1.0], [3.0, 0.0]]]), three)
+    assert partly["cos_start"] == pytest.approx(1.0)
+    # parallel vectors have cosine 1 however small (here norms near 1e-9, below torch's default floor of 1e-8)
+    tiny = Ascent(start=torch.full((1, 1, 2), 1e-9)).measure(torch.full((1, 1, 2), 2e-9), torch.tensor([[True]]))
+    assert tiny["cos_start"] == pytest.approx(1.0)
 
 
 def _ascent_report(tokenizer_dir, batches: int = 3, **params) -> dict:
@@ -424,7 +432,9 @@ def test_the_view_is_matched_to_the_target_it_names_with_the_runs_temperature_an
     reference = ad2(teacher, temperature=2.0, **params)
     delta = reference.perturbation(student, inputs, logits, 2.0)
     assert torch.allclose(method.last_ascent.grad, reference.last_ascent.grad)
-    expected = method._teacher_logits(inputs, delta) if target == "teacher_perturbed" else logits
+    with torch.no_grad(), perturbed(teacher, "word_embeddings", delta):
+        perturbed_teacher = teacher(**inputs).logits
+    expected = perturbed_teacher if target == "teacher_perturbed" else logits
     (view_target, view_batch, view), (clean_target, clean_batch, clean) = objective.views
     assert torch.allclose(view_target, expected) and view_batch is training_batch
     assert torch.equal(clean_target, logits) and clean_batch is training_batch
