@@ -444,3 +444,19 @@ def test_the_view_is_matched_to_the_target_it_names_with_the_runs_temperature_an
         site = student.get_input_embeddings()(inputs["input_ids"])
     relative = (delta.norm(dim=-1) / site.norm(dim=-1))[inputs["attention_mask"].bool()]
     assert measured["relative_size_median"] == pytest.approx(relative.median().item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("divergence", ["kl", "sym_kl", "mse"])
+def test_the_ascent_divergence_by_hand(divergence):
+    """KL(teacher || student) at temperature t, times t^2, averaged over examples; its symmetric sum; or the
+    squared error of the logits, which regression always uses."""
+    teacher, _ = models()
+    student_logits, target = torch.tensor([[1.0, -1.0], [0.5, 0.0]]), torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    p_s, p_t = (torch.softmax(x / 2.0, dim=-1) for x in (student_logits, target))
+    kl = lambda p, q: (p * (p / q).log()).sum(-1).mean() * 4.0  # noqa: E731  KL(p || q) x t^2
+    expected = {"kl": kl(p_t, p_s), "sym_kl": kl(p_t, p_s) + kl(p_s, p_t),
+                "mse": ((student_logits - target) ** 2).mean()}[divergence]
+    assert ad2(teacher, divergence=divergence)._divergence(student_logits, target, 2.0) == pytest.approx(expected.item())
+    regression = ad2(models(labels=1)[0], task="stsb", divergence=divergence)
+    assert regression._divergence(student_logits[:, :1], target[:, :1], 2.0) == pytest.approx(
+        ((student_logits[:, 0] - target[:, 0]) ** 2).mean().item())
