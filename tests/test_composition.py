@@ -18,7 +18,7 @@ from bench.parts.tasks import get_task
 from bench.pipeline.records import RECORD_FILE
 from bench.pipeline.runs import run_distill
 from methods import get_method
-from methods.ad2 import perturbed
+from methods.ad2 import Ascent, perturbed
 from bench.parts.losses import kd_divergence
 from objectives import OBJECTIVES, get_objective, register_objective
 from objectives.base import Objective
@@ -38,7 +38,12 @@ def test_ad2_scores_its_perturbed_view_with_the_runs_objective(tokenizer_dir, mo
     annealing = get_objective("annealing").implementation(get_objective("annealing").parse_params(), context)
     ad2 = get_method("ad2").implementation(get_method("ad2").parse_params({"target": "teacher_clean"}), context)
     delta = torch.randn(*inputs["input_ids"].shape, 32) * 0.1
-    monkeypatch.setattr(ad2, "perturbation", lambda *args: delta)
+
+    def perturbation(*args):  # as AD2's own: it keeps what the perturbation was made of, for measuring
+        ad2.last_ascent = Ascent(start=torch.zeros_like(delta))
+        return delta
+
+    monkeypatch.setattr(ad2, "perturbation", perturbation)
     with torch.no_grad():
         teacher_logits = teacher(**inputs).logits
     loss = ad2.loss(student, Batch(inputs, None, teacher_logits), annealing)
