@@ -150,8 +150,8 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
     layer_map = _text(raw["layer_map"], "layer_map") if "layer_map" in raw else None
     data = _data_fields(raw.get("data", {}))
     for variant, task in itertools.product(variants, tasks):  # the composition and data, as a run would check them
-        config = RunConfig(data=DataConfig(task=task, **{**data, **variant.data}), kd=replace(tables["kd"], **variant.kd),
-                           layer_map=layer_map, **variant.parts())
+        config = RunConfig(data=DataConfig(task=task, **{**data, **variant.data}),
+                           kd=replace(tables["kd"], **variant.kd), layer_map=layer_map, **variant.parts())
         try:
             choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
             check_eval_tasks(config.data)

@@ -98,14 +98,13 @@ def score_tables(study: Study) -> StudyTables:
     if study.kind != COMPARISON:
         return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": sweep_table(study, stats)}, stats)
     tests = comparisons(study)
-    long = stats.merge(tests, on=["task", "variant"], how="left") if len(tests) else stats
+    long = _with_tests(stats, tests)
     tables = {"": main_table(study, stats, tests)}
     for name in ood_sets(study):
         ood = ood_study(study, name)
         ood_stats, ood_tests = seed_statistics(ood), comparisons(ood)
         tables[f"out-of-domain: {name}"] = main_table(ood, ood_stats, ood_tests).drop(columns="% of teacher")
-        ood_long = ood_stats.merge(ood_tests, on=["task", "variant"], how="left") if len(ood_tests) else ood_stats
-        long = pd.concat([long, ood_long.assign(evaluated_on=name)], ignore_index=True)
+        long = pd.concat([long, _with_tests(ood_stats, ood_tests).assign(evaluated_on=name)], ignore_index=True)
     return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)], tables, long)
 
 
@@ -146,6 +145,11 @@ def score_notes(study: Study) -> list[str]:
             + ("; % of teacher: 100 x score / teacher score, averaged over tasks" if study.kind == COMPARISON else "")
             + "; in the CSV: IQR, best learning rate and batch size, median training seconds",
             *(f"missing: {line}" for line in study.missing)]
+
+
+def _with_tests(stats: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """The statistics of each task x variant with its significance tests beside them (none: as they are)."""
+    return stats.merge(tests, on=["task", "variant"], how="left") if len(tests) else stats
 
 
 def _cell(row: pd.Series) -> str:

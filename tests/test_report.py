@@ -29,7 +29,8 @@ from bench.store.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
 from reports.report import dev_rows
 from reports.scores import score_tables
-from reports.studies import COMPARISON, MANIFEST_DIR, Study, _frame, _row, read_ablation, write_manifest, write_speed_results
+from reports.studies import (COMPARISON, MANIFEST_DIR, Study, _frame, _row, read_ablation, write_manifest,
+                             write_speed_results)
 
 # ASO at 100 bootstrap iterations (tests/conftest.py): no test here reads eps_min, only markers of scores
 # that never overlap; the tables, LaTeX and claims come out the same as at deepsig's 1,000 (checked)

@@ -28,7 +28,7 @@ from bench.parts.tasks import TaskSpec, get_task
 from bench.pipeline.cache import cache_root
 from bench.pipeline.config import DataConfig
 from bench.pipeline.data import TEXT_COLUMNS, parse_label, read_records, train_subset
-from bench.pipeline.metrics import compute_metrics
+from bench.pipeline.metrics import compute_metrics, predictions_from_logits
 from bench.pipeline.storage import atomic_file
 
 FILE_PREFIX = "file:"
@@ -104,7 +104,7 @@ def load_ood_sets(config: DataConfig, task: TaskSpec, cache_dir: str | Path | No
     check_eval_tasks(config, task)
     loaded = []
     for name in eval_task_names(config):
-        data = _read_file(name, task) if name.startswith(FILE_PREFIX) else _read_known(OOD_SETS[name], task, cache_dir)
+        data = _read_file(name, task) if name.startswith(FILE_PREFIX) else _read_hans(OOD_SETS[name], task, cache_dir)
         rows = train_subset(data.rows.add_column("group", data.groups), config.eval_task_examples, config.subset_seed)
         data.rows, data.groups = rows.remove_columns("group"), rows["group"]
         loaded.append(data)
@@ -117,15 +117,14 @@ def score_ood(data: OODData, logits: np.ndarray, task: TaskSpec) -> dict:
     labels = np.asarray(data.rows["label"])
     if data.class_to_label is None:
         metrics = compute_metrics(task, logits, labels)
-        predictions = np.asarray(logits).argmax(-1) if not task.is_regression else np.asarray(logits).reshape(-1)
+        predictions = predictions_from_logits(task, logits)
     else:
         predictions = data.class_to_label[np.asarray(logits).argmax(-1)]
         accuracy = float(np.mean(predictions == labels))
         metrics = {"accuracy": accuracy, "score": accuracy}
-    by_group = {}
-    for group in sorted(set(data.groups) - {""}):
-        mask = np.asarray(data.groups) == group
-        by_group[group] = float(np.mean(predictions[mask] == labels[mask]))
+    groups = np.asarray(data.groups)
+    by_group = {group: float(np.mean(predictions[groups == group] == labels[groups == group]))
+                for group in sorted(set(data.groups) - {""})}
     return {"source": data.source, "examples": len(labels), "label_names": data.label_names, "metrics": metrics,
             "groups": by_group, "labels": labels.tolist(), "predictions": predictions.tolist()}
 
@@ -144,7 +143,9 @@ def _read_file(name: str, task: TaskSpec) -> OODData:
     return OODData(name, str(path), datasets.Dataset.from_dict(columns), None, None, [""] * len(columns["label"]))
 
 
-def _read_known(ood: OODSet, task: TaskSpec, cache_dir: str | Path | None) -> OODData:
+def _read_hans(ood: OODSet, task: TaskSpec, cache_dir: str | Path | None) -> OODData:
+    """HANS from its regenerated file, labelled in `ood`'s labels, grouped by heuristic and gold label (the one
+    known set: another would bring its own reader)."""
     path = hans_file(cache_dir)
     columns = {"text_a": [], "text_b": [], "label": []}
     groups = []

@@ -1,8 +1,9 @@
 """CPU latency of the students of `ablations/students.toml` and `ablations/intermediate.toml` against their
 teacher (pytest-benchmark; `tox -e bench`): each built from the offline MiniLM as a run builds it, then
 classifying SST-2 dev sentences one at a time (batch 1, max length 64, no gradient, eval mode) on one
-thread, as a deployed student would, and in batches of 32, as a bulk scorer would. The weights do not change the time, so the students are not trained.
-The summary prints milliseconds per sentence, parameters and the speed-up over the teacher, side by side.
+thread, as a deployed student would, and in batches of 32, as a bulk scorer would. The weights do not change
+the time, so the students are not trained. The summary prints milliseconds per sentence, parameters and the
+speed-up over the teacher, side by side.
 """
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ def test_the_record_says_what_the_perturbation_did(tokenizer_dir, reading):
     word_norm = 0.02 * 32 ** 0.5  # the tiny model's word embeddings: 32 coordinates of std 0.02
     if reading == "ours":  # eps 1e-5 on word embeddings of norm ~0.1: too small to matter, and said so
         assert report["relative_size_median"] == pytest.approx(1e-5 / word_norm, rel=0.2)
-        assert "changes almost nothing; see `reading` in `kdbench methods` (e.g. --param reading=smart)" in report["warning"]
+        assert ("changes almost nothing; see `reading` in `kdbench methods` (e.g. --param reading=smart)"
+                in report["warning"])
     elif reading == "ports":  # one step of eta = 1e-3
         assert report["relative_size_median"] == pytest.approx(1e-3 / word_norm, rel=0.2) and "warning" not in report
     else:  # unit size at the embedding output (norm ~sqrt(32) after LayerNorm); smart's direction is the noise's
