@@ -34,6 +34,7 @@ from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
 from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.choice import choose_parts, typed_method_params
+from bench.pipeline.attack import check_attack
 from bench.pipeline.ood import check_eval_tasks
 from bench.roles import BY_NAME, ROLES
 from bench.store.studies import PROFILES, SearchProfile
@@ -155,6 +156,7 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         try:
             choose_parts(config, distill=variant.baseline == "distill", where="[kd]")
             check_eval_tasks(config.data)
+            check_attack(config.data)
         except KdbenchError as error:
             raise KdbenchError(f"variant {variant.label} on {task}: {error}") from None
     return AblationSpec(

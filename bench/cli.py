@@ -13,13 +13,13 @@ from bench.commands.base import Command
 from bench.commands.listing import List, Methods, Tasks
 from bench.commands.searching import Results, Search, Worker
 from bench.commands.studies import Ablate, Demo, Report, Speed
-from bench.commands.training import Distill, Finetune, FinetuneTeacher, GeneralKD, MakeGenerator, Rerun
+from bench.commands.training import Attack, Distill, Finetune, FinetuneTeacher, GeneralKD, MakeGenerator, Rerun
 from bench.parts.errors import KdbenchError
 
 PROG = "kdbench"
 COMMANDS: dict[str, Command] = {command.name: command for command in (
     Tasks(), Methods(), List(), FinetuneTeacher(), Finetune(), Distill(), Rerun(), Search(), Worker(), Results(),
-    MakeGenerator(), GeneralKD(), Ablate(), Speed(), Report(), Demo())}
+    Attack(), MakeGenerator(), GeneralKD(), Ablate(), Speed(), Report(), Demo())}
 
 
 def build_parser() -> argparse.ArgumentParser:

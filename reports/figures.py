@@ -91,22 +91,42 @@ def tradeoff_figure(points: pd.DataFrame, *, xlabel: str, ylabel: str) -> Figure
     """Dev score against wall-clock, one marker per `variant` at (median `seconds`, median `score` x100)
     with min-max bars in both directions over its rows; seconds on a log scale; the legend below the axes."""
     _require(points, ["variant", "seconds", "score"])
-    points = points.assign(score=points["score"] * 100)
-    seconds, scores = _spread(points, "variant", "seconds"), _spread(points, "variant", "score")
-    styles = _styles(seconds.index)
     with _style():
         fig = _figure(HEIGHT_IN)
         ax = fig.add_subplot()
-        for variant, (color, marker) in styles.items():
-            x, y = seconds.loc[[variant]], scores.loc[[variant]]
-            ax.errorbar(x["median"], y["median"], xerr=_bars(x), yerr=_bars(y), fmt=marker, color=color,
-                        capsize=2, label=variant)
+        styles = _median_markers(ax, points.assign(score=points["score"] * 100), "seconds", "score")
         ax.set_xscale("log")
         _tick_seconds(ax)
         ax.set(xlabel=xlabel, ylabel=ylabel)
         ax.grid(True, axis="x", which="major")
         _add_legend(fig, styles, line=False)
     return fig
+
+
+def robustness_figure(points: pd.DataFrame, *, xlabel: str, ylabel: str) -> Figure:
+    """Accuracy under attack against dev score, one marker per `variant` at (median `score`, median
+    `attacked`), both x100, with min-max bars over its seeds; the legend below the axes."""
+    _require(points, ["variant", "score", "attacked"])
+    with _style():
+        fig = _figure(HEIGHT_IN)
+        ax = fig.add_subplot()
+        styles = _median_markers(ax, points.assign(score=points["score"] * 100, attacked=points["attacked"] * 100),
+                                 "score", "attacked")
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.grid(True)
+        _add_legend(fig, styles, line=False)
+    return fig
+
+
+def _median_markers(ax, points: pd.DataFrame, x: str, y: str) -> dict:
+    """One marker per variant at the medians of columns `x` and `y`, with min-max bars; returns the styles."""
+    xs, ys = _spread(points, "variant", x), _spread(points, "variant", y)
+    styles = _styles(xs.index)
+    for variant, (color, marker) in styles.items():
+        at_x, at_y = xs.loc[[variant]], ys.loc[[variant]]
+        ax.errorbar(at_x["median"], at_y["median"], xerr=_bars(at_x), yerr=_bars(at_y), fmt=marker, color=color,
+                    capsize=2, label=variant)
+    return styles
 
 
 def training_curves_figure(curves: pd.DataFrame, *, ylabel: str) -> Figure:

@@ -4,7 +4,8 @@ checked against the studies.
 
 Per study: its table (the main table for a comparison, the ablation table for a sweep, the speed
 tables for a speed study); per task, the ablation curve (sweeps) or dev score against wall-clock
-(comparisons and speed studies), and the training curves. A study with no finished run yet is
+(comparisons and speed studies), accuracy under each attack against dev score (comparisons whose runs
+were attacked), and the training curves. A study with no finished run yet is
 listed with what is missing instead of tables; a study half-way is reported as far as it has got,
 flagged incomplete.
 """
@@ -22,7 +23,7 @@ from bench.parts.tasks import get_task
 from reports import figures
 from reports.claims import check_claims, write_claims
 from reports.html import write_index
-from reports.scores import score_tables, task_name, value_label
+from reports.scores import held_out_names, score_tables, task_name, value_label
 from reports.speed import measurements, speed_tables
 from reports.studies import SPEED, SWEEP, Study, find_studies
 from reports.tables import StudyTables, write_tables
@@ -37,6 +38,8 @@ CAPTIONS = {
     "tradeoff": "dev score against wall-clock per variant (median; bars from min to max over seeds or repeats): "
                 "training seconds for a comparison, seconds to the best checkpoint for a speed study (pool "
                 "generation, teacher labelling, training and evaluation up to it)",
+    "attack": "accuracy under attack against dev score per variant (median; bars from min to max over seeds), on "
+              "the seeded sample of dev examples the attack was given: up and to the right is better on both",
     "curves": "dev score at each evaluation and training loss over training (median over seeds, band min to "
               "max); each variant's loss is its own objective (labels, KD, KD plus AD2's perturbed term), so "
               "compare shapes, not levels",
@@ -80,7 +83,8 @@ def build_report(folders: list[str | Path], output_dir: str | Path, *, names: li
 
 
 def dev_rows(long: pd.DataFrame) -> pd.DataFrame:
-    """The long form's rows of dev scores, without those of out-of-domain sets (the claims are the dev set's)."""
+    """The long form's rows of dev scores, without those of out-of-domain sets and attacks (the claims are the
+    dev set's)."""
     return long[long["evaluated_on"].isna()] if "evaluated_on" in long else long
 
 
@@ -102,9 +106,22 @@ def study_figures(study: Study, folder: Path) -> dict[Path, str]:
             points, xlabel = _tradeoff_points(study, task)
             fig = figures.tradeoff_figure(points, xlabel=xlabel, ylabel=ylabel)
             written[figures.save_figure(fig, stem.with_name(stem.name + "-tradeoff"))[1]] = CAPTIONS["tradeoff"]
+        for recipe in held_out_names(study, "attack") if study.kind != SWEEP else []:
+            points = attack_points(runs, recipe)
+            if len(points):
+                fig = figures.robustness_figure(points, xlabel=ylabel, ylabel=f"{task_name(task)} accuracy under "
+                                                f"{recipe} (x100)")
+                written[figures.save_figure(fig, stem.with_name(f"{stem.name}-{recipe}"))[1]] = CAPTIONS["attack"]
         fig = figures.training_curves_figure(training_curves(runs), ylabel=ylabel)
         written[figures.save_figure(fig, stem.with_name(stem.name + "-curves"))[1]] = CAPTIONS["curves"]
     return written
+
+
+def attack_points(runs: pd.DataFrame, recipe: str) -> pd.DataFrame:
+    """Each run attacked with `recipe`: its variant, dev score and accuracy under the attack."""
+    attacked = [(run["variant"], run["score"], run["record"]["attack"][recipe]["metrics"]["score"])
+                for run in runs.to_dict("records") if recipe in (run["record"].get("attack") or {})]
+    return pd.DataFrame(attacked, columns=["variant", "score", "attacked"])
 
 
 def training_curves(runs: pd.DataFrame) -> pd.DataFrame:

@@ -92,38 +92,47 @@ def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_tables(study: Study) -> StudyTables:
-    """The main table of a comparison, then one per out-of-domain set its runs were scored on, or the table
-    of a sweep, with the statistics as long form."""
+    """The main table of a comparison, then one per out-of-domain set its runs were scored on and one per
+    attack they were tested with, or the table of a sweep, with the statistics as long form."""
     stats = seed_statistics(study)
     if study.kind != COMPARISON:
         return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": sweep_table(study, stats)}, stats)
     tests = comparisons(study)
     long = _with_tests(stats, tests)
     tables = {"": main_table(study, stats, tests)}
-    for name in ood_sets(study):
-        ood = ood_study(study, name)
-        ood_stats, ood_tests = seed_statistics(ood), comparisons(ood)
-        tables[f"out-of-domain: {name}"] = main_table(ood, ood_stats, ood_tests).drop(columns="% of teacher")
-        long = pd.concat([long, _with_tests(ood_stats, ood_tests).assign(evaluated_on=name)], ignore_index=True)
+    for kind, title in HELD_OUT.items():
+        for name in held_out_names(study, kind):
+            held = held_out_study(study, kind, name)
+            held_stats, held_tests = seed_statistics(held), comparisons(held)
+            tables[f"{title}: {name}"] = main_table(held, held_stats, held_tests).drop(columns="% of teacher")
+            long = pd.concat([long, _with_tests(held_stats, held_tests).assign(evaluated_on=f"{kind}:{name}")],
+                             ignore_index=True)
     return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)], tables, long)
 
 
-def ood_sets(study: Study) -> list[str]:
-    """The out-of-domain sets the study's runs were scored on (`--eval-task`), in the order first met."""
-    return list(dict.fromkeys(name for record in study.records for name in record.get("ood") or {}))
+# what a run record holds besides the dev score, by its key: out-of-domain sets (`--eval-task`) and attacks
+# (`--attack-recipe`), each entry with its `metrics` (`score` among them) and each example's prediction and label
+HELD_OUT = {"ood": "out-of-domain", "attack": "under attack"}
 
 
-def ood_study(study: Study, name: str) -> Study:
-    """The study as one out-of-domain set sees it: each run's score, metrics and predictions are the set's
-    and no teacher score is known, so the same statistics and tests apply (a run not scored on it is left
-    out and counted missing)."""
+def held_out_names(study: Study, kind: str) -> list[str]:
+    """The out-of-domain sets (`kind` "ood") or attack recipes ("attack") the study's runs were tested on,
+    in the order first met."""
+    return list(dict.fromkeys(name for record in study.records for name in record.get(kind) or {}))
+
+
+def held_out_study(study: Study, kind: str, name: str) -> Study:
+    """The study as one out-of-domain set or attack sees it: each run's score, metrics and predictions are
+    the set's and no teacher score is known, so the same statistics and tests apply (a run not tested on it
+    is left out and counted missing)."""
     rows = []
     for run in study.runs.to_dict("records"):
-        scored = (run["record"].get("ood") or {}).get(name)
+        scored = (run["record"].get(kind) or {}).get(name)
         if scored:
-            record = {**run["record"], "teacher": None, "predictions": {"ood": scored},
-                      "best": {"metric": "ood_score", "value": scored["metrics"]["score"],
-                               "metrics": {f"ood_{k}": v for k, v in scored["metrics"].items()}}}
+            record = {**run["record"], "teacher": None, "predictions": {kind: scored},
+                      "best": {"metric": f"{kind}_score", "value": scored["metrics"]["score"],
+                               "metrics": {f"{kind}_{k}": v for k, v in scored["metrics"].items()},
+                               **({"score_metrics": scored["score_metrics"]} if "score_metrics" in scored else {})}}
             rows.append({**run, "score": scored["metrics"]["score"], "record": record})
     return dataclasses.replace(study, runs=pd.DataFrame(rows, columns=study.runs.columns), notes=[], missing=[])
 

@@ -139,7 +139,10 @@ def _primary(record: dict) -> str:
 
 
 def _metric_names(record: dict, task: str) -> tuple[str, ...]:
-    """The task's GLUE metrics; for a task given by its own files, those its record lists."""
+    """The metrics the record's score is made of (`best.score_metrics`: an attack's score is accuracy on every
+    task), else the task's GLUE metrics; for a task given by its own files, those its record lists."""
+    if "score_metrics" in record["best"]:
+        return tuple(record["best"]["score_metrics"])
     try:
         return get_task(task).metrics
     except UnknownNameError:

@@ -27,7 +27,8 @@ import bench.store.search
 from bench.store.search import create_search
 from bench.store.studies import SearchProfile, open_storage
 from reports.figures import COLUMN_WIDTH_IN, DPI
-from reports.report import dev_rows
+from reports.report import CAPTIONS, attack_points, dev_rows, study_figures
+from reports.significance import _metric_names
 from reports.scores import score_tables
 from reports.studies import (COMPARISON, MANIFEST_DIR, Study, _frame, _row, read_ablation, write_manifest,
                              write_speed_results)
@@ -317,5 +318,37 @@ def test_out_of_domain_scores_get_a_table_of_their_own_with_the_same_statistics_
     assert ood.loc["KD", "RTE"] == "80.00 [75.00, 85.00]*+"  # ASO and the bootstrap over its predictions
     assert ood.loc["AD2", "RTE"] == "-"  # no run of AD2 was scored on it
     long = score_tables(study).long
-    assert long[long["evaluated_on"] == "hans"].set_index("variant").loc["KD", "median"] == 0.8
+    assert long[long["evaluated_on"] == "ood:hans"].set_index("variant").loc["KD", "median"] == 0.8
     assert dev_rows(long).set_index("variant").loc["KD", "median"] == 0.63  # what the AD2 claims are checked on
+
+
+def _attacked(run: dict, correct: int) -> dict:
+    """`run` attacked with PWWS on 20 examples (labels 0, 1 alternating), `correct` of them still right after."""
+    labels = [i % 2 for i in range(20)]
+    predictions = [y if i < correct else 1 - y for i, y in enumerate(labels)]
+    return {**run, "attack": {"pwws": {"metrics": {"score": correct / 20, "accuracy_under_attack": correct / 20},
+                                       "score_metrics": ["accuracy"], "labels": labels, "predictions": predictions}}}
+
+
+def test_accuracy_under_attack_gets_a_table_and_a_figure_against_the_dev_score(tmp_path):
+    correct = {"no KD": [12, 13, 14], "KD": [2, 3, 4]}  # KD wins on dev and loses under attack
+    runs = [_row("rte", variant, _attacked(record("rte", variant, seed, SCORES["rte"][variant][i]), n))
+            for variant, counts in correct.items() for i, (seed, n) in enumerate(zip(PROFILE.seeds, counts))]
+    study = Study("robust", "a test study", COMPARISON, "variant", _frame(runs), [("rte", "no KD"), ("rte", "KD")],
+                  3, Path("."))
+    attacked = score_tables(study).tables["under attack: pwws"].set_index("model")
+    assert attacked.loc["no KD", "RTE"] == "65.00 [60.00, 70.00]"
+    assert attacked.loc["KD", "RTE"] == "15.00 [10.00, 20.00]"  # worse: no mark of a win
+    long = score_tables(study).long
+    assert long[long["evaluated_on"] == "attack:pwws"].set_index("variant").loc["KD", "median"] == 0.15
+    figures = study_figures(study, tmp_path)
+    assert [path.name for path, caption in figures.items() if caption == CAPTIONS["attack"]] == ["robust-rte-pwws.png"]
+    points = attack_points(study.runs, "pwws")
+    assert points.groupby("variant")["attacked"].median().to_dict() == {"KD": 0.15, "no KD": 0.65}
+    assert points.groupby("variant")["score"].median().to_dict() == {"KD": 0.63, "no KD": 0.60}
+
+
+def test_an_attacks_bootstrap_scores_accuracy_even_where_the_task_scores_f1():
+    best = {"metric": "attack_score", "value": 0.5, "metrics": {}, "score_metrics": ["accuracy"]}
+    assert _metric_names({"best": best}, "mrpc") == ("accuracy",)
+    assert _metric_names({"best": {k: v for k, v in best.items() if k != "score_metrics"}}, "mrpc") == ("f1", "accuracy")

@@ -1,9 +1,11 @@
 """Commands that train one model: `finetune-teacher`, `finetune`, `distill`, `rerun`, `make-generator` (a
-masked-LM generator for the methods that take one) and `general-kd` (a student's general distillation on text)."""
+masked-LM generator for the methods that take one) and `general-kd` (a student's general distillation on text);
+and `attack`, which tests one that has been trained."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -154,6 +156,41 @@ class Rerun(Command):
             return super().kept_after_interrupt(args)
         return (f"the original run is untouched; the rerun kept its last checkpoint and wrote no record; "
                 f"`{PROG} rerun {args.record} --output-dir {args.output_dir}` continues from it")
+
+
+class Attack(Command):
+    name = "attack"
+    help = "attack a finished student with TextAttack recipes and add the results to its record"
+    description = ("Attack the kept weights of a finished run (distill or finetune) with TextAttack recipes on a "
+                   "seeded sample of its dev examples, print accuracy before and under attack, attack success "
+                   "rate, words perturbed and queries, and add them to the run's record under `attack`. Needs the "
+                   "attack extra (docs/running.md). A run attacked twice with the same settings gets the same "
+                   "numbers.")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from bench.pipeline.config import DataConfig
+
+        parser.add_argument("run_folder", metavar="RUN_FOLDER", help="a finished run's folder (record.json and model/)")
+        add_dataclass_options(parser, DataConfig, "data", defaults={"attack_recipe": "pwws"},
+                              skip=[f.name for f in dataclasses.fields(DataConfig) if not f.name.startswith("attack_")])
+
+    def run(self, args: argparse.Namespace) -> None:
+        from bench.pipeline.attack import attack_saved_run
+
+        settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("data.")}
+        for recipe, entry in attack_saved_run(args.run_folder, settings).items():
+            print(attack_summary(recipe, entry))
+        print(f"added to {Path(args.run_folder) / 'record.json'} under `attack`")
+
+
+def attack_summary(recipe: str, entry: dict) -> str:
+    """One line per recipe: the accuracies (x100), success rate, words perturbed and queries."""
+    m = entry["metrics"]
+    number = lambda value, scale=100: "-" if value is None else f"{scale * value:.2f}"  # noqa: E731
+    return (f"{recipe}: {entry['examples']} examples, accuracy {number(m['original_accuracy'])} -> "
+            f"{number(m['accuracy_under_attack'])} under attack; success rate {number(m['attack_success_rate'])}%, "
+            f"{number(m['words_perturbed'], 1)} words ({number(m['words_perturbed_pct'], 1)}%) perturbed, "
+            f"{number(m['queries_per_example'], 1)} queries per attacked example")
 
 
 class MakeGenerator(Command):

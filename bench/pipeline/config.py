@@ -92,6 +92,15 @@ class DataConfig:
                 "see docs/running.md"})
     eval_task_examples: int | None = field(default=None, metadata={
         "help": "a seeded subset (subset_seed) of this many rows of each out-of-domain set", "range": AT_LEAST_ONE})
+    attack_recipe: str = field(default="", metadata={
+        "help": "TextAttack recipes that attack the kept weights once after training, comma-separated: pwws "
+                "(WordNet synonym swaps) or deepwordbug (character edits); needs the attack extra, see "
+                "docs/running.md"})
+    attack_examples: int = field(default=100, metadata={
+        "help": "a seeded sample (subset_seed) of this many dev examples to attack", "range": AT_LEAST_ONE})
+    attack_query_budget: int = field(default=2000, metadata={
+        "help": "model queries an attack may spend on one example before it counts as failed", "range": AT_LEAST_ONE})
+    attack_seed: int = field(default=0, metadata={"help": "seed of the attack's own random draws", "range": SEED})
 
     def __post_init__(self):
         check_ranges(self)  # a bad value stops the run here, before any data is loaded
@@ -286,7 +295,8 @@ LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", 
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0, "eval_task": "",
-             "eval_task_examples": None},
+             "eval_task_examples": None, "attack_recipe": "", "attack_examples": 100,
+             "attack_query_budget": 2000, "attack_seed": 0},
     "train": LATER_TRAIN_DEFAULTS,
     "teacher_train": LATER_TRAIN_DEFAULTS,
 }

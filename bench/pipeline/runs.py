@@ -32,6 +32,7 @@ from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator, tokeniz
 from bench.parts.models import TRAJECTORY, frozen, load_classifier, load_tokenizer, trajectory
 from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
+from bench.pipeline.attack import attack_recipe_names, attack_student, check_attack
 from bench.pipeline.cache import (cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint,
                                   predict_logits)
 from bench.pipeline.config import DataConfig, RunConfig, from_identity, stored, train_identity
@@ -110,14 +111,19 @@ def _record(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
 
 def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrainedModel, tokenizer, result,
             timer: PhaseTimer, started: float, output_dir: Path, model_dir: Path | None = None, **extra) -> dict:
-    """Score the out-of-domain sets, save the best model and write the record, on the main process only; the
-    record goes last."""
+    """Score the out-of-domain sets and attack the kept weights (as the config asks), save the best model and
+    write the record, on the main process only; the record goes last."""
     if prepared.ood:
         with timer.phase("ood_evaluation"):
             extra["ood"] = {data.name: score_ood(data, predict_logits(model, rows, Collator(tokenizer),
                                                                       config.train.per_device_eval_batch_size,
                                                                       desc=f"{data.name} predictions"),
                                                  prepared.data.task) for data, rows in prepared.ood}
+    if attack_recipe_names(config.data):
+        with timer.phase("attack"):
+            dev = prepared.data.splits[next(iter(prepared.evals))]
+            extra["attack"] = {recipe: attack_student(model, tokenizer, prepared.data.task, dev, recipe, config.data)
+                               for recipe in attack_recipe_names(config.data)}
     record = with_environment(_record(kind, config, prepared, model, result, timer, started, **extra))
     if distributed_state().is_main_process:
         model.save_pretrained(model_dir or output_dir / "model")
@@ -146,10 +152,12 @@ def finetune_teacher(config: RunConfig) -> tuple[Path, dict, bool]:
     file lock: one trains, the others then read its folder. Ranks of one data-parallel launch
     train together instead, so they skip the lock."""
     check_tracker(config.teacher_train)
+    # out-of-domain sets and attacks test students; a teacher's folder is cached across them
+    config = replace(config, data=replace(config.data, eval_task="", attack_recipe=""))
     started, timer = time.perf_counter(), PhaseTimer()
     tokenizer = load_tokenizer(_layer_source(config)[0])
-    with timer.phase("data"):  # out-of-domain sets score students; a cached teacher could not have them
-        prepared = prepare_data(replace(config.data, eval_task=""), tokenizer)
+    with timer.phase("data"):
+        prepared = prepare_data(config.data, tokenizer)
     set_seed(config.teacher_train.seed)  # the new task head's initialisation is part of the key
     model = build_student(config.student, None, prepared.data.task, config.student_params)
     folder = Path(config.output_dir) if config.output_dir else teacher_cache_dir(config, prepared, model)
@@ -230,6 +238,7 @@ def run_finetune(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ()
     two start alike. `callbacks` join the Trainer's."""
     check_tracker(config.train)
     check_eval_tasks(config.data)
+    check_attack(config.data)
     chosen = choose_parts(config, distill=False)
     started, timer = time.perf_counter(), PhaseTimer()
     source, built_from_source = _layer_source(config)
@@ -261,6 +270,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                            "(or a pre-trained encoder with --finetune-teacher)")
     check_tracker(config.train)
     check_eval_tasks(config.data)
+    check_attack(config.data)
     chosen = choose_parts(config)
     pool_methods = chosen.methods_with(MAKES_POOL)
     started, timer = time.perf_counter(), PhaseTimer()

@@ -43,7 +43,8 @@ def record_columns(record: dict) -> dict:
             **config_columns(record.get("config", {})), "score": best.get("value"), "best_metric": best.get("metric"),
             "teacher_fingerprint": (record.get("teacher") or {}).get("fingerprint"),
             **{f"best.{k}": v for k, v in (best.get("metrics") or {}).items()},
-            **{f"ood.{name}": scored["metrics"]["score"] for name, scored in (record.get("ood") or {}).items()},
+            **{f"{kind}.{name}": scored["metrics"]["score"] for kind in ("ood", "attack")
+               for name, scored in (record.get(kind) or {}).items()},
             **{f"seconds.{k}": v for k, v in (record.get("timings_s") or {}).items()}}
 
 
