@@ -297,8 +297,13 @@ def site_module(model: torch.nn.Module, site: str) -> torch.nn.Module:
 
 
 def site_shape(model: torch.nn.Module, site: str, input_ids: torch.Tensor) -> tuple[int, ...]:
-    width = model.get_input_embeddings().embedding_dim if site == "word_embeddings" else model.config.hidden_size
-    return (*input_ids.shape, width)
+    """A perturbation's shape at the site: the word embeddings' width, or the embeddings module's output
+    width, that of its final LayerNorm (ALBERT and ELECTRA keep their embedding size there, BERT and MobileBERT
+    project to the hidden size first), else the hidden size."""
+    if site == "word_embeddings":
+        return (*input_ids.shape, model.get_input_embeddings().embedding_dim)
+    norm = getattr(site_module(model, site), "LayerNorm", None)
+    return (*input_ids.shape, norm.weight.shape[-1] if norm is not None else model.config.hidden_size)
 
 
 @dataclass(frozen=True)

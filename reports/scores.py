@@ -93,7 +93,8 @@ def sweep_table(study: Study, stats: pd.DataFrame) -> pd.DataFrame:
 
 def score_tables(study: Study) -> StudyTables:
     """The main table of a comparison, then one per out-of-domain set its runs were scored on and one per
-    attack they were tested with, or the table of a sweep, with the statistics as long form."""
+    attack they were tested with, and all of them side by side, or the table of a sweep, with the statistics
+    as long form."""
     stats = seed_statistics(study)
     if study.kind != COMPARISON:
         return StudyTables(f"{study.name}: {study.title}", score_notes(study), {"": sweep_table(study, stats)}, stats)
@@ -107,7 +108,21 @@ def score_tables(study: Study) -> StudyTables:
             tables[f"{title}: {name}"] = main_table(held, held_stats, held_tests).drop(columns="% of teacher")
             long = pd.concat([long, _with_tests(held_stats, held_tests).assign(evaluated_on=f"{kind}:{name}")],
                              ignore_index=True)
+    if len(tables) > 1:
+        tables["robustness"] = robustness_table(tables, study.tasks)
     return StudyTables(f"{study.name}: {study.title}", [*score_notes(study), significance_note(tests)], tables, long)
+
+
+def robustness_table(tables: dict[str, pd.DataFrame], tasks: list[str]) -> pd.DataFrame:
+    """Per method, the dev score, each out-of-domain set's and the accuracy under each attack side by side,
+    a column each per task: the cells (median [min, max] and marks) of the tables they come from."""
+    columns = {}
+    for heading, table in tables.items():
+        cells = table.set_index("model")
+        for task in tasks:
+            columns[f"{task_name(task)} {heading.split(': ')[-1] if heading else 'dev'}"] = cells[task_name(task)]
+    methods = [model for model in tables[""]["model"] if model != "teacher"]  # in the main table's order
+    return pd.DataFrame(columns).reindex(methods).fillna("-").rename_axis("model").reset_index()
 
 
 # what a run record holds besides the dev score, by its key: out-of-domain sets (`--eval-task`) and attacks

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ablations.spec import load_spec
+from bench.cli import main
 from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.pipeline import attack
 from bench.pipeline.attack import STOPWORDS_DIR, attack_saved_run, check_attack
@@ -92,6 +93,16 @@ def test_words_perturbed_counts_the_changed_words_of_successful_attacks(attacked
             assert len(text.split()) == len(original)
     assert changed and entry["metrics"]["words_perturbed"] == pytest.approx(np.mean(changed))
     assert 0 < entry["metrics"]["words_perturbed_pct"] <= 100
+
+
+def test_the_attack_command_prints_the_summary_and_records_the_same_numbers(attacked_run, glue_dir, capsys):
+    folder, record = attacked_run
+    main(["attack", str(folder), "--attack-recipe", "pwws", "--attack-examples", "16", "--attack-query-budget", "300",
+          "--data-dir", str(glue_dir)])
+    m = record["attack"]["pwws"]["metrics"]
+    assert f"pwws: 16 examples, accuracy {100 * m['original_accuracy']:.2f} -> {100 * m['score']:.2f} under attack" \
+        in capsys.readouterr().out
+    assert json.loads((folder / RECORD_FILE).read_text())["attack"] == record["attack"]
 
 
 def test_the_attack_seed_draws_deepwordbugs_characters(attacked_run):

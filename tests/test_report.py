@@ -317,6 +317,8 @@ def test_out_of_domain_scores_get_a_table_of_their_own_with_the_same_statistics_
     assert ood.loc["no KD", "RTE"] == "25.00 [20.00, 30.00]"
     assert ood.loc["KD", "RTE"] == "80.00 [75.00, 85.00]*+"  # ASO and the bootstrap over its predictions
     assert ood.loc["AD2", "RTE"] == "-"  # no run of AD2 was scored on it
+    assert tables["robustness"].set_index("model").loc["AD2"].to_dict() == {"RTE dev": dev.loc["AD2", "RTE"],
+                                                                            "RTE hans": "-"}
     long = score_tables(study).long
     assert long[long["evaluated_on"] == "ood:hans"].set_index("variant").loc["KD", "median"] == 0.8
     assert dev_rows(long).set_index("variant").loc["KD", "median"] == 0.63  # what the AD2 claims are checked on
@@ -339,6 +341,10 @@ def test_accuracy_under_attack_gets_a_table_and_a_figure_against_the_dev_score(t
     attacked = score_tables(study).tables["under attack: pwws"].set_index("model")
     assert attacked.loc["no KD", "RTE"] == "65.00 [60.00, 70.00]"
     assert attacked.loc["KD", "RTE"] == "15.00 [10.00, 20.00]"  # worse: no mark of a win
+    side_by_side = score_tables(study).tables["robustness"].set_index("model")
+    assert list(side_by_side.columns) == ["RTE dev", "RTE pwws"] and list(side_by_side.index) == ["no KD", "KD"]
+    assert side_by_side.loc["KD", "RTE pwws"] == "15.00 [10.00, 20.00]"
+    assert side_by_side.loc["KD", "RTE dev"] == score_tables(study).tables[""].set_index("model").loc["KD", "RTE"]
     long = score_tables(study).long
     assert long[long["evaluated_on"] == "attack:pwws"].set_index("variant").loc["KD", "median"] == 0.15
     figures = study_figures(study, tmp_path)

@@ -171,6 +171,8 @@ class Attack(Command):
         from bench.pipeline.config import DataConfig
 
         parser.add_argument("run_folder", metavar="RUN_FOLDER", help="a finished run's folder (record.json and model/)")
+        parser.add_argument("--data-dir", help="GLUE folder, where the run's own (a relative path, say) is not "
+                            "found from here (default: the run's)")
         add_dataclass_options(parser, DataConfig, "data", defaults={"attack_recipe": "pwws"},
                               skip=[f.name for f in dataclasses.fields(DataConfig) if not f.name.startswith("attack_")])
 
@@ -178,6 +180,8 @@ class Attack(Command):
         from bench.pipeline.attack import attack_saved_run
 
         settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("data.")}
+        if args.data_dir:
+            settings["data_dir"] = args.data_dir
         for recipe, entry in attack_saved_run(args.run_folder, settings).items():
             print(attack_summary(recipe, entry))
         print(f"added to {Path(args.run_folder) / 'record.json'} under `attack`")

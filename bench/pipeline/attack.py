@@ -51,6 +51,7 @@ ATTACK_RECIPES = {
                     "deletions and insertions in the most important words, at most 30 edits"),
 }
 STOPWORDS_DIR = Path(__file__).resolve().parent.parent / "third_party" / "nltk_stopwords"
+STUDENT_RUNS = ("distill", "finetune")  # the kinds of run record whose kept weights can be attacked
 OUTCOMES = {"SuccessfulAttackResult": "succeeded", "FailedAttackResult": "failed", "SkippedAttackResult": "skipped"}
 
 
@@ -108,16 +109,18 @@ def attack_student(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, t
 
 def attack_saved_run(folder: str | Path, settings: dict) -> dict:
     """Attack the kept weights of the student run saved in `folder` (its `model` folder, on its own data
-    settings) with `settings` (DataConfig's attack fields) and add each recipe's entry to its record's
-    `attack`, the record rewritten whole; returns the entries."""
+    settings) with `settings` (DataConfig's attack fields, and `data_dir` where the run's is not found from
+    here) and add each recipe's entry to its record's `attack`, the record rewritten whole; returns the
+    entries."""
     folder = Path(folder)
     try:
         record = read_record(folder)
     except (OSError, json.JSONDecodeError):
         raise KdbenchError(f"{folder}: no readable {RECORD_FILE}: give the folder of a finished run") from None
-    if record.get("kind") == "finetune-teacher" or not (folder / "model").is_dir():
-        raise KdbenchError(f"{folder}: not a student run with its weights in {folder / 'model'} (a cached "
-                           "teacher's folder is sealed and is not attacked in place)")
+    if record.get("kind") not in STUDENT_RUNS or not isinstance(record.get("config"), dict) \
+            or not (folder / "model").is_dir():
+        raise KdbenchError(f"{folder}: not a student run ({' or '.join(STUDENT_RUNS)}) with its weights in "
+                           f"{folder / 'model'} (a cached teacher's folder is sealed and is not attacked in place)")
     config = replace(from_identity(record["config"]).data, **settings)
     check_attack(config)
     data = load_data(config)

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertForSequenceClassification
+from transformers import AlbertConfig, AlbertForSequenceClassification, AutoTokenizer, BertForSequenceClassification
 
 from bench.parts.context import Batch
 from bench.parts.errors import KdbenchError
@@ -18,7 +18,7 @@ from bench.parts.registry import NoParams
 from bench.parts.tasks import get_task
 from bench.pipeline.runs import DataConfig, run_distill
 from methods import get_method
-from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, _rounded, perturbed
+from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, _rounded, perturbed, site_module
 from methods.base import MethodContext
 from objectives import get_objective
 from tests.conftest import tiny_config
@@ -461,3 +461,104 @@ def test_the_ascent_divergence_by_hand(divergence):
     regression = ad2(models(labels=1)[0], task="stsb", divergence=divergence)
     assert regression._divergence(student_logits[:, :1], target[:, :1], 2.0) == pytest.approx(
         ((student_logits[:, 0] - target[:, 0]) ** 2).mean().item())
+
+
+def test_a_perturbed_target_needs_the_teacher_model_and_a_clean_one_does_not():
+    with pytest.raises(KdbenchError) as error:
+        ad2(None, target="teacher_perturbed")
+    assert str(error.value) == "ad2: target teacher_perturbed needs the teacher model in the context"
+    assert ad2(None, target="teacher_clean").teacher is None
+
+
+def test_a_teacher_of_another_vocabulary_is_not_perturbed_alike(tokenizer_dir):
+    """The same width but another vocabulary: the embeddings are not shared, so `auto` takes the clean
+    teacher and `teacher_perturbed` is refused, with what to do instead."""
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_config(vocab_size=30600)).eval()
+    _, student = models()
+    inputs = batch(tokenizer_dir)
+    clean = teacher(**inputs).logits.detach()
+    auto = ad2(teacher)
+    auto.perturbation(student, inputs, clean)
+    assert auto._perturbed_target is False
+    with pytest.raises(KdbenchError) as error:
+        ad2(teacher, target="teacher_perturbed").perturbation(student, inputs, clean)
+    assert str(error.value) == ("ad2: target=teacher_perturbed needs teacher and student to share vocabulary and "
+                                "embedding width; use --param target=teacher_clean")
+
+
+@pytest.mark.parametrize("target", ["teacher_clean", "teacher_perturbed"])
+def test_the_ascent_climbs_the_divergence_from_the_target_it_names(tokenizer_dir, monkeypatch, target):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    clean = teacher(**inputs).logits.detach()
+    method = ad2(teacher, target=target, steps=1, init="gaussian", eps=1e-2)
+    targets, divergence = [], method._divergence
+    monkeypatch.setattr(method, "_divergence", lambda s, t, temperature: targets.append(t) or divergence(s, t, temperature))
+    method.perturbation(student, inputs, clean)
+    perturbed_teacher = method._teacher_logits(inputs, method.last_ascent.start)
+    assert not torch.allclose(perturbed_teacher, clean)
+    assert torch.equal(targets[0], perturbed_teacher if target == "teacher_perturbed" else clean)
+
+
+@pytest.mark.parametrize("perturbed_fp32", [True, False])
+def test_the_perturbed_forwards_leave_autocast_when_asked(tokenizer_dir, monkeypatch, perturbed_fp32):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    method = ad2(teacher, steps=1, perturbed_fp32=perturbed_fp32)
+    dtypes, divergence = [], method._divergence
+    monkeypatch.setattr(method, "_divergence", lambda s, t, temperature: dtypes.append(s.dtype) or divergence(s, t, temperature))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        method.perturbation(student, inputs, teacher(**inputs).logits.float())
+    assert dtypes == [torch.float32 if perturbed_fp32 else torch.bfloat16]
+
+
+@pytest.mark.parametrize("projection", ["ball", "none"])
+def test_the_starting_noise_is_projected_into_the_ball_only_under_the_ball_projection(tokenizer_dir, projection):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    eps = 1e-2
+    method = ad2(teacher, reading="ours", projection=projection, init="gaussian", norm="l2", eps=eps, steps=1)
+    method.perturbation(student, inputs, teacher(**inputs).logits)
+    size = method.last_ascent.start.norm(dim=-1)[inputs["attention_mask"].bool()]
+    if projection == "ball":
+        assert size.max() <= eps * (1 + 1e-5)
+    else:  # Gaussian noise of std eps in 32 dimensions is about eps * sqrt(32) long
+        assert size.min() > eps
+
+
+def test_each_starting_noise_has_its_distribution(tokenizer_dir):
+    teacher, student = models()
+    inputs = batch(tokenizer_dir)
+    tokens = inputs["attention_mask"].bool()
+    eps = 0.5
+    start = {init: ad2(teacher, reading="ours", projection="none", init=init, eps=eps, steps=0).perturbation(
+        student, inputs, teacher(**inputs).logits)[tokens] for init in ("zero", "uniform", "gaussian")}
+    assert start["zero"].abs().max() == 0
+    assert start["uniform"].abs().max() <= eps and start["uniform"].abs().max() > 0.95 * eps
+    assert start["uniform"].std().item() == pytest.approx(eps / math.sqrt(3), rel=0.1)  # uniform on [-eps, eps]
+    assert start["gaussian"].std().item() == pytest.approx(eps, rel=0.1) and start["gaussian"].abs().max() > eps
+
+
+def test_a_model_without_an_embeddings_module_is_refused_at_the_embedding_output():
+    class Bare(torch.nn.Module):
+        base_model = property(lambda self: self)
+
+    with pytest.raises(KdbenchError) as error:
+        site_module(Bare(), "embedding_output")
+    assert str(error.value) == ("ad2: Bare has no embeddings module for site=embedding_output; "
+                                "use --param site=word_embeddings")
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_an_albert_student_is_perturbed_at_its_embedding_width(tokenizer_dir, site):
+    """ALBERT's embeddings module outputs its embedding size (16 here), not its hidden size (32)."""
+    torch.manual_seed(0)
+    albert = AlbertForSequenceClassification(AlbertConfig(
+        vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64)).eval()
+    teacher, _ = models()
+    inputs = batch(tokenizer_dir)
+    delta = ad2(teacher, site=site, target="teacher_clean", steps=1).perturbation(albert, inputs,
+                                                                                   teacher(**inputs).logits)
+    assert delta.shape == (*inputs["input_ids"].shape, 16) and delta.abs().sum() > 0
