@@ -214,8 +214,41 @@ def test_a_generator_of_another_vocabulary_is_refused(tmp_path, tokenizer_dir):
     BertForMaskedLM(tiny_config(vocab_size=6)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     teacher, _ = models()
-    with pytest.raises(KdbenchError, match="another vocabulary than the teacher.*make-generator"):
+    with pytest.raises(KdbenchError) as error:
         mate_kd(folder, tokenizer_dir, teacher)
+    assert str(error.value) == (f"mate-kd: generator {folder} has another vocabulary than the teacher tiny: its "
+                                "tokens must mean the same rows of the teacher's and student's embeddings; build one "
+                                "from the teacher with `kdbench make-generator --model TEACHER`")
+
+
+def test_a_context_without_the_teacher_model_or_a_mask_token_is_refused(tiny_generator, tokenizer_dir):
+    spec = get_method("mate-kd")
+    params = spec.parse_params({"generator": str(tiny_generator)})
+    teacher, _ = models()
+    no_mask = AutoTokenizer.from_pretrained(tokenizer_dir)
+    no_mask.mask_token = None
+    no_teacher = "mate-kd: the teacher model must be in the context (it scores rewritten text)"
+    no_mask_token = "mate-kd: the run's tokenizer has no [MASK] token to mask with"
+    for message, given in [(no_teacher, {"teacher_model": None, "tokenizer": no_mask}),
+                           (no_mask_token, {"teacher_model": teacher, "tokenizer": None}),
+                           (no_mask_token, {"teacher_model": teacher, "tokenizer": no_mask})]:
+        context = MethodContext(task=get_task("sst2"), train_size=100, teacher="tiny", kd=KDConfig(), **given)
+        with pytest.raises(KdbenchError) as error:
+            spec.implementation(params, context)
+        assert str(error.value) == message
+
+
+def test_without_a_generator_offline_the_error_names_the_codes_default(tokenizer_dir, monkeypatch):
+    import bench.parts.generators
+
+    monkeypatch.setattr(bench.parts.generators, "hub_reachable", lambda: False)
+    spec = get_method("mate-kd")
+    teacher, _ = models()
+    context = MethodContext(task=get_task("sst2"), train_size=100, teacher="tiny", teacher_model=teacher,
+                            tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir), kd=KDConfig())
+    with pytest.raises(KdbenchError, match="the default generator google/bert_uncased_L-4_H-256_A-4 cannot be "
+                                           "downloaded"):
+        spec.implementation(spec.parse_params({}), context)
 
 
 def _run(glue_dir, teacher, generator, out, **changes):
@@ -338,3 +371,21 @@ def test_the_report_and_the_changed_fraction_by_hand(tiny_generator, tokenizer_d
     onehot = torch.nn.functional.one_hot(torch.tensor([5, 9, 8]), 12).float()  # keeps 5 and 8, changes 6
     assert _changed_fraction(input_ids, selected, onehot) == pytest.approx(1 / 3)
     assert _changed_fraction(input_ids, torch.zeros_like(selected), onehot[:0]) == 0.0  # nothing masked, nothing changed
+
+
+def test_a_teacher_of_another_vocabulary_size_is_refused_by_role(tiny_generator, tokenizer_dir):
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_config(num_labels=2, vocab_size=30600)).eval()
+    with pytest.raises(KdbenchError) as error:
+        mate_kd(tiny_generator, tokenizer_dir, teacher)
+    assert str(error.value) == ("mate-kd: the generator has 30522 output tokens but the teacher has 30600 word "
+                                "embeddings: they must share one vocabulary")
+
+
+def test_the_generators_optimiser_has_its_learning_rate_and_clip(tiny_generator, tokenizer_dir):
+    teacher, _ = models()
+    method = mate_kd(tiny_generator, tokenizer_dir, teacher, generator_lr=3e-6, generator_clip=2.5)
+    (optimizer,) = method.context.optimizers
+    (group,) = optimizer.param_groups
+    assert group["lr"] == 3e-6 and group["max_grad_norm"] == 2.5
+    assert {id(p) for p in group["params"]} == {id(p) for p in method.generator.parameters()}
