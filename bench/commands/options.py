@@ -36,9 +36,13 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str
             section.add_argument(*flags, dest=f"{group}.{f.name}", type=kind, default=default, help=help_text)
 
 
+def group_values(args: argparse.Namespace, group: str) -> dict:
+    """The options `add_dataclass_options` added as `group`, by field name."""
+    return {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{group}.")}
+
+
 def dataclass_from_args(args: argparse.Namespace, cls: type, group: str):
-    values = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{group}.")}
-    return cls(**values)
+    return cls(**group_values(args, group))
 
 
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:

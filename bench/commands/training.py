@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bench.commands.base import Command
 from bench.commands.options import (add_dataclass_options, add_plugin_option, add_role_options, add_run_options,
-                                    add_teacher_options, dataclass_from_args, load_plugins, role_values)
+                                    add_teacher_options, dataclass_from_args, group_values, load_plugins,
+                                    role_values)
 from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
 
@@ -179,7 +180,7 @@ class Attack(Command):
     def run(self, args: argparse.Namespace) -> None:
         from bench.pipeline.attack import attack_saved_run
 
-        settings = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("data.")}
+        settings = group_values(args, "data")
         if args.data_dir:
             settings["data_dir"] = args.data_dir
         for recipe, entry in attack_saved_run(args.run_folder, settings).items():

@@ -39,8 +39,8 @@ from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.tasks import TaskSpec, get_task
 from bench.parts.models import load_classifier, load_tokenizer
 from bench.pipeline.config import DataConfig, from_identity
-from bench.pipeline.data import load_data, train_subset
-from bench.pipeline.records import RECORD_FILE, read_record, write_record
+from bench.pipeline.data import TaskData, load_data, train_subset
+from bench.pipeline.records import RECORD_FILE, package_version, read_record, write_record
 
 TEXTATTACK_VERSION = "0.3.10"
 INSTALL = f"pip install -e '.[attack]' && pip install --no-deps textattack=={TEXTATTACK_VERSION}"
@@ -79,6 +79,13 @@ def check_attack(config: DataConfig, task: TaskSpec | None = None) -> None:
                            f"`{INSTALL}`") from None
 
 
+def attack_run(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: TaskData, config: DataConfig) -> dict:
+    """Each recipe `config` names attacking `model` on the task's first dev split: the record's `attack`."""
+    dev = data.splits[data.task.eval_splits[0]]
+    return {recipe: attack_student(model, tokenizer, data.task, dev, recipe, config)
+            for recipe in attack_recipe_names(config)}
+
+
 def attack_student(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: TaskSpec,
                    rows: datasets.Dataset, recipe: str, config: DataConfig) -> dict:
     """Attack `model` with `recipe` on a seeded sample of `config.attack_examples` of `rows` (text_a, text_b,
@@ -99,7 +106,7 @@ def attack_student(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, t
     results = textattack.Attacker(attack, dataset, args).attack_dataset()
     return {"recipe": recipe, "examples": len(results), "query_budget": config.attack_query_budget,
             "subset_seed": config.subset_seed, "attack_seed": config.attack_seed,
-            "textattack": textattack_version(), "metrics": attack_metrics(results), "score_metrics": ["accuracy"],
+            "textattack": package_version("textattack"), "metrics": attack_metrics(results), "score_metrics": ["accuracy"],
             "rows": list(sample["row"]), "labels": [int(r.original_result.ground_truth_output) for r in results],
             "predictions": [int(r.perturbed_result.output) for r in results],
             "outcomes": [OUTCOMES[type(r).__name__] for r in results],
@@ -125,9 +132,7 @@ def attack_saved_run(folder: str | Path, settings: dict) -> dict:
     check_attack(config)
     data = load_data(config)
     model, tokenizer = load_classifier(str(folder / "model"), data.task), load_tokenizer(str(folder / "model"))
-    dev = data.splits[data.task.eval_splits[0]]
-    entries = {recipe: attack_student(model, tokenizer, data.task, dev, recipe, config)
-               for recipe in attack_recipe_names(config)}
+    entries = attack_run(model, tokenizer, data, config)
     write_record(folder, {**record, "attack": {**(record.get("attack") or {}), **entries}})
     return entries
 
@@ -153,15 +158,6 @@ def attack_metrics(results: list) -> dict:
             "words_perturbed": _finite(sum(changed) / len(changed) if changed else None),
             "words_perturbed_pct": _finite(words.get("avg_word_perturbed_perc")),
             "queries_per_example": _finite(queries.get("avg_num_queries"))}
-
-
-def textattack_version() -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version("textattack")
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _finite(value) -> float | None:

@@ -49,14 +49,16 @@ class PhaseTimer:
             self._running.discard(name)
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution `name`; None where it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {name: package_version(name) for name in PACKAGES}
 
 
 def git_commit() -> str | None:

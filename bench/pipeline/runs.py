@@ -32,7 +32,7 @@ from bench.parts.features import MODEL_INPUTS, TEACHER_LOGITS, Collator, tokeniz
 from bench.parts.models import TRAJECTORY, frozen, load_classifier, load_tokenizer, trajectory
 from bench.parts.origins import ORIGINAL, rows_by_source, with_origins
 from bench.parts.outputs import ATTENTIONS
-from bench.pipeline.attack import attack_recipe_names, attack_student, check_attack
+from bench.pipeline.attack import attack_recipe_names, attack_run, check_attack
 from bench.pipeline.cache import (cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint,
                                   predict_logits)
 from bench.pipeline.config import DataConfig, RunConfig, from_identity, stored, train_identity
@@ -121,9 +121,7 @@ def _finish(kind: str, config: RunConfig, prepared: PreparedData, model: PreTrai
                                                  prepared.data.task) for data, rows in prepared.ood}
     if attack_recipe_names(config.data):
         with timer.phase("attack"):
-            dev = prepared.data.splits[next(iter(prepared.evals))]
-            extra["attack"] = {recipe: attack_student(model, tokenizer, prepared.data.task, dev, recipe, config.data)
-                               for recipe in attack_recipe_names(config.data)}
+            extra["attack"] = attack_run(model, tokenizer, prepared.data, config.data)
     record = with_environment(_record(kind, config, prepared, model, result, timer, started, **extra))
     if distributed_state().is_main_process:
         model.save_pretrained(model_dir or output_dir / "model")
