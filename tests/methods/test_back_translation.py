@@ -178,3 +178,40 @@ def test_a_missing_pair_or_direction_names_what_is_installed(monkeypatch, instal
     with pytest.raises(KdbenchError) as error:
         bt.apertium_directions("xx", "yy")
     assert str(error.value) == message
+
+
+def _apertium_answers(monkeypatch, returncode: int, stdout: str, stderr: str = "") -> None:
+    monkeypatch.setattr(bt.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(
+        args, returncode, stdout=stdout, stderr=stderr))
+
+
+def test_apertium_failure_says_its_exit_code_and_the_end_of_its_errors(monkeypatch):
+    _apertium_answers(monkeypatch, 3, "", stderr="\n  " + "x" * 400 + "mode spa-eng not found  \n")
+    with pytest.raises(KdbenchError) as error:
+        bt.apertium_back_translate(["one"], "eng-spa", "spa-eng")
+    assert str(error.value) == "apertium failed (exit 3): " + ("x" * 400 + "mode spa-eng not found")[-300:]
+
+
+def test_apertium_lost_alignment_message_is_whole(monkeypatch):
+    _apertium_answers(monkeypatch, 0, "One.\n\nTwo three.\n")
+    with pytest.raises(KdbenchError) as error:
+        bt.apertium_back_translate(["one", "two", "three"], "eng-spa", "spa-eng")
+    assert str(error.value) == ("apertium returned 2 paragraphs for 3 sentences, so translations cannot be matched "
+                                "to sentences; please report the input batch")
+
+
+def test_apertium_output_loses_only_its_newlines(monkeypatch):
+    _apertium_answers(monkeypatch, 0, "\nX-ray  one.\n\nTwo X\n")
+    assert bt.apertium_back_translate(["x-ray one", "two x"], "eng-spa", "spa-eng") == ["X-ray one.", "Two X"]
+
+
+def test_marian_model_that_resolves_but_does_not_load_is_named(monkeypatch, tiny_marian):
+    def unreadable(name, *args, **kwargs):
+        raise OSError(f"no tokenizer files in {name}")
+
+    method = make(engine="marian", forward_model=tiny_marian, backward_model=tiny_marian)
+    monkeypatch.setattr(bt.AutoTokenizer, "from_pretrained", unreadable)
+    with pytest.raises(KdbenchError) as error:
+        method.augment(["a good film"], [1], seed=0)  # the translators load on first use
+    assert str(error.value) == str(bt._not_found(tiny_marian))
+    assert repr(tiny_marian) in str(error.value)

@@ -188,3 +188,33 @@ def test_a_batch_of_rows_is_right_padded_with_its_mask():
     assert batch["token_type_ids"].tolist() == [[0, 0, 1, 0, 0], [0, 0, 0, 1, 1]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask"}
+
+
+def test_a_generator_without_a_wordpiece_tokenizer_is_refused(monkeypatch, tiny_generator):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE(vocab={"a": 0, "[UNK]": 1}, merges=[],
+                                                                        unk_token="[UNK]")))
+    monkeypatch.setattr("methods.mlm.load_tokenizer", lambda name: bpe)
+    with pytest.raises(KdbenchError) as error:
+        make(tiny_generator)
+    assert str(error.value) == f"generator {tiny_generator} must use a WordPiece (BERT-style) tokenizer"
+
+
+def test_output_rows_past_the_tokenizers_vocabulary_are_never_candidates(tmp_path, tiny_generator):
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_generator)
+    model = BertForMaskedLM.from_pretrained(tiny_generator)
+    model.resize_token_embeddings(len(tokenizer) + 8)  # padded, as some checkpoints are
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    method = make(tmp_path)
+    assert method.not_words.shape == (len(tokenizer) + 8,)
+    assert method.not_words[len(tokenizer):].all() and not method.not_words[:len(tokenizer)].all()
+    with torch.no_grad():  # make the padded rows the masked LM's favourites: still never proposed
+        model.get_output_embeddings().bias[len(tokenizer):] = 1e4
+    model.save_pretrained(tmp_path)
+    found = make(tmp_path).candidates(SENTENCES[:1])[0]
+    assert found.options and all(option in tokenizer.get_vocab() for options in found.options for option in options)
