@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.parts.errors import KdbenchError, UnknownNameError
-from bench.parts.fields import SEED, base_type, check_choice, check_type
+from bench.parts.fields import SEED, base_type, check_type
 from bench.parts.registry import resolve
 from bench.parts.tasks import get_task
-from bench.pipeline.config import TEACHER_OUTPUTS, DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
+from bench.pipeline.config import DataConfig, GeneratorSettings, KDConfig, RunConfig, TrainConfig
 from bench.pipeline.choice import choose_parts, typed_method_params
 from bench.pipeline.attack import check_attack
 from bench.pipeline.ood import check_eval_tasks
@@ -49,9 +49,10 @@ TABLES = {"data": DataConfig, "train": TrainConfig, "kd": KDConfig, "teacher_tra
           "generator": GeneratorSettings}
 ROLE_KEYS = tuple(key for role in ROLES for key in (role.name, role.spec_params))  # method, params, objective, ...
 STUDENT = BY_NAME["student"]
-STUDENT_KEYS = (STUDENT.name, STUDENT.spec_params)  # at the top level, the student of every variant
+SHARED_ROLES = tuple(role for role in ROLES if role.for_all_variants)  # at the top level, every variant's
+SHARED_KEYS = tuple(key for role in SHARED_ROLES for key in (role.name, role.spec_params))
 TOP_LEVEL = ("name", "description", "tasks", "teacher", "finetune_teacher", "teacher_trajectory", *ROLE_KEYS,
-             "profile", "pool_seed", "teacher_outputs", "layer_map", "sweep", "variants", *PROFILE_KEYS, *TABLES)
+             "profile", "pool_seed", "layer_map", "sweep", "variants", *PROFILE_KEYS, *TABLES)
 
 
 class SpecError(KdbenchError):
@@ -76,6 +77,8 @@ class Variant:
     selector_params: dict[str, Any] = field(default_factory=dict)
     student: str = STUDENT.default  # a builder's name (students/)
     student_params: dict[str, Any] = field(default_factory=dict)
+    teacher_outputs: str = "cached"  # a teacher source (teachers/)
+    teacher_outputs_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def student_text(self) -> str:
@@ -102,7 +105,6 @@ class AblationSpec:
     variants: tuple[Variant, ...]
     swept: str
     pool_seed: int = 42
-    teacher_outputs: str = "cached"  # RunConfig.teacher_outputs: cached, online or cached-all
     layer_map: str | None = None  # RunConfig.layer_map: student:teacher layer pairs (None: the student's own)
     teacher_trajectory: int = 0  # RunConfig.teacher_trajectory: checkpoints kept along the teacher's fine-tuning
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields (task and data_dir come from the run)
@@ -139,12 +141,13 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         base = Variant("base", **_roles(raw, ""))
         swept, variants = _sweep(raw["sweep"], base)
     else:
-        if any(key in raw for key in ROLE_KEYS if key not in STUDENT_KEYS):
+        if any(key in raw for key in ROLE_KEYS if key not in SHARED_KEYS):
             raise KdbenchError("with [[variants]], give each variant its own parts (method, objective, scheme, "
-                               "selector) and their parameters; only the student may be given at the top level, for all")
-        student = {key: raw[key] for key in STUDENT_KEYS if key in raw}
-        swept, variants = "variant", tuple(_variant(v, i, student) for i, v in enumerate(_list(raw["variants"],
-                                                                                                 "variants")))
+                               "selector) and their parameters; only the student and the teacher outputs may be given "
+                               "at the top level, for all")
+        shared = {key: raw[key] for key in SHARED_KEYS if key in raw}
+        swept, variants = "variant", tuple(_variant(v, i, shared) for i, v in enumerate(_list(raw["variants"],
+                                                                                                "variants")))
     if len({v.label for v in variants}) < len(variants):
         raise KdbenchError("two variants have the same label: give each a distinct `label`")
     tables = {key: _dataclass(cls, raw.get(key, {}), f"[{key}]") for key, cls in TABLES.items() if key != "data"}
@@ -170,8 +173,6 @@ def parse_spec(raw: dict[str, Any], *, name: str, source: str = "") -> AblationS
         variants=variants,
         swept=swept,
         pool_seed=SEED.check(check_type(raw.get("pool_seed", 42), int, "pool_seed"), "pool_seed"),
-        teacher_outputs=check_choice(_text(raw.get("teacher_outputs", "cached"), "teacher_outputs"), TEACHER_OUTPUTS,
-                                     "teacher_outputs"),
         layer_map=layer_map,
         teacher_trajectory=_trajectory(raw),
         data=data,
@@ -215,12 +216,15 @@ def _sweep(table: Any, base: Variant) -> tuple[str, tuple[Variant, ...]]:
     return parameter, tuple(variants)
 
 
-def _variant(table: Any, index: int, student: dict[str, Any]) -> Variant:
-    """The variant `table` gives; `student` the spec's top-level student keys, its student unless it sets one."""
+def _variant(table: Any, index: int, shared: dict[str, Any]) -> Variant:
+    """The variant `table` gives; `shared` the spec's top-level keys of the roles it may give for every
+    variant (the student, the teacher outputs), each the variant's unless it gives that role itself."""
     where = f"[[variants]] #{index + 1}"
     table = _table(table, where)
     _known_keys(table, [f.name for f in dataclasses.fields(Variant)], f"key of {where}")
-    parts = _roles({**student, **table} if not any(key in table for key in STUDENT_KEYS) else table, f"{where} ")
+    inherited = {key: shared[key] for role in SHARED_ROLES if role.name not in table and role.spec_params not in table
+                 for key in (role.name, role.spec_params) if key in shared}
+    parts = _roles({**inherited, **table}, f"{where} ")
     variant = Variant(label=_text(table.get("label", parts["method"]), f"{where} label"),
                       baseline=_text(table.get("baseline", "distill"), f"{where} baseline"),
                       kd=_table(table.get("kd", {}), f"{where} kd"),

@@ -81,8 +81,7 @@ def run_config(spec: AblationSpec, setup: TaskSetup, variant: Variant, *, cache_
     params = {**variant.params, **dict.fromkeys(wanting_generator(variant), setup.generator)}
     config = RunConfig(data=replace(setup.data, **variant.data), train=spec.train, kd=replace(spec.kd, **variant.kd),
                        teacher=setup.teacher, **{**variant.parts(), "method_params": params},
-                       pool_seed=spec.pool_seed, teacher_outputs=spec.teacher_outputs, layer_map=spec.layer_map,
-                       cache_dir=cache_dir)
+                       pool_seed=spec.pool_seed, layer_map=spec.layer_map, cache_dir=cache_dir)
     return with_parsed_params(config, variant.baseline)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 HEAVY = ("transformers", "nlpaug", "nltk", "torch")
-PACKAGES = ("bench", "methods", "objectives", "schemes", "selection", "students", "ablations", "reports")
+PACKAGES = ("bench", "methods", "objectives", "schemes", "selection", "students", "teachers", "ablations", "reports")
 
 
 def test_import_contracts_hold():
@@ -35,7 +35,7 @@ def imported_by(argv: list[str], cwd: Path) -> list[str]:
 
 @pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["tasks"], ["report", "nowhere"],
                                   ["list", "--help"], ["methods"], ["list", "objectives"], ["list", "schemes"], ["list", "selectors"],
-                                  ["list", "students", "t*"]])
+                                  ["list", "students", "t*"], ["list", "teacher-outputs"]])
 def test_commands_that_train_nothing_import_no_training_library(argv, tmp_path):
     assert imported_by(argv, tmp_path) == []
 

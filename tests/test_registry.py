@@ -117,7 +117,23 @@ def first_rows_selector():
     SELECTORS._parts.pop("first-rows")
 
 
-def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read(first_rows_selector):
+@dataclass
+class ShardParams:
+    shards: int = param(1, "files the cache is split into")
+
+
+@pytest.fixture
+def sharded_source():
+    """A teacher source with a parameter, registered for the test: no built-in source has one yet."""
+    from teachers import TEACHER_SOURCES, register_teacher_source
+    from teachers.base import TeacherSource
+
+    register_teacher_source("sharded", description="a test", params=ShardParams)(type("Sharded", (TeacherSource,), {}))
+    yield
+    TEACHER_SOURCES._parts.pop("sharded")
+
+
+def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read(first_rows_selector, sharded_source):
     from ablations.spec import parse_spec
     from bench.cli import build_parser
     from bench.commands.options import role_values
@@ -125,7 +141,8 @@ def test_each_role_is_one_row_that_the_command_line_specs_and_run_tables_read(fi
     from bench.store.run_table import config_columns
 
     chosen = {"method": ("ad2", "eps", 2e-5), "objective": ("continuation", "t_max", 4), "scheme": ("swa", "start", 0.5),
-              "selector": ("first-rows", "k", 3), "student": ("fresh", "hidden_size", 64)}
+              "selector": ("first-rows", "k", 3), "student": ("fresh", "hidden_size", 64),
+              "teacher_outputs": ("sharded", "shards", 2)}
     argv = ["distill", "--teacher", "t"]
     for role in ROLES:
         assert bench.parts.registry.resolve(role.registry).get(role.default).name == role.default

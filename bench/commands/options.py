@@ -54,22 +54,17 @@ def add_role_options(parser: argparse.ArgumentParser, roles: Sequence[str] = tup
     """For each role (bench/roles.py) the part a run composes and its parameters (`--method ad2 --param
     eps=1e-4`), then --plugin."""
     for role in map(BY_NAME.get, roles):
-        parser.add_argument(f"--{role.name}", default=role.default,
+        flags = [f"--{role.name.replace('_', '-')}"] + ([f"--{role.name}"] if "_" in role.name else [])
+        parser.add_argument(*flags, dest=role.name, default=role.default,
                             help=f"{role.what} (see `kdbench list {role.plural}`)")
+        example = f", e.g. {role.param_flag} {role.example}" if role.example else ""
         parser.add_argument(role.param_flag, dest=role.params, action="append", default=[], metavar="KEY=VALUE",
-                            help=f"a parameter of the {role.name}, e.g. {role.param_flag} {role.example}; repeatable")
+                            help=f"a parameter of the {role.name.replace('_', ' ')}{example}; repeatable")
     add_plugin_option(parser)
 
 
-def add_teacher_options(parser: argparse.ArgumentParser) -> None:
-    """Where the teacher's logits come from, and which teacher layer each student layer learns from."""
-    from bench.pipeline.config import TEACHER_OUTPUTS
-
-    parser.add_argument("--teacher-outputs", choices=TEACHER_OUTPUTS, default="cached",
-                        help="cached: the teacher's logits from the cache on disk (computed once per teacher and data; its "
-                        "size is printed), its hidden states and attentions, when an objective reads them, from a "
-                        "forward of each batch; online: all from a forward of each batch; cached-all: all from the "
-                        "cache (large: the size is printed before writing) (default: %(default)s)")
+def add_layer_map_option(parser: argparse.ArgumentParser) -> None:
+    """Which teacher layer each student layer learns from."""
     parser.add_argument("--layer-map", metavar="S:T,...",
                         help="for objectives that match layers (pkd, tinybert): student:teacher hidden-state pairs, "
                         "0 the embeddings, e.g. 1:2,2:4,3:6 (default: teacher-layers students their source layers, "

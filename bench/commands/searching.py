@@ -8,7 +8,7 @@ import json
 
 from bench.commands.base import Command
 from bench.commands.options import (add_dataclass_options, add_plugin_option, add_role_options,
-                                    add_teacher_options, load_plugins)
+                                    add_layer_map_option, load_plugins)
 from bench.commands.training import RunCommand
 from bench.parts.kd_config import KDConfig
 
@@ -28,7 +28,7 @@ class Search(RunCommand):
         parser.add_argument("--baseline", choices=("distill", "finetune"), default="distill",
                             help="distill (KD with --method) or finetune (the no-KD baseline)")
         add_role_options(parser)
-        add_teacher_options(parser)
+        add_layer_map_option(parser)
         parser.add_argument("--profile", choices=("quick", "paper"), default="quick",
                             help="quick (CPU: subset, length 64, 2 epochs, 2x2 grid) or paper (METHODS.md as is)")
         parser.add_argument("--storage", help="Optuna storage: SQLAlchemy URL or journal:PATH "

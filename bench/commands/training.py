@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.commands.base import Command
 from bench.commands.options import (add_dataclass_options, add_plugin_option, add_role_options, add_run_options,
-                                    add_teacher_options, dataclass_from_args, group_values, load_plugins,
+                                    add_layer_map_option, dataclass_from_args, group_values, load_plugins,
                                     role_values)
 from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
@@ -46,7 +46,6 @@ class RunCommand(Command):
             teacher_trajectory=getattr(args, "save_trajectory", 0),
             **role_values(args),
             pool_seed=getattr(args, "pool_seed", 42),
-            teacher_outputs=getattr(args, "teacher_outputs", "cached"),
             layer_map=getattr(args, "layer_map", None),
             output_dir=args.output_dir,
             cache_dir=args.cache_dir,
@@ -125,7 +124,7 @@ class Distill(Finetune):
         add_role_options(parser)
         parser.add_argument("--pool-seed", type=int, default=42,
                             help="seed of a pool method's generation, fixed across training seeds (default: 42)")
-        add_teacher_options(parser)
+        add_layer_map_option(parser)
         parser.add_argument("--resume", action="store_true", help="resume from the output folder's last checkpoint")
         add_dataclass_options(parser, KDConfig, "kd")
 

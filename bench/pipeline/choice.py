@@ -40,16 +40,16 @@ class ChosenParts:
     """The run's parts: its methods (one, or a composition) and one part for each other role."""
 
     methods: tuple[Chosen, ...]
-    others: dict[str, Chosen]  # "objective", "scheme", "selector", "student"
+    others: dict[str, Chosen]  # "objective", "scheme", "selector", "student", "teacher_outputs"
 
     def __getitem__(self, role: str) -> Chosen:
         return self.others[role]
 
     def step_parts(self) -> list[tuple[str, Chosen]]:
         """Every part of the training step with its role, the methods first: all but the student, which is
-        what they train."""
+        what they train, and the teacher source, which feeds them."""
         return [("method", each) for each in self.methods] + [item for item in self.others.items()
-                                                              if item[0] != "student"]
+                                                              if item[0] not in ("student", "teacher_outputs")]
 
     def readers(self) -> list[str]:
         """The parts of the step that read more than logits (`TrainingPart.reads`), as "role name"."""
@@ -155,7 +155,7 @@ def choose_parts(config: RunConfig, *, distill: bool = True, where: str = "--alp
     objective, scheme = chosen["objective"].part, chosen["scheme"].part
     if distill:
         _check_reads(chosen)
-        _check_selector(chosen, config.teacher_outputs)
+        _check_selector(chosen)
         unread = [name for name in KD_SETTINGS if name not in objective.implementation.kd_settings
                   and getattr(config.kd, name) != getattr(KDConfig(), name)]
         if unread:
@@ -188,7 +188,7 @@ def _check_reads(chosen: ChosenParts) -> None:
                            "does not compute in its forwards yet: use it with a pool method or none")
 
 
-def _check_selector(chosen: ChosenParts, teacher_outputs: str) -> None:
+def _check_selector(chosen: ChosenParts) -> None:
     """A selector that chooses among a pool's rows needs a pool method, and one that changes each step's batch
     cannot run beside an in-loop method, which computes the step's loss itself, nor beside data read by row."""
     selector, step = chosen["selector"].part, chosen.method(CHANGES_STEP)
@@ -199,9 +199,10 @@ def _check_selector(chosen: ChosenParts, teacher_outputs: str) -> None:
     if selector.implementation.chooses_each_step and objective.implementation.by_example_id:
         raise KdbenchError(f"selector {selector.name} puts other rows in a batch's places, and objective "
                            f"{objective.name} reads each row's data by its place: use them apart")
-    if selector.implementation.chooses_each_step and teacher_outputs == "cached-all" and chosen.readers():
+    source = chosen["teacher_outputs"].part
+    if selector.implementation.chooses_each_step and source.implementation.states_cached and chosen.readers():
         raise KdbenchError(f"selector {selector.name} puts other rows in a batch's places, and --teacher-outputs "
-                           f"cached-all reads the teacher's states for {', '.join(chosen.readers())} by place: use "
+                           f"{source.name} reads the teacher's states for {', '.join(chosen.readers())} by place: use "
                            "--teacher-outputs cached")
     if selector.implementation.chooses_each_step and step is not None:
         raise KdbenchError(f"selector {selector.name} changes each step's batch, which in-loop method "

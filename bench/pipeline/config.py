@@ -30,9 +30,6 @@ LABEL_NOISE_TYPES = ("uniform", "class-conditional")  # how `DataConfig.label_no
 LENGTH_STRATEGIES = ("bucket_by_length", "group_by_length")  # batches of similar length
 SAMPLING_STRATEGIES = (*LENGTH_STRATEGIES, "random")
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # TrainingArguments.report_to values we offer
-# where a distilled student's teacher outputs come from: its logits from the cache on disk (hidden states and
-# attentions, when read, from a forward of each batch), from a forward of each batch, or all from the cache
-TEACHER_OUTPUTS = ("cached", "online", "cached-all")
 # The methods the demo compares, in its order; each runs with its declared `demo_params` (`kdbench list methods`),
 # and the masked-LM generator (mlm, mate-kd) is added once the demo has built it.
 DEMO_METHODS = ("none", "ad2", "eda", "backtranslation", "mlm", "mate-kd")
@@ -234,10 +231,11 @@ class RunConfig:
     # distill: which teacher hidden state each student hidden state learns from, as student:teacher pairs
     # (`1:2,2:4,3:6`; 0 the embeddings), for the objectives that match layers; None: the student's own map
     layer_map: str | None = None
-    # distill: the teacher's logits read from the cache on disk (computed once per teacher and data), or
-    # from a forward of each training batch (no cache; what a teacher that changes during training needs), or
-    # its logits and the hidden states and attentions a part reads all from the cache (bench/pipeline/teacher_states.py)
-    teacher_outputs: str = field(default="cached", metadata={"choices": TEACHER_OUTPUTS})
+    # distill: where the teacher's outputs come from, a teacher source (teachers/): its logits from the cache on
+    # disk, computed once per teacher and data (cached), from a forward of each training batch (online), or its
+    # logits and the hidden states and attentions a part reads all from the cache (cached-all)
+    teacher_outputs: str = "cached"
+    teacher_outputs_params: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = None
     cache_dir: str | None = None
     resume: bool = False
@@ -291,7 +289,7 @@ def _declared_objective(method: str) -> tuple[str | None, dict[str, Any]]:
 # behaves differently gets another name).
 LATER_DEFAULTS = {"objective": "kd", "objective_params": {}, "scheme": "plain", "scheme_params": {},
                   "teacher_clean_labels": False, "teacher_outputs": "cached", "selector": "all", "selector_params": {},
-                  "layer_map": None, "teacher_trajectory": 0}
+                  "layer_map": None, "teacher_trajectory": 0, "teacher_outputs_params": {}}
 LATER_TRAIN_DEFAULTS = {"train_sampling_strategy": "random"}  # of TrainConfig (the default is now bucket_by_length)
 LATER_NESTED_DEFAULTS = {  # of the nested settings, by field of RunConfig
     "data": {"label_noise": 0.0, "label_noise_type": "uniform", "label_noise_seed": 0, "eval_task": "",

@@ -287,10 +287,12 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
     with timer.phase("teacher_inference"):
         teacher = frozen(load_classifier(teacher_name, task, require_trained_head=True).to(state.device))
         fingerprint = model_fingerprint(teacher)
-        train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint)
+        outputs = chosen["teacher_outputs"].part.implementation  # the teacher source: what it caches
+        train_ds, outputs_cache_hit = _with_teacher_logits(prepared.train, teacher, tokenizer, config, fingerprint,
+                                                           cached=outputs.logits_cached)
     context = TrainingContext(task=task, train_size=len(prepared.train), teacher=teacher_name, teacher_model=teacher,
                               tokenizer=tokenizer, cache_dir=config.cache_dir, device=state.device, kd=config.kd,
-                              online_teacher=config.teacher_outputs == "online")
+                              online_teacher=not outputs.logits_cached)
     rows, pools, operations = [with_origins(train_ds, source=0)], [], [()]
     for source, each in enumerate(pool_methods, start=1):  # each pool a source of rows, in the composition's order
         method, params = each.part, each.params
@@ -300,7 +302,8 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
                                    prepared.data.splits["train"], seed=config.pool_seed, cache_dir=config.cache_dir)
         with timer.phase("teacher_labelling"):
             pool_ds = tokenize(pool.examples.remove_columns(list(POOL_ORIGINS)), tokenizer, config.data.max_length)
-            pool_ds, _ = _with_teacher_logits(pool_ds, teacher, tokenizer, config, fingerprint)
+            pool_ds, _ = _with_teacher_logits(pool_ds, teacher, tokenizer, config, fingerprint,
+                                              cached=outputs.logits_cached)
         rows.append(with_origins(pool_ds, source=source, origins=pool.examples.select_columns(list(POOL_ORIGINS))[:]))
         pools.append({"method": method.name, "pool_size": len(pool_ds), "copies": pool.copies,
                       "cache_hit": pool.cache_hit, "generation_s": round(pool.generation_s, 3),
@@ -318,7 +321,7 @@ def run_distill(config: RunConfig, *, callbacks: Sequence[TrainerCallback] = ())
         for model in (student, teacher):
             model.set_attn_implementation("eager")
     states_cache_hit = None
-    if config.teacher_outputs == "cached-all" and parts.reads:
+    if outputs.states_cached and parts.reads:
         with timer.phase("teacher_inference"):
             parts.teacher_states, states_cache_hit = _states_on_rows(teacher, train_ds, tokenizer, parts.reads,
                                                                      config, fingerprint)
@@ -360,10 +363,10 @@ def _selected(name: str, selector: Selector, rows: datasets.Dataset) -> datasets
 
 
 def _with_teacher_logits(ds: datasets.Dataset, teacher: PreTrainedModel, tokenizer, config: RunConfig,
-                         fingerprint: str) -> tuple[datasets.Dataset, bool | None]:
+                         fingerprint: str, *, cached: bool) -> tuple[datasets.Dataset, bool | None]:
     """`ds` with the teacher's logits as a column, computed once per (teacher, data) and cached, and
-    whether they came from the cache; `ds` as it is (and None) when the teacher runs online."""
-    if config.teacher_outputs == "online":
+    whether they came from the cache; `ds` as it is (and None) when the teacher source caches no logits."""
+    if not cached:
         return ds, None
     with distributed_state().main_process_first():  # one process computes and caches, the others read
         logits, hit = cached_teacher_logits(teacher, ds, Collator(tokenizer),
@@ -385,7 +388,7 @@ def _inputs_by_id(rows: datasets.Dataset) -> tuple[datasets.Dataset, list[int]]:
 def _states_on_rows(teacher: PreTrainedModel, rows: datasets.Dataset, tokenizer, reads: frozenset[str],
                     config: RunConfig, fingerprint: str) -> tuple[TeacherStates, bool]:
     """The teacher's hidden states and attentions that the parts read, on the training rows, from the cache
-    (`--teacher-outputs cached-all`), and whether they came from it."""
+    (a teacher source that caches them: `--teacher-outputs cached-all`), and whether they came from it."""
     inputs, ids = _inputs_by_id(rows)
     with distributed_state().main_process_first():
         return cached_teacher_states(teacher, inputs, ids, reads, collator=Collator(tokenizer),
