@@ -9,12 +9,13 @@ import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.parts.errors import UnknownNameError
 from bench.parts.tasks import get_task
 from bench.store.studies import spread
-from reports.significance import comparisons, marks, significance_note
+from reports.significance import comparisons, dev_predictions, marks, significance_note
 from reports.studies import COMPARISON, Study
 from reports.tables import StudyTables, describe_machines, score_cell, score_text, write_tables
 
@@ -168,7 +169,21 @@ def score_notes(study: Study) -> list[str]:
                else "one run")
             + ("; % of teacher: 100 x score / teacher score, averaged over tasks" if study.kind == COMPARISON else "")
             + "; in the CSV: IQR, best learning rate and batch size, median training seconds",
+            constant_predictors(study),
             *(f"missing: {line}" for line in study.missing)]
+
+
+def constant_predictors(study: Study) -> str:
+    """A note naming the runs that give every dev example the same class: they learned nothing past one
+    class, and an attack cannot flip a constant prediction, so their accuracy under attack is only that
+    class's share of the attacked examples. "" where no run does (or none kept its predictions)."""
+    found = []
+    for run in study.runs.to_dict("records"):
+        dev = dev_predictions(run["record"])
+        if dev is not None and np.issubdtype(dev[0].dtype, np.integer) and len(np.unique(dev[0])) == 1:
+            found.append(f"{task_name(run['task'])} {run['variant']} seed {run['seed']}")
+    return ("one class for every dev example (nothing learned past it; under attack nothing to flip, so its "
+            "accuracy under attack is that class's share): " + ", ".join(found)) if found else ""
 
 
 def _with_tests(stats: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:

@@ -358,3 +358,23 @@ def test_an_attacks_bootstrap_scores_accuracy_even_where_the_task_scores_f1():
     best = {"metric": "attack_score", "value": 0.5, "metrics": {}, "score_metrics": ["accuracy"]}
     assert _metric_names({"best": best}, "mrpc") == ("accuracy",)
     assert _metric_names({"best": {k: v for k, v in best.items() if k != "score_metrics"}}, "mrpc") == ("f1", "accuracy")
+
+
+def test_runs_that_predict_one_class_are_named_in_the_notes():
+    labels = [i % 2 for i in range(20)]
+
+    def with_dev(run: dict, predictions: list[int]) -> dict:
+        return {**run, "predictions": {"validation": {"labels": labels, "predictions": predictions}}}
+
+    learned, constant = [y if i < 15 else 1 - y for i, y in enumerate(labels)], [1] * 20
+    runs = [_row("rte", "KD", with_dev(record("rte", "KD", seed, 0.6), constant if seed == 43 else learned))
+            for seed in PROFILE.seeds]
+    runs.append(_row("rte", "AD2", with_dev(record("rte", "AD2", 42, 0.5), [0] * 20)))
+    study = Study("robust", "a test study", COMPARISON, "variant", _frame(runs), [("rte", "KD"), ("rte", "AD2")], 3,
+                  Path("."))
+    note = [n for n in score_tables(study).notes if n.startswith("one class for every dev example")]
+    assert len(note) == 1 and note[0].endswith("accuracy under attack is that class's share): RTE KD seed 43, "
+                                               "RTE AD2 seed 42")
+    runs = [_row("rte", "KD", with_dev(record("rte", "KD", seed, 0.6), learned)) for seed in PROFILE.seeds]
+    study = dataclasses.replace(study, runs=_frame(runs))
+    assert not [n for n in score_tables(study).notes if n.startswith("one class")]
