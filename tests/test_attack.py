@@ -129,11 +129,17 @@ def test_refusals_come_before_any_model_loads(monkeypatch, tmp_path):
 
 
 def test_a_teacher_folder_or_a_folder_without_a_record_is_refused(tmp_path, tiny_teacher):
-    with pytest.raises(KdbenchError, match="no readable record.json"):
+    with pytest.raises(KdbenchError, match="no such run record: give a record.json file or the run folder"):
         attack_saved_run(tmp_path, ATTACKED)
     (tmp_path / RECORD_FILE).write_text(json.dumps({"kind": "finetune-teacher", "config": {}}))
-    with pytest.raises(KdbenchError, match="not a student run"):
+    with pytest.raises(KdbenchError) as error:
         attack_saved_run(tmp_path, ATTACKED)
+    assert str(error.value) == (f"{tmp_path / RECORD_FILE}: not a kdbench run record of a distill or finetune run (a "
+                                "finetune-teacher run's): it needs a config and one of those kinds; a cached teacher's "
+                                "folder is sealed and is not attacked in place")
+    (tmp_path / RECORD_FILE).write_text(json.dumps({"kind": "distill", "config": {}}))
+    with pytest.raises(KdbenchError, match=f"no weights in {tmp_path / 'model'}"):
+        attack_saved_run(tmp_path / RECORD_FILE, ATTACKED)
 
 
 def test_nltks_english_stop_words_ship_with_the_suite_and_flairs_stand_in_refuses_use():

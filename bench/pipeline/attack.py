@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import math
 import sys
 import types
@@ -38,9 +37,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from bench.parts.errors import KdbenchError, UnknownNameError
 from bench.parts.tasks import TaskSpec, get_task
 from bench.parts.models import load_classifier, load_tokenizer
-from bench.pipeline.config import DataConfig, from_identity
+from bench.pipeline.config import DataConfig
 from bench.pipeline.data import TaskData, load_data, train_subset
-from bench.pipeline.records import RECORD_FILE, package_version, read_record, write_record
+from bench.pipeline.records import package_version, read_run, write_record
 
 TEXTATTACK_VERSION = "0.3.10"
 INSTALL = f"pip install -e '.[attack]' && pip install --no-deps textattack=={TEXTATTACK_VERSION}"
@@ -119,16 +118,12 @@ def attack_saved_run(folder: str | Path, settings: dict) -> dict:
     settings) with `settings` (DataConfig's attack fields, and `data_dir` where the run's is not found from
     here) and add each recipe's entry to its record's `attack`, the record rewritten whole; returns the
     entries."""
-    folder = Path(folder)
-    try:
-        record = read_record(folder)
-    except (OSError, json.JSONDecodeError):
-        raise KdbenchError(f"{folder}: no readable {RECORD_FILE}: give the folder of a finished run") from None
-    if record.get("kind") not in STUDENT_RUNS or not isinstance(record.get("config"), dict) \
-            or not (folder / "model").is_dir():
-        raise KdbenchError(f"{folder}: not a student run ({' or '.join(STUDENT_RUNS)}) with its weights in "
-                           f"{folder / 'model'} (a cached teacher's folder is sealed and is not attacked in place)")
-    config = replace(from_identity(record["config"]).data, **settings)
+    file, record, config = read_run(folder, STUDENT_RUNS, why="a cached teacher's folder is sealed and is not "
+                                    "attacked in place")
+    folder = file.parent
+    if not (folder / "model").is_dir():
+        raise KdbenchError(f"{folder}: no weights in {folder / 'model'}: give the folder of a finished run")
+    config = replace(config.data, **settings)
     check_attack(config)
     data = load_data(config)
     model, tokenizer = load_classifier(str(folder / "model"), data.task), load_tokenizer(str(folder / "model"))

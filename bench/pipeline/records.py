@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from bench.parts.errors import KdbenchError
+from bench.pipeline.config import RunConfig, from_identity
 from bench.pipeline.storage import write_json
 
 PACKAGES = ("kdbench", "torch", "transformers", "accelerate", "datasets", "numpy", "scikit-learn", "scipy")
@@ -142,6 +144,29 @@ def write_record(output_dir: str | Path, record: dict) -> Path:
 
 def read_record(output_dir: str | Path) -> dict:
     return json.loads((Path(output_dir) / RECORD_FILE).read_text())
+
+
+def read_run(path: str | Path, kinds: Sequence[str], *, why: str = "") -> tuple[Path, dict, RunConfig]:
+    """The record at `path` (a record.json file or the run folder holding one) of a run of one of `kinds`,
+    its file and the config it ran: what `kdbench rerun` and `kdbench attack` start from. One clear error
+    for a missing or unreadable file, another kind of record (`why` says why only those kinds), or a
+    config this version cannot rebuild."""
+    path = Path(path)
+    file = path / RECORD_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise KdbenchError(f"{path}: no such run record: give a {RECORD_FILE} file or the run folder holding one")
+    try:
+        record = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and record.get("kind") in kinds):
+        found = f"a {record['kind']} run's" if isinstance(record, dict) and isinstance(record.get("kind"), str) else "not"
+        raise KdbenchError(f"{file}: not a kdbench run record of a {' or '.join(kinds)} run ({found}): it needs a "
+                           f"config and one of those kinds{f'; {why}' if why else ''}")
+    try:
+        return file, record, from_identity(record["config"])
+    except TypeError as error:  # a setting this version does not have
+        raise KdbenchError(f"{file}: its config does not fit this version of kdbench: {error}") from None
 
 
 def evaluation_scores(record: dict) -> list[dict]:

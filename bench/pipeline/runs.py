@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,12 +34,13 @@ from bench.parts.outputs import ATTENTIONS
 from bench.pipeline.attack import attack_recipe_names, attack_run, check_attack
 from bench.pipeline.cache import (cache_root, cached_teacher_logits, dataset_fingerprint, digest, model_fingerprint,
                                   predict_logits)
-from bench.pipeline.config import DataConfig, RunConfig, from_identity, stored, train_identity
+from bench.pipeline.config import DataConfig, RunConfig, stored, train_identity
 from bench.pipeline.data import TaskData, load_data
 from bench.pipeline.integrity import folder_damage, holds_entry, seal, usable
 from bench.pipeline.ood import OODData, check_eval_tasks, load_ood_sets, score_ood
 from bench.pipeline.pools import POOL_ORIGINS, cached_pool
-from bench.pipeline.records import RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, with_environment, write_record
+from bench.pipeline.records import (RECORD_FILE, TIMING_SUFFIXES, PhaseTimer, read_record, read_run, with_environment,
+                                    write_record)
 from bench.pipeline.storage import publish_directory
 from bench.pipeline.checkpoints import TrajectorySaver
 from bench.pipeline.choice import ChosenParts, choose_parts
@@ -424,21 +424,7 @@ def rerun_config(record_path: str | Path, output_dir: str | Path | None = None) 
     makes one). The original's folder, or another holding a record, is refused: a rerun overwrites no
     run. Run it with `RUNS_BY_KIND[record["kind"]]`; an interrupted rerun continues from its last
     checkpoint when given the same `output_dir` again."""
-    path = Path(record_path)
-    file = path / RECORD_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise KdbenchError(f"{path}: no such run record: give a {RECORD_FILE} file or the run folder holding one")
-    try:
-        record = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        record = None
-    kinds = ", ".join(RUNS_BY_KIND)
-    if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and record.get("kind") in RUNS_BY_KIND):
-        raise KdbenchError(f"{file}: not a kdbench run record: it needs a config and a kind ({kinds})")
-    try:
-        config = from_identity(record["config"])
-    except TypeError as error:  # a setting this version does not have
-        raise KdbenchError(f"{file}: its config does not fit this version of kdbench: {error}") from None
+    file, record, config = read_run(record_path, list(RUNS_BY_KIND))
     folder = Path(output_dir or default_output_dir(record["kind"], record["task"]))
     if folder.resolve() == file.parent.resolve():
         raise KdbenchError(f"{folder} is the original run's folder: a rerun goes to another "
