@@ -18,7 +18,7 @@ from bench.parts.registry import NoParams
 from bench.parts.tasks import get_task
 from bench.pipeline.runs import DataConfig, run_distill
 from methods import get_method
-from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, _rounded, perturbed, site_module
+from methods.ad2 import AD2, PROJECTIONS, READINGS, SITES, _rounded, perturbed, site_module, site_shape
 from methods.base import MethodContext
 from objectives import get_objective
 from tests.conftest import tiny_config
@@ -562,3 +562,14 @@ def test_an_albert_student_is_perturbed_at_its_embedding_width(tokenizer_dir, si
     delta = ad2(teacher, site=site, target="teacher_clean", steps=1).perturbation(albert, inputs,
                                                                                    teacher(**inputs).logits)
     assert delta.shape == (*inputs["input_ids"].shape, 16) and delta.abs().sum() > 0
+
+
+def test_an_embeddings_module_without_a_layer_norm_is_taken_at_the_hidden_size():
+    albert = AlbertForSequenceClassification(AlbertConfig(
+        vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64))
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    assert site_shape(albert, "embedding_output", ids) == (2, 5, 16)  # its LayerNorm's width
+    del site_module(albert, "embedding_output").LayerNorm
+    assert site_shape(albert, "embedding_output", ids) == (2, 5, 32)  # none: the hidden size
+    assert site_shape(albert, "word_embeddings", ids) == (2, 5, 16)
