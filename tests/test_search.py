@@ -353,3 +353,22 @@ def test_a_storage_without_its_driver_or_server_is_one_clear_error(tmp_path, cap
     assert error.startswith("kdbench: error: cannot open the storage postgresql://kdbench:***@localhost:1/kdbench")
     assert "Is its server running" in error and "secret" not in error and "\n" not in error
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_waiting_worker_says_when_a_dead_workers_point_comes_back(tmp_path):
+    from bench.pipeline.config import RunConfig
+    from bench.store.search import _waiting_note
+    from bench.store.studies import PROFILES, StoredSearch
+
+    search_ = StoredSearch("s", RunConfig(), "distill", PROFILES["quick"])
+    head = "search s: its remaining points are running in another worker; waiting for them. "
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    assert _waiting_note(open_storage(url, heartbeat_interval=4, grace_period=10), search_) == head + (
+        "If that worker was stopped or killed, its trial is failed once it has sent no heartbeat for 10 s (at most "
+        "14 s from now) and its point runs here")
+    without_grace = optuna.storages.RDBStorage(url, heartbeat_interval=4)  # Optuna's default grace: 2 intervals
+    assert "no heartbeat for 8 s (at most 12 s from now)" in _waiting_note(without_grace, search_)
+    unbeating = head + ("This storage has no heartbeats: if that worker was killed, its trial stays running; use a SQL "
+                        "storage (sqlite:///... or PostgreSQL) to have such trials retried")
+    assert _waiting_note(optuna.storages.RDBStorage(url), search_) == unbeating
+    assert _waiting_note(open_storage(f"journal:{tmp_path / 'journal.log'}"), search_) == unbeating
