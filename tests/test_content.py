@@ -3,6 +3,7 @@ teacher's weights differ, and a worker or machine with other data or another tea
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import asdict, replace
 
@@ -53,13 +54,17 @@ def test_parameters_typed_or_spelled_out_give_one_key(glue_dir, tiny_teacher):
 
 def test_a_worker_with_other_data_or_another_teacher_refuses(glue_dir, tiny_teacher, tiny_encoder, tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
-    name = create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage).name
+    config = _config(glue_dir, tiny_teacher, cache_dir=str(tmp_path / "their-cache"))
+    name = create_search(config, kind="distill", profile=TINY, storage=storage).name
     copy = shutil.copytree(tiny_teacher, tmp_path / "my-teacher")
     assert join_search(storage, name, teacher=str(copy)).config.teacher == str(copy)  # a copy is the same teacher
+    assert join_search(storage, name).config.cache_dir == str(tmp_path / "their-cache")  # the search's, by default
+    assert join_search(storage, name, cache_dir=str(tmp_path / "mine")).config.cache_dir == str(tmp_path / "mine")
     other = shutil.copytree(glue_dir, tmp_path / "other-glue")
     lines = (glue_dir / "SST-2" / "dev.tsv").read_text().splitlines(keepends=True)
     (other / "SST-2" / "dev.tsv").write_text("".join(lines[:-1]))  # one dev sentence fewer
-    with pytest.raises(KdbenchError, match=r"^this worker's data differs from search .*: give --data-dir the GLUE"):
+    data_differs = rf"^this worker's data differs from search {re.escape(name)}'s .*: give --data-dir the GLUE"
+    with pytest.raises(KdbenchError, match=data_differs):
         join_search(storage, name, data_dir=str(other))
     with pytest.raises(KdbenchError, match="this worker's teacher differs .*give --teacher a copy"):
         join_search(storage, name, teacher=str(tiny_encoder))
