@@ -17,6 +17,11 @@ from bench.roles import BY_NAME, ROLES
 RESULTS_DIRS = {"ablate": "kdbench-results/ablations", "speed": "kdbench-results/speed", "demo": "kdbench-results/demo"}
 
 
+def option_flags(name: str) -> list[str]:
+    """A setting's command-line flags: `--learning-rate`, and `--learning_rate` as written in the config."""
+    return [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str, *, skip: Sequence[str] = (),
                           defaults: dict | None = None) -> None:
     """One option per field of `cls`, stored as `group.field`."""
@@ -27,7 +32,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, group: str
             continue
         kind = base_type(hints[f.name])
         default = (defaults or {}).get(f.name, f.default)
-        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        flags = option_flags(f.name)
         help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")  # argparse formats help
         if kind is bool:
             section.add_argument(*flags, dest=f"{group}.{f.name}", action=argparse.BooleanOptionalAction,
@@ -54,8 +59,7 @@ def add_role_options(parser: argparse.ArgumentParser, roles: Sequence[str] = tup
     """For each role (bench/roles.py) the part a run composes and its parameters (`--method ad2 --param
     eps=1e-4`), then --plugin."""
     for role in map(BY_NAME.get, roles):
-        flags = [f"--{role.name.replace('_', '-')}"] + ([f"--{role.name}"] if "_" in role.name else [])
-        parser.add_argument(*flags, dest=role.name, default=role.default,
+        parser.add_argument(*option_flags(role.name), dest=role.name, default=role.default,
                             help=f"{role.what} (see `kdbench list {role.plural}`)")
         example = f", e.g. {role.param_flag} {role.example}" if role.example else ""
         parser.add_argument(role.param_flag, dest=role.params, action="append", default=[], metavar="KEY=VALUE",

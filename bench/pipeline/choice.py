@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bench.parts.base import TrainingPart
 from bench.parts.errors import KdbenchError
 from bench.parts.kd_config import KDConfig
 from bench.parts.outputs import EXTRAS
@@ -46,10 +47,10 @@ class ChosenParts:
         return self.others[role]
 
     def step_parts(self) -> list[tuple[str, Chosen]]:
-        """Every part of the training step with its role, the methods first: all but the student, which is
-        what they train, and the teacher source, which feeds them."""
-        return [("method", each) for each in self.methods] + [item for item in self.others.items()
-                                                              if item[0] not in ("student", "teacher_outputs")]
+        """Every part of the training step (a `TrainingPart`) with its role, the methods first: not the student,
+        which they train, nor the teacher source, which feeds them."""
+        return [("method", each) for each in self.methods] + [
+            (role, each) for role, each in self.others.items() if issubclass(each.part.implementation, TrainingPart)]
 
     def readers(self) -> list[str]:
         """The parts of the step that read more than logits (`TrainingPart.reads`), as "role name"."""

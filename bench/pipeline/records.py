@@ -160,8 +160,9 @@ def read_run(path: str | Path, kinds: Sequence[str], *, why: str = "") -> tuple[
     except (UnicodeDecodeError, json.JSONDecodeError):
         record = None
     if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and record.get("kind") in kinds):
-        found = f"a {record['kind']} run's" if isinstance(record, dict) and isinstance(record.get("kind"), str) else "not"
-        raise KdbenchError(f"{file}: not a kdbench run record of a {' or '.join(kinds)} run ({found}): it needs a "
+        kind = record.get("kind") if isinstance(record, dict) else None
+        found = f" (a {kind} run's)" if isinstance(kind, str) else ""
+        raise KdbenchError(f"{file}: not a kdbench run record of a {' or '.join(kinds)} run{found}: it needs a "
                            f"config and one of those kinds{f'; {why}' if why else ''}")
     try:
         return file, record, from_identity(record["config"])
