@@ -9,9 +9,11 @@ The tiny model uses the offline MiniLM's tokenizer (a real WordPiece vocabulary)
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -132,6 +134,19 @@ def isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own kdbench cache and no GLUE folder from the environment."""
     monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("KDBENCH_GLUE_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def library_logs_to_this_session():
+    """Libraries' log handlers (Optuna's, datasets') write to this session's stderr. A handler keeps the
+    stream it was made with, and mutmut runs many pytest sessions in one process: made in an earlier one,
+    it writes to that session's spent capture file, and every log line prints a "Logging error" traceback."""
+    for name in list(logging.root.manager.loggerDict):
+        for handler in getattr(logging.getLogger(name), "handlers", []):
+            if type(handler) is logging.StreamHandler:  # not pytest's own handlers, nor file handlers
+                handler.stream = sys.stderr  # not setStream, which flushes the spent one first
+                if hasattr(handler.formatter, "stream"):  # Optuna's colorlog formatter asks its own if it is a tty
+                    handler.formatter.stream = sys.stderr
 
 
 STEPS_PER_EPOCH = 6  # write_sst2's 48 training examples in batches of 8 (tests.test_runs.TRAIN)

@@ -45,24 +45,30 @@ def test_spread_of_seed_scores():
 
 
 def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monkeypatch):
-    monkeypatch.setitem(bench.store.search.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(bench.store.search.PROFILES, "quick", TINY)  # the default profile
+    monkeypatch.chdir(tmp_path)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
-    result = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
-    storage = f"sqlite:///{tmp_path / 'results' / 'studies.db'}"
+    result = search(config)  # the library's defaults: distillation, the quick profile, kdbench-results/search
+    results = tmp_path / "kdbench-results" / "search"
+    storage = f"sqlite:///{results / 'studies.db'}"
     grid = optuna.load_study(study_name=f"{result['study']}/grid", storage=storage)
     points = sorted((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in grid.trials)
     assert points == [(1e-3, 8), (1e-3, 16), (3e-3, 8), (3e-3, 16)]
     assert all(r["seed"] == 1 for r in trial_records(open_storage(storage), grid.trials))
     assert all(len(json.dumps(t.user_attrs)) < 2000 for t in grid.trials)  # a summary and a key, not the record
+    assert {t.user_attrs["profile"] for t in grid.trials} == {"tiny"}  # each trial names its profile
     assert result["n"] == 3 and result["best_params"] == grid.best_params
     seeds = optuna.load_study(study_name=f"{result['study']}/seeds", storage=storage)
     for trial, record in zip(grid.trials + seeds.trials, trial_records(open_storage(storage), grid.trials + seeds.trials)):
         # every evaluation reported as it came (the reused run at seed 1: from its record), for the dashboard's curves
         assert trial.intermediate_values == {e["step"]: e["eval_validation_score"] for e in record["evaluations"]}
-        assert len(trial.intermediate_values) == 1 and "seed=" in record["config"]["train"]["run_name"]
+        assert len(trial.intermediate_values) == 1
+        train = record["config"]["train"]  # a tracker's name: the search's, then the point
+        assert train["run_name"] == (f"{result['study']} lr={train['learning_rate']:g} "
+                                     f"batch={train['per_device_train_batch_size']} seed={train['seed']}")
     assert result["median"] == sorted(result["scores"])[1]
-    again = search(config, profile="tiny", results_dir=str(tmp_path / "results"))
+    again = search(config, profile=TINY, results_dir=str(results))
     assert again["scores"] == result["scores"]
     assert len(optuna.load_study(study_name=f"{result['study']}/grid", storage=storage).trials) == 4
 
@@ -372,3 +378,52 @@ def test_a_waiting_worker_says_when_a_dead_workers_point_comes_back(tmp_path):
                         "storage (sqlite:///... or PostgreSQL) to have such trials retried")
     assert _waiting_note(optuna.storages.RDBStorage(url), search_) == unbeating
     assert _waiting_note(open_storage(f"journal:{tmp_path / 'journal.log'}"), search_) == unbeating
+
+
+def test_the_library_refuses_a_worker_under_torchrun_before_any_trial(tmp_path, monkeypatch):
+    """`run_searches` (what `search`, `worker` and `ablate` run) refuses torchrun itself, for callers that are not
+    the commands, with the worker's recipe, and before it opens a study."""
+    from bench.parts.errors import KdbenchError
+    from bench.store.search import run_searches
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(KdbenchError) as refused:
+        run_searches(None, [], tmp_path)
+    assert str(refused.value) == (
+        "`kdbench worker` takes trials one process at a time: under torchrun each of the 2 processes would pull its "
+        "own. Start one worker per device instead (`CUDA_VISIBLE_DEVICES=I kdbench worker --storage URL --study "
+        "NAME`, one per I; docs/scale-out.md)")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert run_searches(None, [], tmp_path) == []
+
+
+def test_a_fine_tuning_search_fine_tunes_in_run_folders_of_its_own(glue_dir, tiny_teacher, tmp_path):
+    """The no-KD arm's search (kind "finetune") fine-tunes, and the point it shares with a distillation search in
+    the same results folder is a run of its own: a run's folder is keyed by its search's name and its point."""
+    one_point = SearchProfile("one", (1e-3,), (8,), 1, 32, None, seeds=(1,))
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    results = tmp_path / "results"
+    for kind in ("distill", "finetune"):
+        study = search(config, kind=kind, profile=one_point, results_dir=str(results))["study"]
+        trials = optuna.load_study(study_name=f"{study}/grid", storage=f"sqlite:///{results / 'studies.db'}").trials
+        assert [record["kind"] for record in trial_records(open_storage(f"sqlite:///{results / 'studies.db'}"),
+                                                           trials)] == [kind]
+    assert len(list((results / "runs").iterdir())) == 2
+
+
+def test_a_finished_run_is_read_from_the_storage_first_then_from_its_folder(tmp_path):
+    """A run kept in the storage by any worker is read from there (its folder may be on another machine, or
+    gone); one only in this worker's folder (the worker stopped before keeping it) from the folder, to be kept;
+    and one in neither is to be trained."""
+    from bench.pipeline.records import write_record
+    from bench.store.record_store import record_store
+    from bench.store.search import _finished_run
+
+    store = record_store(open_storage(f"sqlite:///{tmp_path / 'studies.db'}"))
+    elsewhere, here, nowhere = (tmp_path / "runs" / key for key in ("elsewhere", "here", "nowhere"))
+    store.put("elsewhere", {"best": "kept"})
+    write_record(here, {"best": "on disk"})
+    assert _finished_run(store, elsewhere) == ({"best": "kept"}, True)
+    assert _finished_run(store, here) == ({"best": "on disk"}, False)
+    assert _finished_run(store, nowhere) == (None, False)
