@@ -74,11 +74,25 @@ def test_a_machine_whose_teacher_came_out_otherwise_is_refused(glue_dir, tiny_te
     """The same spec on two machines, each fine-tuning its own teacher: their searches would not compare."""
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
     origin = "minilm fine-tuned with the spec's settings"
-    create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage, teacher_origin=origin)
-    with pytest.raises(KdbenchError, match="teacher differs"):
+    first = create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage,
+                          teacher_origin=origin)
+    with pytest.raises(KdbenchError, match=rf"^this worker's teacher differs from search {re.escape(first.name)}'s "):
         create_search(_config(glue_dir, tiny_encoder), kind="distill", profile=TINY, storage=storage,
                       teacher_origin=origin)
     create_search(_config(glue_dir, tiny_encoder), kind="distill", profile=TINY, storage=storage)  # a teacher as given
+
+
+def test_searches_with_other_settings_are_not_compared(glue_dir, tiny_teacher, tmp_path):
+    """Only a search with the same settings is another machine's copy: another method's search on other
+    training rows, with the same teacher, is a search of its own."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage)
+    changed = shutil.copytree(glue_dir, tmp_path / "changed")
+    tsv = changed / "SST-2" / "train.tsv"
+    tsv.write_text(tsv.read_text().replace("\t1\n", "\t0\n", 1))  # one training label
+    other = create_search(_config(changed, tiny_teacher, method="ad2"), kind="distill", profile=TINY,
+                          storage=storage)
+    assert other.config.method == "ad2"
 
 
 def test_studies_carry_readable_attributes(glue_dir, tiny_teacher, tmp_path):
@@ -103,3 +117,17 @@ def test_searches_refuse_torchrun_with_the_recipe(command, tmp_path, monkeypatch
     error = capsys.readouterr().err
     assert "under torchrun each of the 2 processes would pull its own" in error and "one worker per device" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_the_first_machine_to_create_a_search_describes_it(glue_dir, tiny_teacher, tmp_path):
+    """The same search created again from copies of its files (another machine) keeps the first one's stored
+    configuration: the folders a worker joining it uses by default."""
+    from bench.store.studies import load_search
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    name = create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage).name
+    glue, teacher = shutil.copytree(glue_dir, tmp_path / "copy" / "glue"), tmp_path / "copy" / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    assert create_search(_config(glue, teacher), kind="distill", profile=TINY, storage=storage).name == name
+    stored = load_search(storage, name).config
+    assert (stored.data.data_dir, stored.teacher) == (str(glue_dir), str(tiny_teacher))

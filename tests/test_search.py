@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -50,7 +52,10 @@ def test_grid_then_seeds_on_a_tiny_model(glue_dir, tiny_teacher, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
                             data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    slept = []
+    monkeypatch.setattr(bench.store.search, "time", SimpleNamespace(sleep=slept.append))
     result = search(config)  # the library's defaults: distillation, the quick profile, kdbench-results/search
+    assert slept == []  # a worker with points to run never waits
     results = tmp_path / "kdbench-results" / "search"
     storage = f"sqlite:///{results / 'studies.db'}"
     grid = optuna.load_study(study_name=f"{result['study']}/grid", storage=storage)
@@ -174,27 +179,70 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(storage_url, glue_d
     assert len(retried) == 1 and retried[0].number > killed[0]  # its point ran again, in a later trial
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue_dir, tiny_teacher, tmp_path,
-                                                                             monkeypatch, capsys):
-    from bench.store.search import run_searches
+def _every_grid_point_taken(url: str, name: str) -> tuple[optuna.storages.RDBStorage, list[int]]:
+    """The storage, with heartbeats every second and failed after 2 s without one, and the ids of trials that
+    hold every grid point, each with one heartbeat, all at one moment (SQLite stamps a heartbeat to the second,
+    and trials taken across a second would go stale a second apart)."""
     from bench.store.studies import _grid_space, _points, _study
 
-    url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
     grid = _study(storage, name, "grid")
-    for point in _points(_grid_space(TINY)):  # a worker took every grid point, then died
+    ids = []
+    for point in _points(_grid_space(TINY)):
         grid.enqueue_trial(point)
-        storage.record_heartbeat(grid.ask()._trial_id)
-    # SQLite stamps a heartbeat to the second: the loop above can straddle a second, and then the worker
-    # finds some trials stale a second before the rest, runs their points and waits again (a second note,
-    # rightly). One worker holds one trial; four that died at one moment are what this test means
+        ids.append(grid.ask()._trial_id)
+        storage.record_heartbeat(ids[-1])
     with storage.engine.begin() as connection:
         connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = "
                                            "(SELECT MAX(heartbeat) FROM trial_heartbeats)"))
+    return storage, ids
+
+
+def _waiting_notes(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if "running in another worker" in line]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_waiting_on_a_dead_workers_points_says_so_and_for_how_long(glue_dir, tiny_teacher, tmp_path,
+                                                                             monkeypatch, capsys):
+    """Said once, however many times it looks again; and it looks every `poll_s` seconds."""
+    from bench.store.search import run_searches
+
+    url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    storage, _ = _every_grid_point_taken(url, name)  # workers took every grid point, then died together
+    slept = []
+    monkeypatch.setattr(bench.store.search, "time", SimpleNamespace(sleep=lambda s: (slept.append(s), time.sleep(s))))
     run_searches(storage, [bench.store.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
-    waits = [line for line in capsys.readouterr().err.splitlines() if "running in another worker" in line]
+    waits = _waiting_notes(capsys)
     assert len(waits) == 1 and "sent no heartbeat for 2 s (at most 3 s from now) and its point runs here" in waits[0]
+    assert len(slept) >= 5 and set(slept) == {0.2}  # 2 s at least, waiting for the heartbeats to go stale
+    _assert_complete_without_duplicates(url, name)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_that_waits_again_after_running_says_so_again(glue_dir, tiny_teacher, tmp_path, monkeypatch,
+                                                               capsys):
+    """Two grid points held by workers that died, two by workers still alive until the first two points have run
+    here (then they die too): the worker waits, runs the first two, and says it waits again."""
+    from bench.store.search import run_searches
+
+    url, name = _prepared(glue_dir, tiny_teacher, tmp_path, monkeypatch)
+    storage, ids = _every_grid_point_taken(url, name)
+    grid_id = storage.get_study_id_from_name(f"{name}/grid")
+
+    def alive_until_two_points_ran():
+        while sum(t.state == TrialState.COMPLETE for t in storage.get_all_trials(grid_id)) < 2:
+            for trial_id in ids[2:]:
+                storage.record_heartbeat(trial_id)
+            time.sleep(0.3)
+
+    alive = threading.Thread(target=alive_until_two_points_ran)
+    alive.start()
+    try:
+        run_searches(storage, [bench.store.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
+    finally:
+        alive.join(timeout=60)
+    assert len(_waiting_notes(capsys)) == 2
     _assert_complete_without_duplicates(url, name)
 
 
@@ -434,3 +482,83 @@ def test_a_finished_run_is_read_from_the_storage_first_then_from_its_folder(tmp_
     assert _finished_run(store, elsewhere) == ({"best": "kept"}, True)
     assert _finished_run(store, here) == ({"best": "on disk"}, False)
     assert _finished_run(store, nowhere) == (None, False)
+
+
+def test_a_trial_not_queued_or_on_a_taken_point_is_pruned_and_says_why():
+    """A trial Optuna made because another worker popped the queued one first, and one whose point a lower-numbered
+    running trial holds (two workers queued it at once), end as pruned with the reason Optuna logs; the lower one
+    runs. The reason is what a user reading a worker's log has to go on."""
+    from bench.store.search import _skip_if_taken
+
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(optuna.TrialPruned) as pruned:
+        _skip_if_taken(study.ask())
+    assert str(pruned.value) == "not queued: its point was taken by another worker"
+    point = {"learning_rate": 1e-3, "per_device_train_batch_size": 8, "seed": 1}
+    study.enqueue_trial(point)
+    study.enqueue_trial(point)
+    first, second = study.ask(), study.ask()
+    _skip_if_taken(first)
+    with pytest.raises(optuna.TrialPruned) as pruned:
+        _skip_if_taken(second)
+    assert str(pruned.value) == f"its point is trial {first.number}'s"
+
+
+@pytest.mark.parametrize("own_run", [True, False])
+def test_a_queued_trial_whose_point_a_later_trial_has_run_is_pruned_unless_that_run_is_anothers(own_run):
+    """A trial queued by a worker that stopped, popped after a later trial finished its point: pruned when that
+    trial's record is its own run, run when the record is another point's (a study written before points
+    were handed out here)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from bench.store.search import _skip_if_taken
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"seed": 1})
+    study.add_trial(optuna.trial.create_trial(
+        params={"seed": 1}, distributions={"seed": CategoricalDistribution([1, 2])}, value=0.5,
+        user_attrs={"record": {"seed": 1 if own_run else 2, "config": {"train": {}}}}))
+    queued = study.ask()
+    assert queued.number == 0
+    if own_run:
+        with pytest.raises(optuna.TrialPruned, match="^its point is trial 1's$"):
+            _skip_if_taken(queued)
+    else:
+        _skip_if_taken(queued)
+
+
+def test_a_trial_another_worker_told_first_counts_once_and_other_errors_stop_the_worker(glue_dir, tiny_teacher,
+                                                                                        tmp_path, monkeypatch):
+    """SQLite has no row locks, so two workers can pop one queued trial and train its run in turn: the later tell
+    fails because the trial is finished, and the worker goes on (the run is the same). Here the other worker's tell
+    comes just before this one's. Any other error from a trial stops the worker."""
+    one_point = SearchProfile("one", (1e-3,), (8,), 1, 32, None, seeds=(1,))
+    config = distill_config(glue_dir, tiny_teacher, tmp_path / "unused",
+                            data=DataConfig(task="sst2", data_dir=str(glue_dir)))
+    real = bench.store.search._objective
+
+    def told_by_another_worker(*args):
+        objective = real(*args)
+
+        def raced(trial):
+            value = objective(trial)
+            trial.study.tell(trial.number, value)
+            return value
+        return raced
+
+    monkeypatch.setattr(bench.store.search, "_objective", told_by_another_worker)
+    summary = search(config, profile=one_point, results_dir=str(tmp_path / "raced"))
+    storage = f"sqlite:///{tmp_path / 'raced' / 'studies.db'}"
+    for stage in ("grid", "seeds"):
+        trials = optuna.load_study(study_name=f"{summary['study']}/{stage}", storage=storage).trials
+        assert [t.state for t in trials] == [TrialState.COMPLETE]
+    assert len(summary["scores"]) == 1
+
+    def failing(*args):
+        def fails(trial):
+            raise ValueError("a trial's own error")
+        return fails
+
+    monkeypatch.setattr(bench.store.search, "_objective", failing)
+    with pytest.raises(ValueError, match="^a trial's own error$"):
+        search(config, profile=one_point, results_dir=str(tmp_path / "failing"))
