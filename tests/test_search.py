@@ -236,7 +236,7 @@ def test_a_worker_that_waits_again_after_running_says_so_again(glue_dir, tiny_te
                 storage.record_heartbeat(trial_id)
             time.sleep(0.3)
 
-    alive = threading.Thread(target=alive_until_two_points_ran)
+    alive = threading.Thread(target=alive_until_two_points_ran, daemon=True)
     alive.start()
     try:
         run_searches(storage, [bench.store.studies.load_search(storage, name)], tmp_path / "results", poll_s=0.2)
