@@ -44,6 +44,39 @@ def test_the_key_is_the_content_not_the_folders(glue_dir, tiny_teacher, tmp_path
     assert _name(here, "finetune") != _name(here)
 
 
+def test_a_searchs_name_spells_its_parts_and_not_its_grid_point(glue_dir, tiny_teacher):
+    """`task-kind-method[+objective][+scheme][+selector]-digest`, the roles at their default left out; the
+    learning rate, batch size and seed, which the search varies, change neither its name nor its settings."""
+    config = _config(glue_dir, tiny_teacher, method="eda")
+    assert re.fullmatch(r"sst2-distill-eda-[0-9a-f]{24}", _name(config))
+    assert re.fullmatch(r"sst2-distill-eda\+swa-[0-9a-f]{24}", _name(replace(config, scheme="swa")))
+    every = replace(config, objective="continuation", scheme="swa", selector="glitter")
+    assert re.fullmatch(r"sst2-distill-eda\+continuation\+swa\+glitter-[0-9a-f]{24}", _name(every))
+    point = replace(config, train=replace(config.train, learning_rate=7e-4, per_device_train_batch_size=3, seed=9))
+    assert study_key(point, "distill", TINY)[:2] == study_key(config, "distill", TINY)[:2]
+
+
+def test_another_profile_is_another_search_and_another_origin(glue_dir, tiny_teacher):
+    """The profile (grid, seeds, epochs, ...) is in the name and in the settings an origin is keyed on."""
+    config = _config(glue_dir, tiny_teacher)
+    name, settings, _ = study_key(config, "distill", TINY)
+    wider_name, wider_settings, _ = study_key(config, "distill", replace(TINY, learning_rates=(1e-3, 2e-3)))
+    assert wider_name != name and wider_settings != settings
+
+
+def test_a_distillation_that_would_learn_nothing_is_refused_before_its_studies_and_fine_tuning_is_not(
+        glue_dir, tiny_teacher, tmp_path):
+    """A search checks its parts as its kind runs them (bench/pipeline/choice.py) before a study is made:
+    KD weights both 0 leave a student nothing to learn; fine-tuning reads no KD weight."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    config = _config(glue_dir, tiny_teacher)
+    config = replace(config, kd=replace(config.kd, alpha_kd=0.0, alpha_ce=0.0))
+    with pytest.raises(KdbenchError, match="alpha_kd and alpha_ce are both 0"):
+        create_search(config, kind="distill", profile=TINY, storage=storage)
+    assert not storage.get_all_studies()
+    assert create_search(config, kind="finetune", profile=TINY, storage=storage).kind == "finetune"
+
+
 def test_parameters_typed_or_spelled_out_give_one_key(glue_dir, tiny_teacher):
     """`--param eps=1e-5` on the command line and `eps = 1e-5` in a spec (which spells out every parameter)."""
     typed = _config(glue_dir, tiny_teacher, method="ad2", method_params={"eps": "1e-5"})
@@ -125,7 +158,9 @@ def test_the_first_machine_to_create_a_search_describes_it(glue_dir, tiny_teache
     from bench.store.studies import load_search
 
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
-    name = create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage).name
+    first = create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage)
+    name = first.name
+    assert load_search(storage, name) == first  # a worker joining it runs the search its creator holds
     glue, teacher = shutil.copytree(glue_dir, tmp_path / "copy" / "glue"), tmp_path / "copy" / "teacher"
     shutil.copytree(tiny_teacher, teacher)
     assert create_search(_config(glue, teacher), kind="distill", profile=TINY, storage=storage).name == name

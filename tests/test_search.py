@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import optuna
@@ -40,6 +41,17 @@ def test_a_journal_storage_keeps_its_records_beside_the_journal(glue_dir, tiny_t
     storage = open_storage(f"journal:{journal}", must_exist=True)
     state = bench.store.studies.search_state(storage, bench.store.studies.load_search(storage, result["study"]))
     assert state.complete and [r["best"]["value"] for r in state.records] == result["scores"]
+
+
+def test_a_profile_sets_the_length_the_rows_and_the_epochs_and_nothing_else():
+    from bench.pipeline.config import RunConfig, TrainConfig
+
+    config = RunConfig(data=DataConfig(task="sst2", max_length=128, max_train_examples=5),
+                       train=TrainConfig(num_train_epochs=9, learning_rate=7e-4))
+    applied = bench.store.search.apply_profile(config, SearchProfile("p", (1e-3,), (8,), 2, 48, 100))
+    assert applied.data == DataConfig(task="sst2", max_length=48, max_train_examples=100)
+    assert applied.train == TrainConfig(num_train_epochs=2, learning_rate=7e-4)
+    assert replace(applied, data=config.data, train=config.train) == config
 
 
 def test_spread_of_seed_scores():
