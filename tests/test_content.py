@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
@@ -30,17 +31,21 @@ def _name(config, kind: str = "distill") -> str:
     return study_key(config, kind, TINY)[0]
 
 
+def _one_label_changed(glue: Path, where: Path) -> Path:
+    """A copy of the GLUE folder `glue` at `where` with one SST-2 training label flipped: other content."""
+    changed = shutil.copytree(glue, where)
+    tsv = changed / "SST-2" / "train.tsv"
+    tsv.write_text(tsv.read_text().replace("\t1\n", "\t0\n", 1))
+    return changed
+
+
 def test_the_key_is_the_content_not_the_folders(glue_dir, tiny_teacher, tmp_path):
     here = _config(glue_dir, tiny_teacher)
     glue, teacher = shutil.copytree(glue_dir, tmp_path / "elsewhere" / "glue"), tmp_path / "elsewhere" / "teacher"
     shutil.copytree(tiny_teacher, teacher)
     there = replace(_config(glue, teacher), cache_dir=str(tmp_path / "other-cache"))
     assert _name(here) == _name(there)
-    changed = tmp_path / "changed"
-    shutil.copytree(glue_dir, changed)
-    tsv = changed / "SST-2" / "train.tsv"
-    tsv.write_text(tsv.read_text().replace("\t1\n", "\t0\n", 1))  # one training label
-    assert _name(_config(changed, tiny_teacher)) != _name(here)
+    assert _name(_config(_one_label_changed(glue_dir, tmp_path / "changed"), tiny_teacher)) != _name(here)
     assert _name(here, "finetune") != _name(here)
 
 
@@ -120,9 +125,7 @@ def test_searches_with_other_settings_are_not_compared(glue_dir, tiny_teacher, t
     training rows, with the same teacher, is a search of its own."""
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
     create_search(_config(glue_dir, tiny_teacher), kind="distill", profile=TINY, storage=storage)
-    changed = shutil.copytree(glue_dir, tmp_path / "changed")
-    tsv = changed / "SST-2" / "train.tsv"
-    tsv.write_text(tsv.read_text().replace("\t1\n", "\t0\n", 1))  # one training label
+    changed = _one_label_changed(glue_dir, tmp_path / "changed")
     other = create_search(_config(changed, tiny_teacher, method="ad2"), kind="distill", profile=TINY,
                           storage=storage)
     assert other.config.method == "ad2"
